@@ -1,0 +1,52 @@
+# Zenith: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(VENV)/bin/pip
+STAMP     := $(VENV)/.deps-stamp
+export CARGO_INCREMENTAL ?= 0
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the Python tools and peers
+	@true
+
+build: $(STAMP) ## Build the extension in release mode into the package (once per run)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --quiet
+
+cargo-test: ## Run the Rust test suites (release profile, shares the extension's build)
+	cargo test --release --workspace --exclude zenith-py
+
+pytest: $(STAMP) ## Run the Python test suite against the built extension
+	$(PY) -m pytest -q python/tests
+
+stubtest: $(STAMP) ## Check the type stubs against the compiled module
+	$(PY) -m mypy.stubtest zenith._zenith --allowlist python/stubtest-allowlist.txt
+
+lint: $(STAMP) ## cargo fmt --check, clippy and ruff
+	cargo fmt --all --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python bench examples
+
+test: build cargo-test stubtest pytest ## Everything: cargo tests, stub check, pytest (real files, real torch)
+
+run: build ## Train a tiny model through zenith.torch.DataLoader and compare with torch's DataLoader
+	$(PY) examples/train_demo.py
+
+bench: build ## Generate the medium dataset and run the whole benchmark suite
+	./bench/run_benchmarks.sh --all
+
+clean: ## Remove build outputs (keeps .venv)
+	cargo clean
+
+.PHONY: help venv build cargo-test pytest stubtest lint test run bench clean

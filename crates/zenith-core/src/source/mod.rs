@@ -1,0 +1,78 @@
+//! Format readers. Each file type is a [`FileReader`]: it knows its schema and its work units
+//! (row groups, record batches, byte ranges) and decodes one unit on request. Readers know
+//! nothing about shuffling or batching.
+
+pub mod csv;
+pub mod detect;
+pub mod ipc;
+pub mod listing;
+pub mod parquet;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+pub use detect::{detect_format, Format};
+
+use crate::error::Result;
+
+/// Metadata of one work unit, known without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitMeta {
+    /// Rows in the unit.
+    pub rows: usize,
+    /// Bytes of the unit on disk (compressed for Parquet).
+    pub bytes: u64,
+}
+
+/// One opened data file.
+pub trait FileReader: Send + Sync {
+    /// The file's path.
+    fn path(&self) -> &Path;
+    /// The format of the file.
+    fn format(&self) -> Format;
+    /// The full (unprojected) schema.
+    fn schema(&self) -> SchemaRef;
+    /// The work units, in file order.
+    fn units(&self) -> &[UnitMeta];
+    /// Decodes unit `index`, keeping only the `projection` column indices (all when `None`).
+    fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
+    /// Size of the file in bytes.
+    fn file_bytes(&self) -> u64;
+}
+
+/// Reader options that change how files are decoded.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    /// Explicit CSV schema; inferred from the first file when `None`.
+    pub csv_schema: Option<SchemaRef>,
+    /// CSV delimiter (default `,`).
+    pub csv_delimiter: Option<u8>,
+    /// Target bytes per CSV work unit (default 8 MiB).
+    pub csv_unit_bytes: Option<usize>,
+}
+
+/// Opens one file as the given format.
+pub fn open_file(path: &Path, format: Format, options: &DecodeOptions) -> Result<Arc<dyn FileReader>> {
+    Ok(match format {
+        Format::Parquet => Arc::new(parquet::ParquetFile::open(path)?),
+        Format::Csv => Arc::new(csv::CsvFile::open(path, options)?),
+        Format::Ipc => Arc::new(ipc::IpcFile::open(path)?),
+        Format::IpcStream => Arc::new(ipc::IpcStreamFile::open_stream(path)?),
+    })
+}
+
+/// Maps a file into memory read-only. Zero-length files map to an empty buffer.
+pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+    if len == 0 {
+        return Ok(bytes::Bytes::new());
+    }
+    // SAFETY: the mapping is read-only; like every mmap-based reader we assume the file is not
+    // truncated by another process while it is mapped.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| crate::Error::io(path, e))?;
+    Ok(bytes::Bytes::from_owner(mmap))
+}

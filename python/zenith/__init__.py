@@ -1,0 +1,1 @@
+"""Zenith: fast data loading for ML training."""
