@@ -255,8 +255,9 @@ pub struct OutputField {
 /// How a field is laid out once planned against a schema.
 #[derive(Debug, Clone)]
 pub(crate) enum FieldPlan {
-    /// Tensor of `dtype`, `width` elements per row, from these projected column positions.
-    Tensor { dtype: DType, width: usize, columns: Vec<usize>, list: bool },
+    /// Tensor of `dtype`, `width` elements per row, from these projected column positions;
+    /// `dims` is the per-row shape of nested fixed-size lists (`[H, W, C]`), `None` for flat rows.
+    Tensor { dtype: DType, width: usize, columns: Vec<usize>, list: bool, dims: Option<Vec<usize>> },
     /// Arrow array of this projected column position.
     Arrow { column: usize },
 }
@@ -342,6 +343,17 @@ fn stack(columns: Vec<TensorData>, dtype: DType, rows: usize) -> TensorData {
     }
 }
 
+/// The element type and per-row shape of a (possibly nested) fixed-size list type.
+fn fixed_shape(dt: &DataType) -> Option<(&DataType, Vec<usize>)> {
+    let mut dims = Vec::new();
+    let mut inner = dt;
+    while let DataType::FixedSizeList(item, k) = inner {
+        dims.push(usize::try_from(*k).ok()?);
+        inner = item.data_type();
+    }
+    (!dims.is_empty()).then_some((inner, dims))
+}
+
 /// Plans output fields against the projected schema (columns in `names` order).
 pub(crate) fn plan_fields(
     fields: &[OutputField],
@@ -360,11 +372,13 @@ pub(crate) fn plan_fields(
                     return Ok(FieldPlan::Arrow { column: i });
                 }
                 if let Some(own) = DType::of_arrow(dt) {
-                    return Ok(FieldPlan::Tensor { dtype: f.dtype.unwrap_or(own), width: 1, columns: vec![i], list: false });
+                    return Ok(FieldPlan::Tensor { dtype: f.dtype.unwrap_or(own), width: 1, columns: vec![i], list: false, dims: None });
                 }
-                if let DataType::FixedSizeList(inner, k) = dt {
-                    if let Some(own) = DType::of_arrow(inner.data_type()) {
-                        return Ok(FieldPlan::Tensor { dtype: f.dtype.unwrap_or(own), width: *k as usize, columns: vec![i], list: true });
+                if let Some((inner, dims)) = fixed_shape(dt) {
+                    if let Some(own) = DType::of_arrow(inner) {
+                        let width = dims.iter().product();
+                        let dims = (dims.len() > 1).then_some(dims);
+                        return Ok(FieldPlan::Tensor { dtype: f.dtype.unwrap_or(own), width, columns: vec![i], list: true, dims });
                     }
                 }
                 if f.dtype.is_some() {
@@ -387,7 +401,7 @@ pub(crate) fn plan_fields(
                     })?);
                 }
                 let dtype = f.dtype.unwrap_or_else(|| if own.iter().all(|d| *d == own[0]) { own[0] } else { DType::F32 });
-                Ok(FieldPlan::Tensor { dtype, width: cols.len(), columns: cols.iter().map(pos).collect(), list: false })
+                Ok(FieldPlan::Tensor { dtype, width: cols.len(), columns: cols.iter().map(pos).collect(), list: false, dims: None })
             }
         })
         .collect()
@@ -400,15 +414,19 @@ pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], l
         .iter()
         .map(|p| match p {
             FieldPlan::Arrow { column } => Ok(Block::Arrow(batch.column(*column).clone())),
-            FieldPlan::Tensor { dtype, columns, list: true, width } => {
+            FieldPlan::Tensor { dtype, columns, list: true, width, .. } => {
                 let col = batch.column(columns[0]);
                 let name = batch.schema().field(columns[0]).name().clone();
                 let what = || format!("{}: column {name:?}", location());
                 if col.null_count() > 0 {
                     return Err(Error::invalid("columns", format!("{} has null lists; tensors cannot hold nulls", what())));
                 }
-                let fsl = col.as_fixed_size_list();
-                let values = fsl.values().slice(0, rows * width);
+                // Nested lists (`[H][W][C]`) flatten to their innermost values, row-major.
+                let mut values = col.clone();
+                while let DataType::FixedSizeList(..) = values.data_type() {
+                    values = values.as_fixed_size_list().values().clone();
+                }
+                let values = values.slice(0, rows * width);
                 cast_values(&values, *dtype, &what).map(Block::Tensor)
             }
             FieldPlan::Tensor { dtype, columns, .. } => {
@@ -432,7 +450,7 @@ pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], l
 pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u32)])]) -> Result<BatchColumn> {
     let total: usize = chunks.iter().map(|c| c.1.len()).sum();
     match plan {
-        FieldPlan::Tensor { dtype, width, .. } => {
+        FieldPlan::Tensor { dtype, width, dims, .. } => {
             let w = *width;
             let mut out = TensorData::empty(*dtype, total * w);
             macro_rules! fill {
@@ -466,8 +484,10 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
                 TensorData::F64(o) => fill!(F64, o),
             }
             let mut shape = vec![total];
-            if w > 1 {
-                shape.push(w);
+            match dims {
+                Some(dims) => shape.extend_from_slice(dims),
+                None if w > 1 => shape.push(w),
+                None => {}
             }
             Ok(BatchColumn::Tensor(Tensor { data: out, shape }))
         }

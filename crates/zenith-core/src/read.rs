@@ -40,7 +40,8 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     let projection = dataset.projection(options.columns.as_deref())?;
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
     let cacheable = !options.no_cache && !matches!(dataset.format(), Format::Ipc | Format::IpcStream);
-    let key = format!("{:?}|{}|{:?}", specs, dataset.format().name(), options.columns);
+    // Decoder settings (CSV delimiter, image size, ...) change the result, so they are part of the key.
+    let key = format!("{:?}|{}|{:?}|{:?}", specs, dataset.format().name(), options.columns, options.decode);
     let stamps = if cacheable {
         dataset
             .files()

@@ -17,19 +17,23 @@ pub enum Format {
     Ipc,
     /// Arrow IPC streaming format.
     IpcStream,
+    /// WebDataset tar shards (`.tar`, gzip-compressed `.tar.gz` / `.tgz`).
+    WebDataset,
 }
 
 impl Format {
-    /// Parses a user-given format name (`parquet`, `csv`, `arrow`/`ipc`/`feather`, `arrows`/`ipc_stream`).
+    /// Parses a user-given format name (`parquet`, `csv`, `arrow`/`ipc`/`feather`, `arrows`/`ipc_stream`,
+    /// `webdataset`/`wds`/`tar`).
     pub fn parse(name: &str) -> Result<Format> {
         match name.to_ascii_lowercase().as_str() {
             "parquet" | "pq" => Ok(Format::Parquet),
             "csv" => Ok(Format::Csv),
             "arrow" | "ipc" | "feather" => Ok(Format::Ipc),
             "arrows" | "ipc_stream" | "stream" => Ok(Format::IpcStream),
+            "webdataset" | "wds" | "tar" => Ok(Format::WebDataset),
             other => Err(Error::invalid(
                 "format",
-                format!("unknown format {other:?}; expected parquet, csv, arrow or arrows"),
+                format!("unknown format {other:?}; expected parquet, csv, arrow, arrows or webdataset"),
             )),
         }
     }
@@ -41,6 +45,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Ipc => "arrow",
             Format::IpcStream => "arrows",
+            Format::WebDataset => "webdataset",
         }
     }
 }
@@ -48,15 +53,23 @@ impl Format {
 const PARQUET_MAGIC: &[u8] = b"PAR1";
 const IPC_FILE_MAGIC: &[u8] = b"ARROW1";
 const IPC_CONTINUATION: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+/// POSIX (`ustar\0`) and GNU (`ustar `) tar headers carry this at byte 257.
+const TAR_MAGIC: &[u8] = b"ustar";
+const TAR_MAGIC_OFFSET: usize = 257;
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 
 /// Detects the format of one file from its first bytes, falling back to its extension.
 pub fn detect_format(path: &Path) -> Result<Format> {
-    let mut head = [0u8; 8];
+    let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut head))
         .map_err(|e| Error::io(path, e))?;
     if let Some(format) = detect_magic(&head[..n]) {
         return Ok(format);
+    }
+    // A gzip stream is a tar shard only by name; other gzip files are not ours to guess.
+    if head[..n].starts_with(GZIP_MAGIC) && super::webdataset::is_gzip_path(path) {
+        return Ok(Format::WebDataset);
     }
     if let Some(format) = detect_extension(path) {
         return Ok(format);
@@ -64,7 +77,7 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     Err(Error::format(
         path,
         "byte 0",
-        "cannot detect the format (no Parquet or Arrow magic bytes, unknown extension); pass format=",
+        "cannot detect the format (no Parquet, Arrow or tar magic bytes, unknown extension); pass format=",
     ))
 }
 
@@ -76,6 +89,8 @@ pub fn detect_magic(head: &[u8]) -> Option<Format> {
         Some(Format::Ipc)
     } else if head.starts_with(IPC_CONTINUATION) {
         Some(Format::IpcStream)
+    } else if head.get(TAR_MAGIC_OFFSET..TAR_MAGIC_OFFSET + TAR_MAGIC.len()) == Some(TAR_MAGIC) {
+        Some(Format::WebDataset)
     } else {
         None
     }
@@ -89,6 +104,8 @@ pub fn detect_extension(path: &Path) -> Option<Format> {
         "csv" | "tsv" | "txt" => Some(Format::Csv),
         "arrow" | "feather" | "ipc" => Some(Format::Ipc),
         "arrows" => Some(Format::IpcStream),
+        "tar" | "tgz" => Some(Format::WebDataset),
+        "gz" if super::webdataset::is_gzip_path(path) => Some(Format::WebDataset),
         _ => None,
     }
 }
@@ -115,6 +132,10 @@ mod tests {
         assert_eq!(detect_magic(b"ARROW1\0\0"), Some(Format::Ipc));
         assert_eq!(detect_magic(&[0xff, 0xff, 0xff, 0xff, 1]), Some(Format::IpcStream));
         assert_eq!(detect_magic(b"a,b,c\n"), None);
+        let mut tar_head = vec![0u8; 512];
+        tar_head[257..263].copy_from_slice(b"ustar\0");
+        assert_eq!(detect_magic(&tar_head), Some(Format::WebDataset));
+        assert_eq!(detect_magic(&tar_head[..260]), None);
     }
 
     #[test]
@@ -122,6 +143,11 @@ mod tests {
         assert_eq!(detect_extension(Path::new("x/y.CSV")), Some(Format::Csv));
         assert_eq!(detect_extension(Path::new("y.feather")), Some(Format::Ipc));
         assert_eq!(detect_extension(Path::new("y.bin")), None);
+        assert_eq!(detect_extension(Path::new("s/shard-0001.tar")), Some(Format::WebDataset));
+        assert_eq!(detect_extension(Path::new("shard-0001.TAR.GZ")), Some(Format::WebDataset));
+        assert_eq!(detect_extension(Path::new("shard.tgz")), Some(Format::WebDataset));
+        assert_eq!(detect_extension(Path::new("data.csv.gz")), None);
+        assert_eq!(Format::parse("wds").unwrap().name(), "webdataset");
         assert_eq!(Format::parse("feather").unwrap(), Format::Ipc);
         assert!(Format::parse("xml").is_err());
     }

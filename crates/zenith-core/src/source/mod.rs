@@ -4,9 +4,12 @@
 
 pub mod csv;
 pub mod detect;
+mod image_decode;
 pub mod ipc;
 pub mod listing;
+mod npy;
 pub mod parquet;
+pub mod webdataset;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -52,6 +55,13 @@ pub struct DecodeOptions {
     pub csv_delimiter: Option<u8>,
     /// Target bytes per CSV work unit (default 8 MiB).
     pub csv_unit_bytes: Option<usize>,
+    /// WebDataset: decode `jpg`/`jpeg`/`png`/`webp` fields to RGB `uint8 [height, width, 3]`
+    /// (center-crop to the aspect ratio, then resize); raw bytes when `None`.
+    pub image_size: Option<(u32, u32)>,
+    /// WebDataset: the fields (extensions) to keep; all when `None`.
+    pub fields: Option<Vec<String>>,
+    /// WebDataset: target member bytes per work unit of a plain tar shard (default 1 MiB).
+    pub tar_unit_bytes: Option<usize>,
 }
 
 /// Opens one file as the given format.
@@ -61,6 +71,7 @@ pub fn open_file(path: &Path, format: Format, options: &DecodeOptions) -> Result
         Format::Csv => Arc::new(csv::CsvFile::open(path, options)?),
         Format::Ipc => Arc::new(ipc::IpcFile::open(path)?),
         Format::IpcStream => Arc::new(ipc::IpcStreamFile::open_stream(path)?),
+        Format::WebDataset => Arc::new(webdataset::TarShard::open(path, options)?),
     })
 }
 

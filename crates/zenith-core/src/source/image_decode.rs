@@ -1,0 +1,113 @@
+//! Image members of WebDataset samples (JPEG, PNG, WebP): decoded to RGB and brought to one
+//! fixed size, so a batch of them is one `uint8 [B, H, W, 3]` tensor.
+
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+
+/// Field extensions decoded as images when an image size is configured.
+pub(crate) fn is_image_extension(ext: &str) -> bool {
+    matches!(ext, "jpg" | "jpeg" | "png" | "webp")
+}
+
+/// Decodes `bytes` (format from its magic bytes) into `out`, an `height * width * 3` RGB buffer.
+///
+/// An image of another size is center-cropped to the target aspect ratio, then resized with a
+/// bilinear (triangle) filter: the usual "resize the shorter side, center-crop" preprocessing,
+/// done in the order that resamples fewer pixels. An image already at the target size is copied
+/// exactly as decoded.
+pub(crate) fn decode_rgb_into(
+    bytes: &[u8],
+    height: u32,
+    width: u32,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let rgb = image::load_from_memory(bytes)
+        .map_err(|e| format!("cannot decode image: {e}"))?
+        .into_rgb8();
+    let (w, h) = rgb.dimensions();
+    if w == 0 || h == 0 {
+        return Err("image has no pixels".into());
+    }
+    let fitted = if (w, h) == (width, height) {
+        rgb
+    } else {
+        crop_resize(&rgb, height, width)
+    };
+    let raw = fitted.as_raw();
+    if raw.len() != out.len() {
+        return Err(format!(
+            "image decoded to {} bytes, expected {}",
+            raw.len(),
+            out.len()
+        ));
+    }
+    out.copy_from_slice(raw);
+    Ok(())
+}
+
+/// Center-crops `img` to the aspect ratio of `width x height`, then resizes to exactly that.
+fn crop_resize(img: &RgbImage, height: u32, width: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (w64, h64, tw, th) = (
+        u64::from(w),
+        u64::from(h),
+        u64::from(width),
+        u64::from(height),
+    );
+    // Compare aspect ratios w/h and tw/th without floating point.
+    let (cw, ch) = if w64 * th > tw * h64 {
+        (((h64 * tw + th / 2) / th).clamp(1, w64) as u32, h)
+    } else {
+        (w, ((w64 * th + tw / 2) / tw).clamp(1, h64) as u32)
+    };
+    let cropped = imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+    if (cw, ch) == (width, height) {
+        return cropped;
+    }
+    imageops::resize(&cropped, width, height, FilterType::Triangle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb(pixel(x, y)));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn exact_size_is_lossless_for_png() {
+        let bytes = png(4, 3, |x, y| [x as u8 * 10, y as u8 * 20, 7]);
+        let mut out = vec![0u8; 3 * 4 * 3];
+        decode_rgb_into(&bytes, 3, 4, &mut out).unwrap();
+        // Row 1, column 2 (row-major, RGB).
+        assert_eq!(&out[(4 + 2) * 3..(4 + 2) * 3 + 3], &[20, 20, 7]);
+    }
+
+    #[test]
+    fn wide_images_are_center_cropped() {
+        // Left and right thirds red, middle third green: a square crop keeps only green.
+        let bytes = png(30, 10, |x, _| {
+            if (10..20).contains(&x) {
+                [0, 255, 0]
+            } else {
+                [255, 0, 0]
+            }
+        });
+        let mut out = vec![0u8; 5 * 5 * 3];
+        decode_rgb_into(&bytes, 5, 5, &mut out).unwrap();
+        for px in out.chunks(3) {
+            assert_eq!(px, &[0, 255, 0]);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut out = vec![0u8; 3];
+        assert!(decode_rgb_into(b"\xff\xd8\xff\xe0 not really a jpeg", 1, 1, &mut out).is_err());
+        assert!(decode_rgb_into(b"", 1, 1, &mut out).is_err());
+    }
+}
