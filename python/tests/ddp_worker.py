@@ -6,7 +6,6 @@ import sys
 
 import torch
 import torch.distributed as dist
-
 from zenith.torch import DataLoader
 
 

@@ -14,11 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zenith
 from conftest import N_ROWS, make_table, thread_count, write_parquet_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import zenith
 
 FORMATS = ["parquet", "csv", "arrow", "arrows"]
 

@@ -2,9 +2,6 @@
 
 from typing import Any, final
 
-
-
-
 __version__: str
 
 class ZenithError(Exception): ...
