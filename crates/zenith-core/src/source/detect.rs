@@ -33,7 +33,9 @@ impl Format {
             "webdataset" | "wds" | "tar" => Ok(Format::WebDataset),
             other => Err(Error::invalid(
                 "format",
-                format!("unknown format {other:?}; expected parquet, csv, arrow, arrows or webdataset"),
+                format!(
+                    "unknown format {other:?}; expected parquet, csv, arrow, arrows or webdataset"
+                ),
             )),
         }
     }
@@ -130,7 +132,10 @@ mod tests {
     fn magic_wins_over_extension() {
         assert_eq!(detect_magic(b"PAR1xxxx"), Some(Format::Parquet));
         assert_eq!(detect_magic(b"ARROW1\0\0"), Some(Format::Ipc));
-        assert_eq!(detect_magic(&[0xff, 0xff, 0xff, 0xff, 1]), Some(Format::IpcStream));
+        assert_eq!(
+            detect_magic(&[0xff, 0xff, 0xff, 0xff, 1]),
+            Some(Format::IpcStream)
+        );
         assert_eq!(detect_magic(b"a,b,c\n"), None);
         let mut tar_head = vec![0u8; 512];
         tar_head[257..263].copy_from_slice(b"ustar\0");
@@ -143,9 +148,18 @@ mod tests {
         assert_eq!(detect_extension(Path::new("x/y.CSV")), Some(Format::Csv));
         assert_eq!(detect_extension(Path::new("y.feather")), Some(Format::Ipc));
         assert_eq!(detect_extension(Path::new("y.bin")), None);
-        assert_eq!(detect_extension(Path::new("s/shard-0001.tar")), Some(Format::WebDataset));
-        assert_eq!(detect_extension(Path::new("shard-0001.TAR.GZ")), Some(Format::WebDataset));
-        assert_eq!(detect_extension(Path::new("shard.tgz")), Some(Format::WebDataset));
+        assert_eq!(
+            detect_extension(Path::new("s/shard-0001.tar")),
+            Some(Format::WebDataset)
+        );
+        assert_eq!(
+            detect_extension(Path::new("shard-0001.TAR.GZ")),
+            Some(Format::WebDataset)
+        );
+        assert_eq!(
+            detect_extension(Path::new("shard.tgz")),
+            Some(Format::WebDataset)
+        );
         assert_eq!(detect_extension(Path::new("data.csv.gz")), None);
         assert_eq!(Format::parse("wds").unwrap().name(), "webdataset");
         assert_eq!(Format::parse("feather").unwrap(), Format::Ipc);

@@ -28,7 +28,8 @@ pub fn list_files(spec: &str) -> Result<Vec<PathBuf>> {
         return Ok(files);
     }
     if spec.contains(['*', '?', '[']) {
-        let paths = glob::glob(spec).map_err(|e| Error::invalid("path", format!("bad glob {spec:?}: {e}")))?;
+        let paths = glob::glob(spec)
+            .map_err(|e| Error::invalid("path", format!("bad glob {spec:?}: {e}")))?;
         let mut files = Vec::new();
         for entry in paths {
             let path = entry.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
@@ -38,13 +39,17 @@ pub fn list_files(spec: &str) -> Result<Vec<PathBuf>> {
         }
         files.sort();
         if files.is_empty() {
-            return Err(Error::EmptySource { path: spec.to_string() });
+            return Err(Error::EmptySource {
+                path: spec.to_string(),
+            });
         }
         return Ok(files);
     }
     let path = Path::new(spec);
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { path: spec.to_string() },
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            path: spec.to_string(),
+        },
         _ => Error::io(path, e),
     })?;
     if meta.is_file() {
@@ -54,7 +59,9 @@ pub fn list_files(spec: &str) -> Result<Vec<PathBuf>> {
     walk(path, &mut files)?;
     files.sort();
     if files.is_empty() {
-        return Err(Error::EmptySource { path: spec.to_string() });
+        return Err(Error::EmptySource {
+            path: spec.to_string(),
+        });
     }
     Ok(files)
 }
@@ -95,7 +102,10 @@ fn expand_into(spec: &str, from: usize, out: &mut Vec<String>) -> Result<()> {
         let candidate = format!("{head}{option}{tail}");
         expand_into(&candidate, head.len() + option.len(), out)?;
         if out.len() > MAX_BRACE_EXPANSION {
-            return Err(Error::invalid("path", format!("brace pattern {spec:?} expands to more than {MAX_BRACE_EXPANSION} paths")));
+            return Err(Error::invalid(
+                "path",
+                format!("brace pattern {spec:?} expands to more than {MAX_BRACE_EXPANSION} paths"),
+            ));
         }
     }
     Ok(())
@@ -114,7 +124,11 @@ fn first_group(spec: &str, from: usize) -> Option<(usize, usize, Option<Vec<Stri
         return Some((open, close, numeric_range(a, b)));
     }
     if body.contains(',') {
-        return Some((open, close, Some(body.split(',').map(str::to_string).collect())));
+        return Some((
+            open,
+            close,
+            Some(body.split(',').map(str::to_string).collect()),
+        ));
     }
     Some((open, close, None))
 }
@@ -130,7 +144,11 @@ fn numeric_range(a: &str, b: &str) -> Option<Vec<String>> {
     if lo.abs_diff(hi) >= MAX_BRACE_EXPANSION as u64 {
         return None;
     }
-    let values: Vec<u64> = if lo <= hi { (lo..=hi).collect() } else { (hi..=lo).rev().collect() };
+    let values: Vec<u64> = if lo <= hi {
+        (lo..=hi).collect()
+    } else {
+        (hi..=lo).rev().collect()
+    };
     Some(values.into_iter().map(|v| format!("{v:0width$}")).collect())
 }
 
@@ -172,17 +190,29 @@ mod tests {
         let files = list_files(dir.path().to_str().unwrap()).unwrap();
         let names: Vec<_> = files
             .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().to_str().unwrap().to_string())
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(names, vec!["a.csv", "b.csv", "sub/c.csv"]);
     }
 
     #[test]
     fn brace_patterns_expand_in_order() {
-        assert_eq!(expand_braces("s-{0008..0011}.tar").unwrap(), vec!["s-0008.tar", "s-0009.tar", "s-0010.tar", "s-0011.tar"]);
+        assert_eq!(
+            expand_braces("s-{0008..0011}.tar").unwrap(),
+            vec!["s-0008.tar", "s-0009.tar", "s-0010.tar", "s-0011.tar"]
+        );
         assert_eq!(expand_braces("{3..1}").unwrap(), vec!["3", "2", "1"]);
         assert_eq!(expand_braces("{8..10}").unwrap(), vec!["8", "9", "10"]);
-        assert_eq!(expand_braces("{a,b}/{0..1}.tar").unwrap(), vec!["a/0.tar", "a/1.tar", "b/0.tar", "b/1.tar"]);
+        assert_eq!(
+            expand_braces("{a,b}/{0..1}.tar").unwrap(),
+            vec!["a/0.tar", "a/1.tar", "b/0.tar", "b/1.tar"]
+        );
         assert_eq!(expand_braces("x{}y{1..2}").unwrap(), vec!["x{}y1", "x{}y2"]);
         assert_eq!(expand_braces("plain.tar").unwrap(), vec!["plain.tar"]);
         assert_eq!(expand_braces("{a..z}").unwrap(), vec!["{a..z}"]);
@@ -193,21 +223,36 @@ mod tests {
             std::fs::write(dir.path().join(format!("shard-{i:04}.tar")), "x").unwrap();
         }
         let pattern = format!("{}/shard-{{0000..0002}}.tar", dir.path().display());
-        let names: Vec<_> = list_files(&pattern).unwrap().iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_string()).collect();
-        assert_eq!(names, vec!["shard-0000.tar", "shard-0001.tar", "shard-0002.tar"]);
+        let names: Vec<_> = list_files(&pattern)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["shard-0000.tar", "shard-0001.tar", "shard-0002.tar"]
+        );
         let missing = format!("{}/shard-{{0000..0003}}.tar", dir.path().display());
-        assert!(matches!(list_files(&missing), Err(Error::NotFound { path }) if path.ends_with("shard-0003.tar")));
+        assert!(
+            matches!(list_files(&missing), Err(Error::NotFound { path }) if path.ends_with("shard-0003.tar"))
+        );
     }
 
     #[test]
     fn missing_and_empty() {
-        assert!(matches!(list_files("/nonexistent/zz"), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            list_files("/nonexistent/zz"),
+            Err(Error::NotFound { .. })
+        ));
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             list_files(dir.path().to_str().unwrap()),
             Err(Error::EmptySource { .. })
         ));
         let pattern = format!("{}/*.parquet", dir.path().display());
-        assert!(matches!(list_files(&pattern), Err(Error::EmptySource { .. })));
+        assert!(matches!(
+            list_files(&pattern),
+            Err(Error::EmptySource { .. })
+        ));
     }
 }
