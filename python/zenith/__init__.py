@@ -1,7 +1,7 @@
 """Zenith: fast data loading for ML training.
 
-Parquet, CSV and Arrow IPC files are decoded, shuffled and collated into tensors on Rust
-threads and handed to Python without copies.
+Parquet, CSV and Arrow IPC files and WebDataset tar shards are decoded, shuffled and collated
+into tensors on Rust threads and handed to Python without copies.
 
 >>> import zenith
 >>> table = zenith.load("train.parquet")                          # doctest: +SKIP
@@ -16,6 +16,7 @@ import os
 from zenith import _zenith
 from zenith._io import info, load
 from zenith._loader import DataLoader
+from zenith._webdataset import write_webdataset
 from zenith.exceptions import (
     FormatError,
     JobError,
@@ -42,4 +43,5 @@ __all__ = [
     "__version__",
     "info",
     "load",
+    "write_webdataset",
 ]

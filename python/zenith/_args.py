@@ -81,6 +81,34 @@ def columns_spec(columns: Any) -> list[ColumnSpec] | None:
     )
 
 
+def image_size_of(image_size: Any) -> tuple[int, int] | None:
+    """Normalises ``image_size``: ``None``, an int (square) or ``(height, width)``."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in image_size)
+    ):
+        return (int(image_size[0]), int(image_size[1]))
+    raise ValidationError(
+        f"invalid argument `image_size`: expected a positive int or (height, width), got {image_size!r}"
+    )
+
+
+def fields_of(fields: Any) -> list[str] | None:
+    """Normalises ``fields`` (WebDataset extensions to keep): ``None`` or a list of names."""
+    if fields is None:
+        return None
+    if isinstance(fields, str):
+        fields = [fields]
+    if isinstance(fields, (list, tuple)) and all(isinstance(f, str) for f in fields):
+        return [f.lower().lstrip(".") for f in fields]
+    raise ValidationError(f"invalid argument `fields`: expected a list of field names, got {fields!r}")
+
+
 def _dtype_name(dtype: Any) -> str:
     """Accepts "float32", numpy dtypes and torch dtypes."""
     if isinstance(dtype, str):

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import paths_of
+from zenith._args import fields_of, image_size_of, paths_of
 from zenith.exceptions import ValidationError
 
 _ENV_SETTINGS = (
@@ -27,18 +27,30 @@ def load(
     schema: Any = None,
     delimiter: str | None = None,
     cache: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    fields: list[str] | None = None,
 ) -> Any:
     """Reads a dataset into a ``pyarrow.Table``.
 
     Args:
-        path: a file, directory (recursive, sorted, hidden files ignored), glob, or a list.
+        path: a file, directory (recursive, sorted, hidden files ignored), glob, brace pattern
+            (``shards/train-{0000..0127}.tar``), or a list.
         columns: columns to keep, in this order (all when ``None``).
-        format: ``parquet``, ``csv``, ``arrow`` (IPC file/Feather) or ``arrows`` (IPC stream);
-            detected from magic bytes, then the extension, when ``None``.
+        format: ``parquet``, ``csv``, ``arrow`` (IPC file/Feather), ``arrows`` (IPC stream) or
+            ``webdataset`` (tar shards, also ``.tar.gz``/``.tgz``); detected from magic bytes,
+            then the extension, when ``None``.
         filter: an optional ``pyarrow.compute.Expression`` applied to the loaded table.
         schema: explicit ``pyarrow.Schema`` for CSV (overrides inference).
         delimiter: CSV delimiter (default ``,``).
         cache: serve a repeated read of unchanged small files from memory.
+        image_size: WebDataset: decode ``jpg``/``jpeg``/``png``/``webp`` fields to RGB
+            ``uint8 [H, W, 3]`` of this ``(height, width)`` (or an int for a square),
+            center-cropping to the aspect ratio and resizing; raw bytes when ``None``.
+        fields: WebDataset: the fields (extensions such as ``"jpg"``, ``"cls"``) to keep.
+
+    A WebDataset shard gives a ``__key__`` column and one column per field: ``cls``-like
+    fields as int64, ``txt``/``json`` as strings, ``npy`` as fixed-shape lists, images as
+    binary (or ``[H][W][3]`` uint8 lists with ``image_size``), anything else as binary.
 
     Decoding runs on Rust threads with the GIL released; the table's buffers are handed over
     through the Arrow C stream interface without a copy (Arrow IPC files stay memory-mapped).
@@ -54,6 +66,8 @@ def load(
         schema=schema,
         delimiter=delimiter,
         cache=cache,
+        image_size=image_size_of(image_size),
+        fields=fields_of(fields),
     )
     if filter is not None:
         table = table.filter(filter)

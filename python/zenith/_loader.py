@@ -1,4 +1,4 @@
-"""``zenith.DataLoader``: the streaming loader over Parquet, CSV and Arrow IPC datasets."""
+"""``zenith.DataLoader``: the streaming loader over Parquet, CSV, Arrow IPC and WebDataset."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import check_int, columns_spec, paths_of
+from zenith._args import check_int, columns_spec, fields_of, image_size_of, paths_of
 from zenith.exceptions import ValidationError
 
 
@@ -33,7 +33,16 @@ class DataLoader:
         shuffle_window: rows permuted together; by default the whole dataset when it fits
             ``memory_budget``, else a window sized from it.
         memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
-        format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``).
+        format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``).
+        image_size: WebDataset: decode image fields to ``uint8 [B, H, W, 3]`` batches of this
+            ``(height, width)`` (center-crop, then resize); raw bytes when ``None``.
+        fields: WebDataset: the fields (extensions) to keep, e.g. ``["jpg", "cls"]``.
+
+    WebDataset shards (a directory, glob, brace pattern or list of ``.tar``/``.tar.gz``) are
+    read like any other file: each shard is cut into units of about 1 MiB of samples (a
+    ``.tar.gz`` shard is one unit), so unit permutation, shuffle windows, rank split and
+    resume work per sample. With ``on_error="skip"`` a corrupt member (truncated tar, bad
+    image, missing field) skips the unit that holds it, counted in ``stats()``.
 
     Each completed pass advances the epoch; ``set_epoch`` sets it explicitly. ``state_dict()``
     taken mid-epoch and given to ``load_state_dict`` makes the next pass continue with no row
@@ -57,6 +66,8 @@ class DataLoader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        fields: list[str] | None = None,
     ) -> None:
         paths = paths_of(source)
         check_int("batch_size", batch_size, 1)
@@ -93,6 +104,8 @@ class DataLoader:
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
             format=format,
+            image_size=image_size_of(image_size),
+            fields=fields_of(fields),
         )
 
     def __iter__(self) -> Iterator[Any]:

@@ -19,12 +19,16 @@ def load(
     schema: Any = None,
     delimiter: str | None = None,
     cache: bool = True,
+    image_size: tuple[int, int] | None = None,
+    fields: list[str] | None = None,
 ) -> Any: ...
 def dataset_info(
     paths: list[str],
     format: str | None = None,
     schema: Any = None,
     delimiter: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    fields: list[str] | None = None,
 ) -> dict[str, Any]: ...
 def build_info() -> dict[str, Any]: ...
 def set_cache_limit(limit_bytes: int) -> None: ...
@@ -50,6 +54,8 @@ class Loader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        image_size: tuple[int, int] | None = None,
+        fields: list[str] | None = None,
     ) -> Loader: ...
     def __len__(self) -> int: ...
     def iter(self) -> LoaderIter: ...

@@ -51,7 +51,9 @@ class DataLoader:
 
     Plus ``seed``, ``columns`` (see ``zenith.DataLoader``), ``device`` (``"cuda"`` moves each
     batch with non-blocking copies from pinned memory; falls back to CPU with a warning when
-    CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``.
+    CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``,
+    and for WebDataset shards ``image_size`` (images become ``uint8 [B, H, W, 3]`` tensors) and
+    ``fields``.
     """
 
     def __init__(
@@ -81,6 +83,8 @@ class DataLoader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        fields: list[str] | None = None,
     ) -> None:
         if sampler is not None or batch_sampler is not None:
             raise ValidationError(
@@ -125,6 +129,8 @@ class DataLoader:
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
             format=format,
+            image_size=image_size,
+            fields=fields,
         )
         self.batch_size = batch_size
         self.collate_fn = collate_fn

@@ -493,9 +493,9 @@ impl DataLoader {
         self.window_rows = state.window_rows;
         self.first_window_rows = state.first_window_rows;
         let mut resumes = state.resumes.clone();
-        let rows = if state.rows == 0 && resumes.is_empty() {
-            0
-        } else if resumes.is_empty() && state.world_size == self.config.world_size {
+        // Under another world size even a state with no rows consumed is a resume (k = 0): the
+        // epoch was planned for the old world, and re-splitting that plan loses no row.
+        let rows = if resumes.is_empty() && state.world_size == self.config.world_size {
             state.rows
         } else {
             resumes.push((state.world_size, state.rows));

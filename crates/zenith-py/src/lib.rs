@@ -80,6 +80,7 @@ fn parse_format(format: Option<&str>) -> PyResult<Option<Format>> {
 fn decode_options(
     csv_schema: Option<PySchema>,
     delimiter: Option<&str>,
+    tar: TarOptions,
 ) -> PyResult<DecodeOptions> {
     let csv_delimiter = match delimiter {
         None => None,
@@ -93,14 +94,20 @@ fn decode_options(
     Ok(DecodeOptions {
         csv_schema: csv_schema.map(PySchema::into_inner),
         csv_delimiter,
-        csv_unit_bytes: None,
+        image_size: tar.0,
+        fields: tar.1,
+        ..Default::default()
     })
 }
+
+/// WebDataset decode settings from Python: `image_size` as (height, width) and `fields`.
+type TarOptions = (Option<(u32, u32)>, Option<Vec<String>>);
 
 /// Reads a dataset into a pyarrow.Table (GIL released while reading; buffers handed over
 /// through the Arrow C stream interface without a copy).
 #[pyfunction]
-#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true))]
+#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, image_size=None, fields=None))]
+#[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
     paths: Vec<String>,
@@ -109,11 +116,13 @@ fn load<'py>(
     schema: Option<PySchema>,
     delimiter: Option<&str>,
     cache: bool,
+    image_size: Option<(u32, u32)>,
+    fields: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let options = ReadOptions {
         columns,
         format: parse_format(format)?,
-        decode: decode_options(schema, delimiter)?,
+        decode: decode_options(schema, delimiter, (image_size, fields))?,
         no_cache: !cache,
     };
     let (schema, batches) = py
@@ -124,16 +133,18 @@ fn load<'py>(
 
 /// Summarises a dataset from footers and headers (no data pages read).
 #[pyfunction]
-#[pyo3(signature = (paths, format=None, schema=None, delimiter=None))]
+#[pyo3(signature = (paths, format=None, schema=None, delimiter=None, image_size=None, fields=None))]
 fn dataset_info<'py>(
     py: Python<'py>,
     paths: Vec<String>,
     format: Option<&str>,
     schema: Option<PySchema>,
     delimiter: Option<&str>,
+    image_size: Option<(u32, u32)>,
+    fields: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let format = parse_format(format)?;
-    let decode = decode_options(schema, delimiter)?;
+    let decode = decode_options(schema, delimiter, (image_size, fields))?;
     let info = py
         .detach(|| zenith_core::info(&paths, format, &decode))
         .map_err(to_py_err)?;
@@ -172,7 +183,10 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         },
     )?;
     d.set_item("threads", zenith_core::pool::default_num_workers())?;
-    d.set_item("formats", vec!["parquet", "csv", "arrow", "arrows"])?;
+    d.set_item(
+        "formats",
+        vec!["parquet", "csv", "arrow", "arrows", "webdataset"],
+    )?;
     let (limit, used, entries, hits, misses) = zenith_core::cache::stats();
     let cache = PyDict::new(py);
     cache.set_item("limit_bytes", limit)?;
@@ -268,7 +282,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> PyResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, format=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, format=None, image_size=None, fields=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -287,6 +301,8 @@ impl Loader {
         shuffle_window: Option<usize>,
         memory_budget: Option<usize>,
         format: Option<&str>,
+        image_size: Option<(u32, u32)>,
+        fields: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let on_error = match on_error {
             "raise" => OnError::Raise,
@@ -321,7 +337,11 @@ impl Loader {
             shuffle_window,
             memory_budget,
             format: parse_format(format)?,
-            decode: DecodeOptions::default(),
+            decode: DecodeOptions {
+                image_size,
+                fields,
+                ..Default::default()
+            },
         };
         let inner = py
             .detach(|| DataLoader::new(&paths, config))

@@ -325,6 +325,14 @@ pub struct TarShard {
 impl TarShard {
     /// Opens and indexes a shard (gzip-compressed when its name ends in `.tar.gz` or `.tgz`).
     pub fn open(path: &Path, options: &DecodeOptions) -> Result<TarShard> {
+        if let Some((h, w)) = options.image_size {
+            if h == 0 || w == 0 {
+                return Err(Error::invalid(
+                    "image_size",
+                    format!("({h}, {w}) must be positive"),
+                ));
+            }
+        }
         let file_bytes = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
