@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
-use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, PrimitiveArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, PrimitiveArray};
 use arrow_schema::{DataType, Field};
 
 use crate::error::{Error, Result};
@@ -541,36 +541,32 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<Ba
             Ok(BatchColumn::Tensor(Tensor { data: out, shape }))
         }
         FieldPlan::Arrow { .. } => {
-            // Runs of picks from the same block are taken together, then concatenated.
-            let mut parts: Vec<ArrayRef> = Vec::new();
-            let mut data_type = DataType::Null;
+            // One interleave over every block the picks touch: a shuffled batch draws single
+            // rows from many blocks, where a take per run plus a concat allocates per pick.
+            let mut sources: Vec<&dyn Array> = Vec::new();
+            let mut indices: Vec<(usize, usize)> = Vec::with_capacity(total);
             for (blocks, picks) in chunks {
-                let mut i = 0;
-                while i < picks.len() {
-                    let b = picks[i].0;
-                    let mut j = i;
-                    while j < picks.len() && picks[j].0 == b {
-                        j += 1;
-                    }
-                    let Block::Arrow(src) = blocks[b as usize] else {
-                        unreachable!("block layout follows the plan")
+                let mut slot: Vec<Option<usize>> = vec![None; blocks.len()];
+                for &(b, r) in picks.iter() {
+                    let source = match slot[b as usize] {
+                        Some(s) => s,
+                        None => {
+                            let Block::Arrow(src) = blocks[b as usize] else {
+                                unreachable!("block layout follows the plan")
+                            };
+                            sources.push(src.as_ref());
+                            slot[b as usize] = Some(sources.len() - 1);
+                            sources.len() - 1
+                        }
                     };
-                    data_type = src.data_type().clone();
-                    let idx = UInt32Array::from_iter_values(picks[i..j].iter().map(|p| p.1));
-                    parts.push(
-                        arrow_select::take::take(src.as_ref(), &idx, None)
-                            .map_err(|e| Error::invalid("columns", e))?,
-                    );
-                    i = j;
+                    indices.push((source, r as usize));
                 }
             }
-            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-            let array = match refs.len() {
-                0 => arrow_array::new_empty_array(&data_type),
-                1 => parts.pop().expect("one"),
-                _ => {
-                    arrow_select::concat::concat(&refs).map_err(|e| Error::invalid("columns", e))?
-                }
+            let array = if sources.is_empty() {
+                arrow_array::new_empty_array(&DataType::Null)
+            } else {
+                arrow_select::interleave::interleave(&sources, &indices)
+                    .map_err(|e| Error::invalid("columns", e))?
             };
             Ok(BatchColumn::Arrow(array))
         }

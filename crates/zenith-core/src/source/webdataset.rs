@@ -14,8 +14,8 @@
 //!
 //! Each field becomes one column, decoded in Rust by its last extension: `cls`-like integers to
 //! int64, `txt`/`json` to utf8, `npy` to fixed-shape numbers (nested fixed-size lists), images
-//! to `uint8 [H, W, 3]` when an image size is configured, and everything else to binary. The
-//! first column, `__key__`, holds the sample keys.
+//! to `uint8 [H, W, 3]` when an image size is configured, and everything else to binary views
+//! into the shard's bytes (no payload copy). The first column, `__key__`, holds the sample keys.
 //!
 //! Corrupt input is located by shard and byte offset. A structural defect (truncated member,
 //! unreadable header, a sample missing a field or holding one twice) is found by the index and
@@ -27,9 +27,9 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, BinaryArray, Int64Array, RecordBatch, RecordBatchOptions, StringArray, UInt8Array,
-};
+use arrow_array::builder::BinaryViewBuilder;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringArray, UInt8Array};
+use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
@@ -100,7 +100,7 @@ impl FieldKind {
         match self {
             FieldKind::Int => DataType::Int64,
             FieldKind::Text => DataType::Utf8,
-            FieldKind::Binary => DataType::Binary,
+            FieldKind::Binary => DataType::BinaryView,
             FieldKind::Npy { dtype, shape } => npy::shaped_type(dtype.arrow(), shape),
             FieldKind::Image { height, width } => {
                 npy::shaped_type(DataType::UInt8, &[*height as usize, *width as usize, 3])
@@ -485,7 +485,7 @@ impl TarShard {
 
     fn decode_column(
         &self,
-        bytes: &[u8],
+        bytes: &bytes::Bytes,
         field: usize,
         samples: std::ops::Range<usize>,
     ) -> Result<ArrayRef> {
@@ -523,9 +523,13 @@ impl TarShard {
             )
         };
         Ok(match &self.kinds[field] {
-            FieldKind::Binary => {
-                Arc::new(BinaryArray::from_iter_values(members.iter().map(|m| m.2)))
-            }
+            FieldKind::Binary => binary_views(bytes, &members).map_err(|e| {
+                Error::format(
+                    &self.path,
+                    self.location(self.index.offsets[samples.start]),
+                    e,
+                )
+            })?,
             FieldKind::Text => {
                 let mut texts = Vec::with_capacity(n);
                 for &(s, m, v) in &members {
@@ -601,6 +605,33 @@ impl TarShard {
             }
         })
     }
+}
+
+/// Binary values as views into the shard's bytes (the mapping or the decompressed stream):
+/// no payload is copied, and a batch keeps only the blocks its rows point into.
+fn binary_views(
+    bytes: &bytes::Bytes,
+    members: &[(usize, Member, &[u8])],
+) -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
+    // View offsets are u32, so blocks stay below 4 GiB; a unit's members usually share one.
+    const MAX_BLOCK: u64 = u32::MAX as u64 - 1;
+    let buffer = Buffer::from(bytes.clone());
+    let mut builder = BinaryViewBuilder::with_capacity(members.len());
+    let mut block: Option<(u32, u64)> = None;
+    for &(_, m, _) in members {
+        let (id, start) = match block {
+            Some((id, start)) if m.data + m.size - start <= MAX_BLOCK => (id, start),
+            _ => {
+                let len = (bytes.len() as u64 - m.data).min(MAX_BLOCK);
+                let id =
+                    builder.append_block(buffer.slice_with_length(m.data as usize, len as usize));
+                block = Some((id, m.data));
+                (id, m.data)
+            }
+        };
+        builder.try_append_view(id, (m.data - start) as u32, m.size as u32)?;
+    }
+    Ok(Arc::new(builder.finish()))
 }
 
 fn truncate(text: &str) -> &str {
@@ -759,7 +790,7 @@ mod tests {
             vec![
                 ("__key__".into(), DataType::Utf8),
                 ("cls".into(), DataType::Int64),
-                ("seg.bin".into(), DataType::Binary),
+                ("seg.bin".into(), DataType::BinaryView),
                 ("txt".into(), DataType::Utf8),
             ]
         );
@@ -785,7 +816,8 @@ mod tests {
                 .values(),
             &[3, -7]
         );
-        assert_eq!(batch.column(2).as_binary::<i32>().value(0), b"\x00\x01");
+        assert_eq!(batch.column(2).as_binary_view().value(0), b"\x00\x01");
+        assert_eq!(batch.column(2).as_binary_view().value(1), b"");
         assert_eq!(batch.column(3).as_string::<i32>().value(0), "héllo");
         let projected = shard.read_unit(0, Some(&[1])).unwrap();
         assert_eq!(projected.num_columns(), 1);
@@ -1002,7 +1034,7 @@ mod tests {
         );
         // Without an image size the bytes stay raw.
         let raw = TarShard::open(&path, &DecodeOptions::default()).unwrap();
-        assert_eq!(raw.schema().field(1).data_type(), &DataType::Binary);
+        assert_eq!(raw.schema().field(1).data_type(), &DataType::BinaryView);
         assert_eq!(raw.read_unit(0, None).unwrap().column(1).len(), 2);
     }
 
