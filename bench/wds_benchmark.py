@@ -5,7 +5,9 @@ Two workloads on the same tar shards, generated once under ``--root``:
 1. ``binary``: 4 KB binary samples with an int label (``.bin`` + ``.cls``), labels sorted
    across shards, batch 256, shuffle on. Zenith's ``DataLoader`` against the ``webdataset``
    library (``shardshuffle`` + ``.shuffle(1000)`` + ``.batched(256)`` in a ``WebLoader``) at
-   ``num_workers`` 0 and 2. Both deliver an int64 label array and the raw payloads per batch.
+   ``num_workers`` 0 and 2. Both deliver an int64 label array and the raw payloads per batch
+   (Zenith: an Arrow binary-view array over the mapped shard, no payload copy; webdataset: a
+   list of ``bytes``).
    Shuffle quality = mean within-batch std of the label / global std (1.0 for a uniform shuffle).
 2. ``jpeg``: 64x64 JPEGs (``.jpg`` + ``.cls``) decoded to ``uint8 [B, 64, 64, 3]`` tensors:
    ``zenith.torch.DataLoader(image_size=64)`` against a ``torch.utils.data.DataLoader`` over a

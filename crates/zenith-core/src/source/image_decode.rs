@@ -1,8 +1,10 @@
 //! Image members of WebDataset samples (JPEG, PNG, WebP): decoded to RGB and brought to one
 //! fixed size, so a batch of them is one `uint8 [B, H, W, 3]` tensor.
 
+use std::io::Cursor;
+
 use image::imageops::{self, FilterType};
-use image::RgbImage;
+use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 /// Field extensions decoded as images when an image size is configured.
 pub(crate) fn is_image_extension(ext: &str) -> bool {
@@ -21,7 +23,23 @@ pub(crate) fn decode_rgb_into(
     width: u32,
     out: &mut [u8],
 ) -> Result<(), String> {
-    let rgb = image::load_from_memory(bytes)
+    let decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image: {e}"))?
+        .into_decoder()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let expected = u64::from(height) * u64::from(width) * 3;
+    if decoder.dimensions() == (width, height)
+        && decoder.color_type() == ColorType::Rgb8
+        && decoder.total_bytes() == expected
+        && out.len() as u64 == expected
+    {
+        // The common case of a dataset already at its training size: decode in place.
+        return decoder
+            .read_image(out)
+            .map_err(|e| format!("cannot decode image: {e}"));
+    }
+    let rgb = DynamicImage::from_decoder(decoder)
         .map_err(|e| format!("cannot decode image: {e}"))?
         .into_rgb8();
     let (w, h) = rgb.dimensions();
