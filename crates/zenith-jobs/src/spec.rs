@@ -112,7 +112,7 @@ pub struct JobSpec {
     pub name: String,
     /// Command or function.
     pub kind: JobKind,
-    /// Command: the argv to execute. Function: `[python_interpreter]`.
+    /// Command: the argv to execute. Function: `[python_interpreter, payload_path]`.
     pub argv: Vec<String>,
     /// Working directory of the job.
     pub cwd: String,
@@ -137,11 +137,14 @@ impl JobSpec {
         match self.kind {
             JobKind::Command => validate_command(&self.argv)?,
             JobKind::Function => match self.argv.as_slice() {
-                [python] => validate_path(python)?,
+                [python, payload] => {
+                    validate_path(python)?;
+                    validate_path(payload)?;
+                }
                 _ => {
                     return Err(ValidationError {
                         field: "command",
-                        rule: "a function job's command is exactly the Python interpreter's path"
+                        rule: "a function job's command is [python interpreter, pickled payload]"
                             .into(),
                     })
                 }
@@ -197,14 +200,21 @@ mod tests {
             (
                 |s| {
                     s.kind = JobKind::Function;
-                    s.argv = vec!["/usr/bin/../python".into()]
+                    s.argv = vec!["/usr/bin/../python".into(), "/p".into()]
                 },
                 "path",
             ),
             (
                 |s| {
                     s.kind = JobKind::Function;
-                    s.argv = vec![]
+                    s.argv = vec!["/usr/bin/python".into(), "/a/../p".into()]
+                },
+                "path",
+            ),
+            (
+                |s| {
+                    s.kind = JobKind::Function;
+                    s.argv = vec!["/usr/bin/python".into()]
                 },
                 "command",
             ),
