@@ -207,6 +207,8 @@ def _finish(
             detail = ""
         error = f"{what}\n{detail}".rstrip()
     store.transition(info.id, state, exit_code, error)
+    if info.kind == "function" and len(info.argv) == 2:
+        Path(info.argv[1]).unlink(missing_ok=True)  # the pickled call is not needed any more
 
 
 def cancel(store: JobStore, info: JobInfo, jobdir: Path, timeout: float) -> str:
