@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from zenith import _runner
 from zenith.jobs import runner_pid, store
 

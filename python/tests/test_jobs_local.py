@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from jobs_support import process_alive, python_argv, wait_until, zhome  # noqa: F401
-
 import zenith
+from jobs_support import process_alive, python_argv, wait_until, zhome  # noqa: F401
 from zenith.jobs import ensure_runner, get, runner_pid
 
 # ------------------------------------------------------------------ job bodies (run in workers)
@@ -60,6 +59,11 @@ def spawn_grandchild_and_sleep(pidfile: str) -> None:
     time.sleep(300)
 
 
+@zenith.job(gpus=1, name="decorated", priority=5)
+def decorated(x: int) -> int:
+    return x + int(os.environ["CUDA_VISIBLE_DEVICES"]) + 100
+
+
 # ------------------------------------------------------------------ tests
 
 
@@ -91,6 +95,10 @@ def test_function_job_returns_its_value(zhome: Path) -> None:  # noqa: F811
     plain = zenith.submit(add, 1, 1)
     assert zenith.result(plain, timeout=60) == {"sum": 2, "gpus": ""}
     assert get(plain).name == "add"
+    # Decorated at module level: pickled by value, options from the decorator.
+    by_method = decorated.submit(1)
+    assert zenith.result(by_method, timeout=60) == 101
+    assert (get(by_method).name, get(by_method).priority, get(by_method).gpu_ids) == ("decorated", 5, [0])
 
 
 def test_failing_function_reports_exit_code_and_traceback(zhome: Path) -> None:  # noqa: F811

@@ -6,11 +6,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import zenith
 from hypothesis import given
 from hypothesis import strategies as st
 from jobs_support import zhome  # noqa: F401  (fixture)
-
-import zenith
 from zenith import _zenith
 from zenith.jobs import store
 

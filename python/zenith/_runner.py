@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from zenith._zenith import JobInfo, JobStore, parse_memory
@@ -110,7 +110,6 @@ class Running:
     proc: subprocess.Popen | None
     kill_sent_at: float | None = None
     cancelled: bool = False
-    files: list = field(default_factory=list)
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -176,8 +175,6 @@ class Runner:
             self.store.transition(info.id, "FAILED", exit_code, error)
         if info.kind == "function" and len(info.argv) == 2:
             Path(info.argv[1]).unlink(missing_ok=True)  # the payload is not needed any more
-        for f in run.files:
-            f.close()
         self.running.pop(info.id, None)
 
     # -------------------------------------------------------------- recovery
@@ -204,27 +201,25 @@ class Runner:
             argv = [info.argv[0], "-m", "zenith._worker", info.argv[1], str(jobdir)]
         else:
             argv = list(info.argv)
-        files: list = []
         try:
             jobdir.mkdir(parents=True, exist_ok=True)
-            files = [open(jobdir / "stdout.log", "wb"), open(jobdir / "stderr.log", "wb")]
-            proc = subprocess.Popen(
-                argv,
-                cwd=info.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=files[0],
-                stderr=files[1],
-                start_new_session=True,  # its own process group: cancel kills the whole tree
-                close_fds=True,
-            )
+            # The child gets its own copies of the log descriptors; ours close right after the spawn.
+            with open(jobdir / "stdout.log", "wb") as out, open(jobdir / "stderr.log", "wb") as err:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=info.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,  # its own process group: cancel kills the whole tree
+                    close_fds=True,
+                )
         except OSError as exc:
-            for f in files:
-                f.close()
             self.store.transition(info.id, "FAILED", None, f"cannot start {argv[0]!r}: {exc}")
             return
         self.store.mark_started(info.id, proc.pid)
-        self.running[info.id] = Running(info=info, proc=proc, files=files)
+        self.running[info.id] = Running(info=info, proc=proc)
 
     def _handle_cancels(self) -> None:
         if not self.running:
@@ -309,13 +304,19 @@ def _drain_fd(fd: int) -> None:
 def run(root: Path, idle_timeout: float | None) -> int:
     """Serves ``root`` in this process; returns 0 (also when another runner already serves it)."""
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = open(root / "runner.lock", "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return 0  # another runner serves this home
-        raise
+    with open(root / "runner.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                print(f"zenith: a runner already serves {root}", file=sys.stderr)
+                return 0
+            raise
+        _serve_locked(root, idle_timeout)
+    return 0
+
+
+def _serve_locked(root: Path, idle_timeout: float | None) -> None:
     sock_path = root / "runner.sock"
     sock_path.unlink(missing_ok=True)
     wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -347,8 +348,6 @@ def run(root: Path, idle_timeout: float | None) -> int:
         # Jobs keep running; the next runner adopts them. Unbind first so that submitters start one.
         sock_path.unlink(missing_ok=True)
         wake.close()
-        lock.close()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def run_function(payload: Path, jobdir: Path) -> int:
             _write_atomic(jobdir / "error.txt", f"SystemExit({exc.code!r})\n".encode())
         else:
             _write_atomic(jobdir / "result.pkl", cloudpickle.dumps(None))
-    except BaseException:
+    except BaseException:  # noqa: BLE001  (every failure of user code is reported, then exits 1)
         text = traceback.format_exc()
         sys.stderr.write(text)
         _write_atomic(jobdir / "error.txt", text.encode())

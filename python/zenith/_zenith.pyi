@@ -1,7 +1,26 @@
 """Type stubs of the compiled module ``zenith._zenith`` (checked with ``mypy.stubtest``)."""
 
+import builtins
 from os import PathLike
+from pathlib import Path
 from typing import final
+
+__all__ = [
+    "FormatError",
+    "JobError",
+    "JobInfo",
+    "JobStore",
+    "SchemaError",
+    "SourceError",
+    "StorageError",
+    "ValidationError",
+    "ZenithError",
+    "__version__",
+    "parse_memory",
+    "validate_command",
+    "validate_name",
+    "validate_path",
+]
 
 __version__: str
 
@@ -68,7 +87,7 @@ class JobInfo:
 class JobStore:
     def __new__(cls, path: str | PathLike[str]) -> JobStore: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     def submit(
         self,
         *,
@@ -84,9 +103,11 @@ class JobStore:
         backend: str,
     ) -> int: ...
     def get(self, id: int) -> JobInfo: ...
-    def list(self, state: str | None = None, backend: str | None = None) -> list[JobInfo]: ...
+    def list(
+        self, state: str | None = None, backend: str | None = None
+    ) -> builtins.list[JobInfo]: ...
     def local_active_count(self) -> int: ...
-    def claim_startable(self, gpus: int, memory: int, cpus: int) -> list[JobInfo]: ...
+    def claim_startable(self, gpus: int, memory: int, cpus: int) -> builtins.list[JobInfo]: ...
     def mark_started(self, id: int, pid: int) -> None: ...
     def requeue(self, id: int) -> bool: ...
     def transition(

@@ -431,6 +431,8 @@ def cancel(job_id: int, timeout: float = 30.0) -> str:
     if info.backend == "slurm":
         return _slurm.cancel(jobs_store, info, job_dir(info.id, root), timeout)
     outcome = jobs_store.cancel(job_id)
+    if outcome == "cancelled" and info.kind == "function":
+        Path(info.argv[1]).unlink(missing_ok=True)  # it will never run: drop the pickled call
     if outcome == "requested":
         ensure_runner(root)
         try:
