@@ -35,7 +35,7 @@ def kill_everything(root: Path) -> None:
     if pid is not None:
         os.kill(pid, signal.SIGKILL)
     for info in store(root).list(None, None):
-        if info.pid is not None and _runner.is_job_process(info.pid, info.started_at):
+        if info.pid is not None and _runner.is_job_process(info):
             _runner.killpg(info.pid, signal.SIGKILL)
 
 

@@ -84,14 +84,17 @@ def _proc_start_time(pid: int) -> float | None:
     return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def is_job_process(pid: int, started_at: float | None) -> bool:
-    """True if ``pid`` is alive and is the process started for the job (not a reused pid)."""
-    start = _proc_start_time(pid)
+def is_job_process(info: JobInfo) -> bool:
+    """True if the job's pid is alive and is the process started for the job, not a reused pid: it
+    was created between the job's submission and the runner recording its start."""
+    if info.pid is None:
+        return False
+    start = _proc_start_time(info.pid)
     if start is None:
         return False
-    # The runner records started_at just after spawning; /proc's clock has 1/CLK_TCK resolution and
-    # btime is whole seconds.
-    return started_at is None or abs(start - started_at) < 2.5
+    # /proc's boot time has whole-second resolution: allow one second either side.
+    latest = info.started_at if info.started_at is not None else time.time()
+    return info.submitted_at - 1.0 <= start <= latest + 1.0
 
 
 def killpg(pid: int, sig: int) -> None:
@@ -184,7 +187,7 @@ class Runner:
         for info in self.store.list("RUNNING", "local"):
             if info.pid is None:
                 self.store.requeue(info.id)
-            elif is_job_process(info.pid, info.started_at):
+            elif is_job_process(info):
                 self.running[info.id] = Running(info=info, proc=None)
             else:
                 self._finish(Running(info=info, proc=None), None)
@@ -225,7 +228,7 @@ class Runner:
         if not self.running:
             return
         now = time.monotonic()
-        flagged = {j.id for j in self.store.list("RUNNING", "local") if j.cancel_requested}
+        flagged = set(self.store.cancel_requested())
         for job_id, run in list(self.running.items()):
             pid = run.proc.pid if run.proc else run.info.pid
             if pid is None:
@@ -245,7 +248,7 @@ class Runner:
                     continue
                 killpg(run.proc.pid, signal.SIGKILL)  # leftovers of the job's process group
                 self._finish(run, code)
-            elif not is_job_process(run.info.pid or -1, run.info.started_at):
+            elif not is_job_process(run.info):
                 self._finish(run, None)
 
     def _start_ready(self) -> None:

@@ -9,6 +9,13 @@
 Jobs are validated by the Rust Validator and stored in SQLite under ``$ZENITH_HOME`` (default
 ``~/.zenith``). Local jobs are started by a runner process (``python -m zenith._runner``) that the first
 submit starts, or ``zenith jobs serve``; Slurm jobs go through ``sbatch`` (see ``zenith._slurm``).
+
+Environment (read by the runner when it starts, i.e. from the first submitter's environment):
+``ZENITH_HOME`` job store and logs; ``ZENITH_BACKEND`` default backend (``local``/``slurm``);
+``ZENITH_GPUS`` GPU count (else ``nvidia-smi -L``); ``ZENITH_CPUS``, ``ZENITH_MEMORY`` (e.g.
+``"64GB"``) the runner's CPU and memory budget (else the machine's); ``ZENITH_RUNNER_IDLE_TIMEOUT``
+seconds before an idle runner exits (300; negative: never); ``ZENITH_KILL_GRACE`` seconds between
+SIGTERM and SIGKILL on cancel (3). Jobs run with the submitter's environment and working directory.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ pub mod spec;
 pub mod store;
 pub mod validation;
 
-pub use scheduler::{plan, Allocation, Capacity, Decision, Request};
+pub use scheduler::{plan, Allocation, Capacity, Decision, Planner, Request};
 pub use spec::{Backend, JobKind, JobSpec, JobState};
 pub use store::{now, CancelOutcome, JobRecord, JobStore, JobsError};
 pub use validation::{parse_memory, ValidationError};

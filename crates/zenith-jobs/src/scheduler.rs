@@ -65,52 +65,90 @@ pub enum Decision {
     },
 }
 
-/// Decides which of `queued` start now, given the machine's `capacity` and the `running` allocations.
-///
-/// `queued` may be in any order; it is considered by priority (descending) then id (ascending). GPU
-/// ids in `running` outside `0..capacity.gpus` are ignored.
-pub fn plan(capacity: &Capacity, running: &[Allocation], queued: &[Request]) -> Vec<Decision> {
-    let mut free_gpus: BTreeSet<u32> = (0..capacity.gpus).collect();
-    let mut free_memory = capacity.memory;
-    let mut free_cpus = capacity.cpus;
-    for alloc in running {
-        for id in &alloc.gpu_ids {
-            free_gpus.remove(id);
-        }
-        free_memory = free_memory.saturating_sub(alloc.memory);
-        free_cpus = free_cpus.saturating_sub(alloc.cpus);
-    }
-    // GPUs reserved by jobs that could not start yet; only ids beyond these are handed out.
-    let mut reserved_gpus: u32 = 0;
+/// Incremental form of [`plan`]: offer queued requests in priority order with [`Planner::consider`]
+/// and stop once [`Planner::is_full`] says no further request can start, without reading the rest of
+/// a long queue.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    capacity: Capacity,
+    free_gpus: BTreeSet<u32>,
+    free_memory: u64,
+    free_cpus: u32,
+    /// GPUs reserved by jobs that could not start yet; only ids beyond these are handed out.
+    reserved_gpus: u32,
+}
 
-    let mut order: Vec<&Request> = queued.iter().collect();
-    order.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.id));
-
-    let mut decisions = Vec::new();
-    for req in order {
-        if let Some(reason) = never_fits(capacity, req) {
-            decisions.push(Decision::Unsatisfiable { id: req.id, reason });
-            continue;
-        }
-        let usable_gpus = (free_gpus.len() as u32).saturating_sub(reserved_gpus);
-        if req.gpus <= usable_gpus && req.memory <= free_memory && req.cpus <= free_cpus {
-            let gpu_ids: Vec<u32> = free_gpus.iter().take(req.gpus as usize).copied().collect();
-            for id in &gpu_ids {
-                free_gpus.remove(id);
+impl Planner {
+    /// A planner for a machine of `capacity` where `running` jobs hold their allocations. GPU ids in
+    /// `running` outside `0..capacity.gpus` are ignored.
+    pub fn new(capacity: &Capacity, running: &[Allocation]) -> Self {
+        let mut planner = Self {
+            capacity: *capacity,
+            free_gpus: (0..capacity.gpus).collect(),
+            free_memory: capacity.memory,
+            free_cpus: capacity.cpus,
+            reserved_gpus: 0,
+        };
+        for alloc in running {
+            for id in &alloc.gpu_ids {
+                planner.free_gpus.remove(id);
             }
-            free_memory -= req.memory;
-            free_cpus -= req.cpus;
-            decisions.push(Decision::Start {
+            planner.free_memory = planner.free_memory.saturating_sub(alloc.memory);
+            planner.free_cpus = planner.free_cpus.saturating_sub(alloc.cpus);
+        }
+        planner
+    }
+
+    /// True when no request can start any more: every job needs at least one CPU and none is left
+    /// beyond what is used or reserved.
+    pub fn is_full(&self) -> bool {
+        self.free_cpus == 0
+    }
+
+    /// Decides on the next request in priority order: start it, report it unsatisfiable, or (None)
+    /// let it wait, reserving its request so that later requests cannot delay it.
+    pub fn consider(&mut self, req: &Request) -> Option<Decision> {
+        if let Some(reason) = never_fits(&self.capacity, req) {
+            return Some(Decision::Unsatisfiable { id: req.id, reason });
+        }
+        let usable_gpus = (self.free_gpus.len() as u32).saturating_sub(self.reserved_gpus);
+        if req.gpus <= usable_gpus && req.memory <= self.free_memory && req.cpus <= self.free_cpus {
+            let gpu_ids: Vec<u32> = self
+                .free_gpus
+                .iter()
+                .take(req.gpus as usize)
+                .copied()
+                .collect();
+            for id in &gpu_ids {
+                self.free_gpus.remove(id);
+            }
+            self.free_memory -= req.memory;
+            self.free_cpus -= req.cpus;
+            Some(Decision::Start {
                 id: req.id,
                 gpu_ids,
-            });
+            })
         } else {
-            reserved_gpus = reserved_gpus.saturating_add(req.gpus);
-            free_memory = free_memory.saturating_sub(req.memory);
-            free_cpus = free_cpus.saturating_sub(req.cpus);
+            self.reserved_gpus = self.reserved_gpus.saturating_add(req.gpus);
+            self.free_memory = self.free_memory.saturating_sub(req.memory);
+            self.free_cpus = self.free_cpus.saturating_sub(req.cpus);
+            None
         }
     }
-    decisions
+}
+
+/// Decides which of `queued` start now, given the machine's `capacity` and the `running` allocations.
+///
+/// `queued` may be in any order; it is considered by priority (descending) then id (ascending).
+/// Every request is examined, so every unsatisfiable one is reported.
+pub fn plan(capacity: &Capacity, running: &[Allocation], queued: &[Request]) -> Vec<Decision> {
+    let mut planner = Planner::new(capacity, running);
+    let mut order: Vec<&Request> = queued.iter().collect();
+    order.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.id));
+    order
+        .into_iter()
+        .filter_map(|r| planner.consider(r))
+        .collect()
 }
 
 fn never_fits(capacity: &Capacity, req: &Request) -> Option<String> {
@@ -256,6 +294,28 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn planner_is_full_when_cpus_run_out() {
+        let mut p = Planner::new(
+            &cap(4, GB, 2),
+            &[Allocation {
+                gpu_ids: vec![0],
+                memory: 0,
+                cpus: 1,
+            }],
+        );
+        assert!(!p.is_full());
+        assert_eq!(
+            p.consider(&req(1, 0, 1, 0, 1)),
+            Some(Decision::Start {
+                id: 1,
+                gpu_ids: vec![1]
+            })
+        );
+        assert!(p.is_full());
+        assert_eq!(p.consider(&req(2, 0, 0, 0, 1)), None);
     }
 
     #[test]

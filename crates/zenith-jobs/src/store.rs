@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use crate::scheduler::{self, Allocation, Capacity, Decision, Request};
+use crate::scheduler::{Allocation, Capacity, Decision, Planner, Request};
 use crate::spec::{Backend, JobSpec, JobState};
 use crate::validation::ValidationError;
 
@@ -35,6 +35,14 @@ pub enum JobsError {
         db: PathBuf,
         /// SQLite's error.
         source: rusqlite::Error,
+    },
+    /// The database was written by an incompatible (newer) version of Zenith.
+    #[error("job store {db}: schema version {found} is not supported (this Zenith reads version {SCHEMA_VERSION})")]
+    Schema {
+        /// The store.
+        db: PathBuf,
+        /// The version found in the file.
+        found: i64,
     },
     /// A row could not be decoded (written by another version, or edited by hand).
     #[error("job store {db}: job {id}: {what}")]
@@ -87,6 +95,9 @@ pub enum CancelOutcome {
     /// It had already finished in this state; nothing changed.
     AlreadyFinished(JobState),
 }
+
+/// Layout version of the database (`PRAGMA user_version`); bumped with every incompatible change.
+const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -148,6 +159,21 @@ impl JobStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        match version {
+            0 => conn
+                .pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sql)?,
+            SCHEMA_VERSION => {}
+            newer => {
+                return Err(JobsError::Schema {
+                    db: path,
+                    found: newer,
+                })
+            }
+        }
         Ok(Self { conn, path })
     }
 
@@ -260,53 +286,83 @@ impl JobStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql)?;
-        let mut running = Vec::new();
-        let mut queued = Vec::new();
+        let request = |row: &Row<'_>| -> rusqlite::Result<Request> {
+            Ok(Request {
+                id: row.get(0)?,
+                priority: row.get::<_, i64>(1)?.clamp(-1000, 1000) as i32,
+                gpus: row.get::<_, i64>(2)?.clamp(0, 1024) as u32,
+                memory: row.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                cpus: row.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32,
+            })
+        };
+        let mut decisions = Vec::new();
         {
+            let mut running = Vec::new();
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, state, priority, gpus, memory, cpus, gpu_ids FROM jobs \
-                     WHERE backend = 'local' AND state IN ('QUEUED', 'RUNNING')",
+                    "SELECT id, gpu_ids, memory, cpus FROM jobs \
+                     WHERE state = 'RUNNING' AND backend = 'local'",
                 )
                 .map_err(sql)?;
             let mut rows = stmt.query([]).map_err(sql)?;
             while let Some(row) = rows.next().map_err(sql)? {
                 let id: i64 = row.get(0).map_err(sql)?;
-                let state: String = row.get(1).map_err(sql)?;
-                let memory = row
-                    .get::<_, Option<i64>>(4)
-                    .map_err(sql)?
-                    .unwrap_or(0)
-                    .max(0) as u64;
-                let cpus = row
-                    .get::<_, i64>(5)
-                    .map_err(sql)?
-                    .clamp(0, i64::from(u32::MAX)) as u32;
-                if state == "RUNNING" {
-                    let ids: String = row.get(6).map_err(sql)?;
-                    let gpu_ids = serde_json::from_str(&ids).map_err(|e| JobsError::Corrupt {
-                        db: path.clone(),
-                        id,
-                        what: format!("gpu_ids {ids:?}: {e}"),
-                    })?;
-                    running.push(Allocation {
-                        gpu_ids,
-                        memory,
-                        cpus,
-                    });
-                } else {
-                    queued.push(Request {
-                        id,
-                        priority: row.get::<_, i64>(2).map_err(sql)?.clamp(-1000, 1000) as i32,
-                        gpus: row.get::<_, i64>(3).map_err(sql)?.clamp(0, 1024) as u32,
-                        memory,
-                        cpus,
-                    });
+                let ids: String = row.get(1).map_err(sql)?;
+                let gpu_ids = serde_json::from_str(&ids).map_err(|e| JobsError::Corrupt {
+                    db: path.clone(),
+                    id,
+                    what: format!("gpu_ids {ids:?}: {e}"),
+                })?;
+                running.push(Allocation {
+                    gpu_ids,
+                    memory: row
+                        .get::<_, Option<i64>>(2)
+                        .map_err(sql)?
+                        .unwrap_or(0)
+                        .max(0) as u64,
+                    cpus: row
+                        .get::<_, i64>(3)
+                        .map_err(sql)?
+                        .clamp(0, i64::from(u32::MAX)) as u32,
+                });
+            }
+            let mut planner = Planner::new(capacity, &running);
+            // Jobs larger than the whole machine, wherever they are in the queue.
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, priority, gpus, memory, cpus FROM jobs \
+                     WHERE state = 'QUEUED' AND backend = 'local' \
+                     AND (gpus > ?1 OR COALESCE(memory, 0) > ?2 OR cpus > ?3)",
+                )
+                .map_err(sql)?;
+            let memory = i64::try_from(capacity.memory).unwrap_or(i64::MAX);
+            for req in stmt
+                .query_map(params![capacity.gpus, memory, capacity.cpus], request)
+                .map_err(sql)?
+            {
+                decisions.extend(planner.consider(&req.map_err(sql)?));
+            }
+            // The queue in priority order, read only as far as something could still start.
+            if !planner.is_full() {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, priority, gpus, memory, cpus FROM jobs \
+                         WHERE state = 'QUEUED' AND backend = 'local' \
+                         AND gpus <= ?1 AND COALESCE(memory, 0) <= ?2 AND cpus <= ?3 \
+                         ORDER BY priority DESC, id",
+                    )
+                    .map_err(sql)?;
+                let mut rows = stmt
+                    .query_map(params![capacity.gpus, memory, capacity.cpus], request)
+                    .map_err(sql)?;
+                while !planner.is_full() {
+                    let Some(req) = rows.next() else { break };
+                    decisions.extend(planner.consider(&req.map_err(sql)?));
                 }
             }
         }
         let mut started_ids = Vec::new();
-        for decision in scheduler::plan(capacity, &running, &queued) {
+        for decision in decisions {
             match decision {
                 Decision::Start { id, gpu_ids } => {
                     let ids = serde_json::to_string(&gpu_ids).unwrap_or_default();
@@ -329,6 +385,22 @@ impl JobStore {
         }
         tx.commit().map_err(sql)?;
         started_ids.into_iter().map(|id| self.get(id)).collect()
+    }
+
+    /// Ids of the running local jobs whose cancel was asked for (the runner kills them).
+    pub fn cancel_requested(&self) -> Result<Vec<i64>, JobsError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM jobs WHERE state = 'RUNNING' AND backend = 'local' AND cancel_requested = 1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(|e| self.sql(e))?;
+        Ok(ids)
     }
 
     /// Records that a claimed job's process was spawned as `pid` (its own process group).
@@ -693,6 +765,56 @@ mod tests {
         );
         assert_eq!(s.get(b).unwrap().backend_id.as_deref(), Some("17"));
         assert_eq!(s.local_active_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn long_queue_is_read_only_as_far_as_needed_and_big_jobs_fail_anywhere() {
+        let (_d, mut s) = store();
+        let cap = Capacity {
+            gpus: 4,
+            memory: 1 << 40,
+            cpus: 2,
+        };
+        let ids: Vec<i64> = (0..50)
+            .map(|i| s.submit(&spec(&format!("j{i}"), 0, 0)).unwrap())
+            .collect();
+        let big = s.submit(&spec("big", 5, -1000)).unwrap();
+        let urgent = s.submit(&spec("urgent", 0, 9)).unwrap();
+        let started: Vec<i64> = s
+            .claim_startable(&cap)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(started, vec![urgent, ids[0]]);
+        assert_eq!(s.get(big).unwrap().state, JobState::Failed);
+        assert!(s.claim_startable(&cap).unwrap().is_empty());
+        s.cancel(ids[0]).unwrap();
+        assert_eq!(s.cancel_requested().unwrap(), vec![ids[0]]);
+        assert!(s
+            .transition(ids[0], JobState::Cancelled, Some(-15), None)
+            .unwrap());
+        assert!(s.cancel_requested().unwrap().is_empty());
+        let next: Vec<i64> = s
+            .claim_startable(&cap)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(next, vec![ids[1]]);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        drop(JobStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = JobStore::open(&path).err().expect("must refuse");
+        assert!(matches!(err, JobsError::Schema { found: 99, .. }), "{err}");
     }
 
     #[test]

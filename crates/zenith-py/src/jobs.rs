@@ -288,6 +288,11 @@ impl JobStore {
         Ok(jobs.into_iter().map(JobInfo::from).collect())
     }
 
+    /// Ids of running local jobs whose cancel was asked for.
+    fn cancel_requested(&self, py: Python<'_>) -> PyResult<Vec<i64>> {
+        self.with(py, |s| s.cancel_requested())
+    }
+
     /// Records the spawned process (and process group) id of a claimed job.
     fn mark_started(&self, py: Python<'_>, id: i64, pid: i64) -> PyResult<()> {
         self.with(py, |s| s.mark_started(id, pid))
