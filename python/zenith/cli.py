@@ -125,7 +125,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     if not argv:
         print("zenith submit: give the command after --, e.g. zenith submit -- echo hi", file=sys.stderr)
         return EXIT_USAGE
-    options = api._options(
+    options = api.make_options(
         gpus=args.gpus,
         memory=args.memory,
         cpus=args.cpus,

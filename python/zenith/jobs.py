@@ -115,7 +115,7 @@ def _int_field(field: str, value: Any) -> int:
     return value
 
 
-def _options(
+def make_options(
     gpus: Any = 0,
     memory: Any = None,
     cpus: Any = None,
@@ -175,7 +175,7 @@ def job(
     ``memory`` is a string like ``"512MB"``, ``"8GB"``, ``"1.5GiB"`` or a byte count; ``cpus`` defaults
     to 1; ``backend`` is ``"local"``, ``"slurm"`` or None (``$ZENITH_BACKEND``, else local).
     """
-    options = _options(gpus, memory, cpus, name, priority, backend)
+    options = make_options(gpus, memory, cpus, name, priority, backend)
 
     def decorate(f: Callable[..., Any]) -> JobFunction:
         if not callable(f):

@@ -2,6 +2,8 @@
 //! local executor's scheduling decisions. Process management lives with the runner; this crate decides
 //! and records.
 
+#![warn(missing_docs)]
+
 pub mod scheduler;
 pub mod spec;
 pub mod store;
