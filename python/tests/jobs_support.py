@@ -37,6 +37,10 @@ def kill_everything(root: Path) -> None:
     for info in store(root).list(None, None):
         if info.pid is not None and _runner.is_job_process(info):
             _runner.killpg(info.pid, signal.SIGKILL)
+        elif info.state == "RUNNING":
+            leader = _runner.find_job_process(root / "jobs" / str(info.id))
+            if leader is not None:
+                _runner.killpg(leader, signal.SIGKILL)
 
 
 @pytest.fixture

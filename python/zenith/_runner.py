@@ -25,8 +25,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from zenith._zenith import JobInfo, JobStore, parse_memory
+from zenith._zenith import JobInfo, JobStore, ValidationError, parse_memory
 
 KILL_GRACE_S = float(os.environ.get("ZENITH_KILL_GRACE", "3"))
 STDERR_TAIL_LINES = 20
@@ -92,9 +93,30 @@ def is_job_process(info: JobInfo) -> bool:
     start = _proc_start_time(info.pid)
     if start is None:
         return False
-    # /proc's boot time has whole-second resolution: allow one second either side.
+    # /proc's boot time has whole-second resolution (and may be adjusted): allow two seconds.
     latest = info.started_at if info.started_at is not None else time.time()
-    return info.submitted_at - 1.0 <= start <= latest + 1.0
+    return info.submitted_at - 2.0 <= start <= latest + 2.0
+
+
+def find_job_process(jobdir: Path) -> int | None:
+    """Pid of the live process group leader started for the job in ``jobdir``, found by the
+    ``ZENITH_JOB_DIR`` its runner put in its environment; for claims whose pid was never recorded."""
+    marker = f"ZENITH_JOB_DIR={jobdir}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            if os.getpgid(pid) != pid:
+                continue  # a child of the job, not its leader
+        except OSError:
+            continue
+        if _proc_start_time(pid) is not None:
+            return pid
+    return None
 
 
 def killpg(pid: int, sig: int) -> None:
@@ -185,8 +207,17 @@ class Runner:
     def recover(self) -> None:
         """Inspects jobs left RUNNING by an earlier runner (see the module doc)."""
         for info in self.store.list("RUNNING", "local"):
+            jobdir = self.root / "jobs" / str(info.id)
             if info.pid is None:
-                self.store.requeue(info.id)
+                # Claimed, but the runner died around the spawn: find the process if it exists.
+                pid = find_job_process(jobdir)
+                if pid is not None:
+                    self.store.mark_started(info.id, pid)
+                    self.running[info.id] = Running(info=self.store.get(info.id), proc=None)
+                elif info.kind == "function" and (jobdir / "status.json").exists():
+                    self._finish(Running(info=info, proc=None), None)
+                else:
+                    self.store.requeue(info.id)
             elif is_job_process(info):
                 self.running[info.id] = Running(info=info, proc=None)
             else:
@@ -304,53 +335,70 @@ def _drain_fd(fd: int) -> None:
             return
 
 
-def run(root: Path, idle_timeout: float | None) -> int:
-    """Serves ``root`` in this process; returns 0 (also when another runner already serves it)."""
+def _try_lock(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
+def _bind(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)
+    wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    wake.bind(str(path))
+    wake.setblocking(False)
+    return wake
+
+
+def run(root: Path, idle_timeout: float | None, machine: Machine) -> int:
+    """Serves ``root`` with ``machine``'s resources in this process; returns 0 (also when another
+    runner already serves it)."""
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(root / "runner.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                print(f"zenith: a runner already serves {root}", file=sys.stderr)
+        if not _try_lock(lock):
+            print(f"zenith: a runner already serves {root}", file=sys.stderr)
+            return 0
+        sock_path = root / "runner.sock"
+        wake = _bind(sock_path)
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        runner = Runner(root, machine, idle_timeout)
+
+        def stop(*_: object) -> None:
+            runner.stop = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        (root / "runner.pid").write_text(f"{os.getpid()}\n")
+        m = runner.machine
+        print(
+            f"zenith runner {os.getpid()} serving {root}: "
+            f"{m.gpus} GPUs, {m.memory} bytes, {m.cpus} CPUs",
+            flush=True,
+        )
+        runner.recover()
+        while True:
+            try:
+                runner.serve(wake, r)
+            finally:
+                # Jobs keep running; the next runner adopts them. Unbind first: from now on
+                # submitters start a new runner instead of poking this one.
+                sock_path.unlink(missing_ok=True)
+                wake.close()
+            if runner.stop:
                 return 0
-            raise
-        _serve_locked(root, idle_timeout)
-    return 0
-
-
-def _serve_locked(root: Path, idle_timeout: float | None) -> None:
-    sock_path = root / "runner.sock"
-    sock_path.unlink(missing_ok=True)
-    wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    wake.bind(str(sock_path))
-    wake.setblocking(False)
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    os.set_blocking(w, False)
-    signal.set_wakeup_fd(w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-
-    runner = Runner(root, detect_machine(), idle_timeout)
-
-    def stop(*_: object) -> None:
-        runner.stop = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    (root / "runner.pid").write_text(f"{os.getpid()}\n")
-    m = runner.machine
-    print(
-        f"zenith runner {os.getpid()} serving {root}: {m.gpus} GPUs, {m.memory} bytes, {m.cpus} CPUs",
-        flush=True,
-    )
-    runner.recover()
-    try:
-        runner.serve(wake, r)
-    finally:
-        # Jobs keep running; the next runner adopts them. Unbind first so that submitters start one.
-        sock_path.unlink(missing_ok=True)
-        wake.close()
+            # Idle exit. A submit may have poked just before the unbind: release the lock, look
+            # again, and keep serving only if there is work and no new runner took over.
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if runner.store.local_active_count() == 0 or not _try_lock(lock):
+                return 0
+            wake = _bind(sock_path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     idle = None if args.idle_timeout < 0 else args.idle_timeout
     root = args.home.absolute()
+    try:
+        # Before detaching, so that a bad ZENITH_GPUS/CPUS/MEMORY reaches the submitter.
+        machine = detect_machine()
+    except (ValueError, ValidationError) as exc:
+        print(f"zenith: cannot start the local runner: {exc}", file=sys.stderr)
+        return 2
     if args.daemon:
         if os.fork() != 0:
             return 0
@@ -376,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
-    return run(root, idle)
+    return run(root, idle, machine)
 
 
 if __name__ == "__main__":

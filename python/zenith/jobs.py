@@ -334,13 +334,18 @@ def ensure_runner(root: Path | None = None) -> None:
     root = root or home()
     if poke_runner(root):
         return
-    # The runner daemonizes (forks and returns at once); a duplicate exits when it cannot take the lock.
-    subprocess.run(
+    # The runner checks its environment, daemonizes and returns; a duplicate started by a racing
+    # submitter exits when it cannot take the lock.
+    started = subprocess.run(
         [sys.executable, "-m", "zenith._runner", "--home", str(root), "--daemon"],
         stdin=subprocess.DEVNULL,
-        check=True,
+        capture_output=True,
+        text=True,
         env=os.environ.copy(),
+        check=False,
     )
+    if started.returncode != 0:
+        raise JobError(started.stderr.strip() or f"the local runner exited with {started.returncode}")
 
 
 def runner_pid(root: Path | None = None) -> int | None:
@@ -369,14 +374,22 @@ def get(job_id: int) -> JobInfo:
 
 
 def status(job_id: int) -> str:
-    """The job's state: ``QUEUED``, ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``."""
-    return get(job_id).state
+    """The job's state: ``QUEUED``, ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``.
+
+    Asking about an unfinished local job also makes sure a runner serves it.
+    """
+    info = get(job_id)
+    if info.backend == "local" and info.state not in FINAL_STATES:
+        ensure_runner()
+    return info.state
 
 
 def jobs(state: str | None = None) -> list[JobInfo]:
     """All jobs, oldest first (optionally only those in ``state``)."""
     root = home()
     found = [_refresh(j, root) for j in store(root).list(None, None)]
+    if any(j.backend == "local" and j.state not in FINAL_STATES for j in found):
+        ensure_runner(root)
     return [j for j in found if state is None or j.state == state]
 
 
