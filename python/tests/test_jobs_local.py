@@ -277,3 +277,41 @@ def test_bad_runner_environment_is_reported(zhome: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("ZENITH_MEMORY")
     # The job was stored before the runner failed; a runner started later runs it.
     assert zenith.wait(1, timeout=60) == "SUCCEEDED"
+
+
+def test_recovery_of_claims_whose_pid_was_never_recorded(zhome: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A runner killed between claiming a job and recording its pid: the next runner finds the
+    process by its ZENITH_JOB_DIR and adopts it, or puts a claim that never spawned back in the queue."""
+    from zenith import _runner
+    from zenith.jobs import job_dir, store
+
+    release = tmp_path / "release"
+    jobs_store = store(zhome)
+    waiter = python_argv(f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.02)")
+    common = {"cwd": str(tmp_path), "env": list(os.environ.items()), "gpus": 0, "memory": None,
+              "cpus": 1, "priority": 0, "backend": "local"}
+    spawned_id = jobs_store.submit(name="spawned", kind="command", argv=waiter, **common)
+    unspawned_id = jobs_store.submit(name="unspawned", kind="command", argv=["true"], **common)
+    claimed = jobs_store.claim_startable(4, 1 << 30, 8)
+    assert [j.id for j in claimed] == [spawned_id, unspawned_id]
+    jobdir = job_dir(spawned_id, zhome)
+    jobdir.mkdir(parents=True)
+    env = dict(os.environ, ZENITH_JOB_DIR=str(jobdir))
+    proc = subprocess.Popen(waiter, env=env, start_new_session=True)
+    try:
+        assert _runner.find_job_process(jobdir) == proc.pid
+        assert [get(i).pid for i in (spawned_id, unspawned_id)] == [None, None]
+
+        ensure_runner(zhome)
+        assert zenith.wait(unspawned_id, timeout=60) == "SUCCEEDED"  # requeued, then run
+        wait_until(lambda: get(spawned_id).pid == proc.pid, "the spawned job to be adopted")
+        assert zenith.status(spawned_id) == "RUNNING"
+        release.touch()
+        assert proc.wait(timeout=60) == 0
+        assert zenith.wait(spawned_id, timeout=60) == "FAILED"
+        assert get(spawned_id).error == (
+            f"the runner stopped while this job ran (pid {proc.pid}); its exit status is unknown"
+        )
+    finally:
+        proc.kill()
+        proc.wait()
