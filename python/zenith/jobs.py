@@ -10,9 +10,9 @@ Jobs are validated by the Rust Validator and stored in SQLite under ``$ZENITH_HO
 ``~/.zenith``). Local jobs are started by a runner process (``python -m zenith._runner``) that the first
 submit starts, or ``zenith jobs serve``; Slurm jobs go through ``sbatch`` (see ``zenith._slurm``).
 
-Environment (read by the runner when it starts, i.e. from the first submitter's environment):
-``ZENITH_HOME`` job store and logs; ``ZENITH_BACKEND`` default backend (``local``/``slurm``);
-``ZENITH_GPUS`` GPU count (else ``nvidia-smi -L``); ``ZENITH_CPUS``, ``ZENITH_MEMORY`` (e.g.
+Environment: ``ZENITH_HOME`` job store and logs; ``ZENITH_BACKEND`` default backend
+(``local``/``slurm``). Read by the runner when it starts (so from the environment of the submit that
+started it): ``ZENITH_GPUS`` GPU count (else ``nvidia-smi -L``); ``ZENITH_CPUS``, ``ZENITH_MEMORY`` (e.g.
 ``"64GB"``) the runner's CPU and memory budget (else the machine's); ``ZENITH_RUNNER_IDLE_TIMEOUT``
 seconds before an idle runner exits (300; negative: never); ``ZENITH_KILL_GRACE`` seconds between
 SIGTERM and SIGKILL on cancel (3). Jobs run with the submitter's environment and working directory.
@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from zenith import _slurm
 from zenith._zenith import JobError, JobInfo, JobStore, ValidationError, parse_memory, validate_name
@@ -51,7 +51,6 @@ __all__ = [
 
 FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 BACKENDS = ("local", "slurm")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def home() -> Path:
