@@ -299,7 +299,8 @@ def test_recovery_of_claims_whose_pid_was_never_recorded(zhome: Path, tmp_path: 
     env = dict(os.environ, ZENITH_JOB_DIR=str(jobdir))
     proc = subprocess.Popen(waiter, env=env, start_new_session=True)
     try:
-        assert _runner.find_job_process(jobdir) == proc.pid
+        # The child has just been forked: wait until its environment shows the job dir.
+        wait_until(lambda: _runner.find_job_process(jobdir) == proc.pid, "the job process to be found")
         assert [get(i).pid for i in (spawned_id, unspawned_id)] == [None, None]
 
         ensure_runner(zhome)
