@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from zenith._zenith import JobError, JobInfo, ValidationError
+from zenith._zenith import (
+    FormatError,
+    JobError,
+    JobInfo,
+    SchemaError,
+    SourceError,
+    StorageError,
+    ValidationError,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -268,6 +276,21 @@ def add_cancel(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_cancel)
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    import zenith
+
+    zenith.info(args.path if args.path else None, format=args.format)
+    return EXIT_OK
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    """``zenith info [PATH]``: build facts, or a dataset's schema, rows, files and units."""
+    p = sub.add_parser("info", help="build facts, or a dataset's schema, rows, files and units")
+    p.add_argument("path", nargs="*", help="file, directory or glob (several allowed)")
+    p.add_argument("--format", default=None, help="parquet, csv, arrow or arrows (default: detect)")
+    p.set_defaults(handler=_cmd_info)
+
+
 # ---------------------------------------------------------------------------------- main
 
 #: Subcommand registrars, in help order.
@@ -278,6 +301,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_wait,
     add_logs,
     add_cancel,
+    add_info,
 ]
 
 
@@ -304,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"zenith: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (SourceError, FormatError, SchemaError, StorageError) as exc:
+        print(f"zenith: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except JobError as exc:
         print(f"zenith: {exc}", file=sys.stderr)
         return EXIT_FAILED
