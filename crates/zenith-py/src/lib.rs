@@ -8,52 +8,54 @@ use numpy::PyArray;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
 use zenith_core::loader::Poll;
+
+mod jobs;
 use zenith_core::{
     BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format,
     LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, TensorData,
 };
 
 create_exception!(
-    _zenith,
+    zenith._zenith,
     ZenithError,
     PyException,
     "Base class of every Zenith error."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     SourceError,
     ZenithError,
     "A path is missing, empty or unreadable."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     FormatError,
     ZenithError,
     "A file's bytes are not valid for its format."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     StorageError,
     ZenithError,
     "Object storage failed after retries."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     SchemaError,
     ZenithError,
     "Schemas differ, or a column is unknown."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     ValidationError,
     ZenithError,
     "An argument, job spec or state is invalid."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     JobError,
     ZenithError,
     "A job failed, or a job id is unknown."
@@ -362,6 +364,7 @@ impl Loader {
         Ok(LoaderIter {
             inner: Some(it),
             arrow_output: self.arrow_output,
+            names: Vec::new(),
         })
     }
 
@@ -411,6 +414,8 @@ impl Loader {
 struct LoaderIter {
     inner: Option<zenith_core::BatchIterator>,
     arrow_output: bool,
+    /// Interned output names, made on the first batch.
+    names: Vec<Py<PyString>>,
 }
 
 #[pymethods]
@@ -423,9 +428,14 @@ impl LoaderIter {
         let Some(it) = self.inner.as_mut() else {
             return Ok(None);
         };
+        // A prefetched batch is usually waiting: take it without releasing the GIL.
+        let mut polled = it.poll_next(Duration::ZERO);
         let batch = loop {
-            match py.detach(|| it.poll_next(Duration::from_millis(50))) {
-                Poll::Pending => py.check_signals()?,
+            match polled {
+                Poll::Pending => {
+                    py.check_signals()?;
+                    polled = py.detach(|| it.poll_next(Duration::from_millis(50)));
+                }
                 Poll::Ready(None) => {
                     self.inner = None;
                     return Ok(None);
@@ -442,7 +452,14 @@ impl LoaderIter {
             return Ok(Some(PyRecordBatch::new(rb).into_pyarrow(py)?));
         }
         let out = PyDict::new(py);
-        for (name, col) in batch.columns {
+        if self.names.len() != batch.columns.len() {
+            self.names = batch
+                .columns
+                .iter()
+                .map(|(n, _)| PyString::intern(py, n).unbind())
+                .collect();
+        }
+        for (name, (_, col)) in self.names.iter().zip(batch.columns) {
             let value = match col {
                 BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
                 BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
@@ -450,7 +467,7 @@ impl LoaderIter {
                     .unbind()
                     .into_bound(py),
             };
-            out.set_item(name, value)?;
+            out.set_item(name.bind(py), value)?;
         }
         Ok(Some(out.into_any()))
     }
@@ -483,5 +500,6 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
+    jobs::register(m)?;
     Ok(())
 }
