@@ -31,15 +31,15 @@ __version__: str = _zenith.__version__
 _zenith.init_logging(os.environ.get("ZENITH_LOG_LEVEL", "info"))
 
 __all__ = [
-    "__version__",
-    "load",
-    "info",
     "DataLoader",
-    "ZenithError",
-    "SourceError",
     "FormatError",
-    "StorageError",
-    "SchemaError",
-    "ValidationError",
     "JobError",
+    "SchemaError",
+    "SourceError",
+    "StorageError",
+    "ValidationError",
+    "ZenithError",
+    "__version__",
+    "info",
+    "load",
 ]

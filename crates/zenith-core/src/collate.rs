@@ -42,20 +42,32 @@ pub enum DType {
 impl DType {
     /// Parses numpy/torch style names: `float32`, `f4`, `int64`, `uint8`, `bool`, ...
     pub fn parse(name: &str) -> Result<DType> {
-        Ok(match name.trim().trim_start_matches("torch.").to_ascii_lowercase().as_str() {
-            "bool" => DType::Bool,
-            "int8" | "i1" => DType::I8,
-            "int16" | "i2" => DType::I16,
-            "int32" | "i4" | "int" => DType::I32,
-            "int64" | "i8" | "long" => DType::I64,
-            "uint8" | "u1" => DType::U8,
-            "uint16" | "u2" => DType::U16,
-            "uint32" | "u4" => DType::U32,
-            "uint64" | "u8" => DType::U64,
-            "float32" | "f4" | "float" => DType::F32,
-            "float64" | "f8" | "double" => DType::F64,
-            other => return Err(Error::invalid("dtype", format!("unsupported dtype {other:?}"))),
-        })
+        Ok(
+            match name
+                .trim()
+                .trim_start_matches("torch.")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "bool" => DType::Bool,
+                "int8" | "i1" => DType::I8,
+                "int16" | "i2" => DType::I16,
+                "int32" | "i4" | "int" => DType::I32,
+                "int64" | "i8" | "long" => DType::I64,
+                "uint8" | "u1" => DType::U8,
+                "uint16" | "u2" => DType::U16,
+                "uint32" | "u4" => DType::U32,
+                "uint64" | "u8" => DType::U64,
+                "float32" | "f4" | "float" => DType::F32,
+                "float64" | "f8" | "double" => DType::F64,
+                other => {
+                    return Err(Error::invalid(
+                        "dtype",
+                        format!("unsupported dtype {other:?}"),
+                    ))
+                }
+            },
+        )
     }
 
     /// The numpy name.
@@ -256,7 +268,12 @@ pub struct OutputField {
 #[derive(Debug, Clone)]
 pub(crate) enum FieldPlan {
     /// Tensor of `dtype`, `width` elements per row, from these projected column positions.
-    Tensor { dtype: DType, width: usize, columns: Vec<usize>, list: bool },
+    Tensor {
+        dtype: DType,
+        width: usize,
+        columns: Vec<usize>,
+        list: bool,
+    },
     /// Arrow array of this projected column position.
     Arrow { column: usize },
 }
@@ -285,10 +302,17 @@ fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Res
     let array = if array.data_type() == &target {
         array.clone()
     } else {
-        arrow_cast::cast(array, &target).map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))?
+        arrow_cast::cast(array, &target)
+            .map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))?
     };
     Ok(match dtype {
-        DType::Bool => TensorData::Bool(array.as_boolean().iter().map(|v| v.unwrap_or(false)).collect()),
+        DType::Bool => TensorData::Bool(
+            array
+                .as_boolean()
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect(),
+        ),
         DType::I8 => TensorData::I8(prim_to_vec!(array, Int8Type)),
         DType::I16 => TensorData::I16(prim_to_vec!(array, Int16Type)),
         DType::I32 => TensorData::I32(prim_to_vec!(array, Int32Type)),
@@ -394,18 +418,30 @@ pub(crate) fn plan_fields(
 }
 
 /// Converts a decoded batch (projected columns) into one block per field.
-pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], location: &dyn Fn() -> String) -> Result<Vec<Block>> {
+pub(crate) fn to_blocks(
+    batch: &arrow_array::RecordBatch,
+    plans: &[FieldPlan],
+    location: &dyn Fn() -> String,
+) -> Result<Vec<Block>> {
     let rows = batch.num_rows();
     plans
         .iter()
         .map(|p| match p {
             FieldPlan::Arrow { column } => Ok(Block::Arrow(batch.column(*column).clone())),
-            FieldPlan::Tensor { dtype, columns, list: true, width } => {
+            FieldPlan::Tensor {
+                dtype,
+                columns,
+                list: true,
+                width,
+            } => {
                 let col = batch.column(columns[0]);
                 let name = batch.schema().field(columns[0]).name().clone();
                 let what = || format!("{}: column {name:?}", location());
                 if col.null_count() > 0 {
-                    return Err(Error::invalid("columns", format!("{} has null lists; tensors cannot hold nulls", what())));
+                    return Err(Error::invalid(
+                        "columns",
+                        format!("{} has null lists; tensors cannot hold nulls", what()),
+                    ));
                 }
                 let fsl = col.as_fixed_size_list();
                 let values = fsl.values().slice(0, rows * width);
@@ -415,7 +451,9 @@ pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], l
                 let mut cast = Vec::with_capacity(columns.len());
                 for &c in columns {
                     let name = batch.schema().field(c).name().clone();
-                    cast.push(cast_values(batch.column(c), *dtype, &|| format!("{}: column {name:?}", location()))?);
+                    cast.push(cast_values(batch.column(c), *dtype, &|| {
+                        format!("{}: column {name:?}", location())
+                    })?);
                 }
                 if cast.len() == 1 {
                     Ok(Block::Tensor(cast.pop().expect("one")))
@@ -427,9 +465,15 @@ pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], l
         .collect()
 }
 
+/// A (slice, row) position inside a window.
+pub(crate) type Pick = (u32, u32);
+
+/// The blocks of one window (indexed by slice) and the picks to take from them.
+pub(crate) type Chunk<'a> = (Vec<&'a Block>, &'a [Pick]);
+
 /// Gathers rows into one output column. Each chunk is (blocks of one window indexed by
 /// slice, (slice, row) picks); the output has the picks of all chunks in order.
-pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u32)])]) -> Result<BatchColumn> {
+pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<BatchColumn> {
     let total: usize = chunks.iter().map(|c| c.1.len()).sum();
     match plan {
         FieldPlan::Tensor { dtype, width, .. } => {
@@ -439,7 +483,8 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
                 ($variant:ident, $out:expr) => {{
                     for (blocks, picks) in chunks {
                         for &(b, r) in picks.iter() {
-                            let Block::Tensor(TensorData::$variant(src)) = blocks[b as usize] else {
+                            let Block::Tensor(TensorData::$variant(src)) = blocks[b as usize]
+                            else {
                                 unreachable!("block layout follows the plan")
                             };
                             let r = r as usize;
@@ -483,10 +528,15 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
                     while j < picks.len() && picks[j].0 == b {
                         j += 1;
                     }
-                    let Block::Arrow(src) = blocks[b as usize] else { unreachable!("block layout follows the plan") };
+                    let Block::Arrow(src) = blocks[b as usize] else {
+                        unreachable!("block layout follows the plan")
+                    };
                     data_type = src.data_type().clone();
                     let idx = UInt32Array::from_iter_values(picks[i..j].iter().map(|p| p.1));
-                    parts.push(arrow_select::take::take(src.as_ref(), &idx, None).map_err(|e| Error::invalid("columns", e))?);
+                    parts.push(
+                        arrow_select::take::take(src.as_ref(), &idx, None)
+                            .map_err(|e| Error::invalid("columns", e))?,
+                    );
                     i = j;
                 }
             }
@@ -494,7 +544,9 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
             let array = match refs.len() {
                 0 => arrow_array::new_empty_array(&data_type),
                 1 => parts.pop().expect("one"),
-                _ => arrow_select::concat::concat(&refs).map_err(|e| Error::invalid("columns", e))?,
+                _ => {
+                    arrow_select::concat::concat(&refs).map_err(|e| Error::invalid("columns", e))?
+                }
             };
             Ok(BatchColumn::Arrow(array))
         }
@@ -527,4 +579,3 @@ impl BatchColumn {
         }
     }
 }
-

@@ -21,11 +21,16 @@ pub mod pool;
 pub mod read;
 pub mod source;
 
-pub use dataset::{Dataset, Projection, UnitRef};
 pub use collate::{BatchColumn, DType, FieldSource, OutputField, Tensor, TensorData};
+pub use dataset::{Dataset, Projection, UnitRef};
 pub use error::{Error, ErrorKind, Result};
-pub use loader::{Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot};
-pub use read::{info, load_arrow_ipc, load_csv, load_parquet, read, read_many, DatasetInfo, FileInfo, ReadOptions};
+pub use loader::{
+    Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot,
+};
+pub use read::{
+    info, load_arrow_ipc, load_csv, load_parquet, read, read_many, DatasetInfo, FileInfo,
+    ReadOptions,
+};
 pub use source::{DecodeOptions, Format};
 
 /// The crate version.

@@ -39,8 +39,14 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     let dataset = Dataset::open(specs, options.format, &options.decode)?;
     let projection = dataset.projection(options.columns.as_deref())?;
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
-    let cacheable = !options.no_cache && !matches!(dataset.format(), Format::Ipc | Format::IpcStream);
-    let key = format!("{:?}|{}|{:?}", specs, dataset.format().name(), options.columns);
+    let cacheable =
+        !options.no_cache && !matches!(dataset.format(), Format::Ipc | Format::IpcStream);
+    let key = format!(
+        "{:?}|{}|{:?}",
+        specs,
+        dataset.format().name(),
+        options.columns
+    );
     let stamps = if cacheable {
         dataset
             .files()
@@ -114,7 +120,11 @@ pub struct DatasetInfo {
 }
 
 /// Summarises a dataset without decoding its data.
-pub fn info(specs: &[String], format: Option<Format>, decode: &DecodeOptions) -> Result<DatasetInfo> {
+pub fn info(
+    specs: &[String],
+    format: Option<Format>,
+    decode: &DecodeOptions,
+) -> Result<DatasetInfo> {
     let dataset = Dataset::open(specs, format, decode)?;
     let files: Vec<FileInfo> = dataset
         .files()

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::{DecodeOptions, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 
-const DEFAULT_UNIT_BYTES: usize = 8 << 20;
+const DEFAULT_UNIT_BYTES: usize = 4 << 20;
 const INFER_BYTES: usize = 1 << 20;
 const INFER_RECORDS: usize = 1000;
 
@@ -47,7 +47,11 @@ impl CsvFile {
         let header_end = match find_record_end(&data, 0) {
             Some(end) => end,
             None if data.is_empty() => {
-                return Err(Error::format(path, "byte 0", "empty CSV file (no header row)"))
+                return Err(Error::format(
+                    path,
+                    "byte 0",
+                    "empty CSV file (no header row)",
+                ))
             }
             None => data.len(),
         };
@@ -58,7 +62,9 @@ impl CsvFile {
                 if names != header.iter().map(String::as_str).collect::<Vec<_>>() {
                     return Err(Error::schema(
                         path,
-                        format!("CSV header {header:?} does not match the schema's columns {names:?}"),
+                        format!(
+                            "CSV header {header:?} does not match the schema's columns {names:?}"
+                        ),
                     ));
                 }
                 schema.clone()
@@ -112,10 +118,13 @@ impl FileReader for CsvFile {
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let range = *self
-            .ranges
-            .get(index)
-            .ok_or_else(|| Error::format(&self.path, format!("unit {index}"), "unit index out of range"))?;
+        let range = *self.ranges.get(index).ok_or_else(|| {
+            Error::format(
+                &self.path,
+                format!("unit {index}"),
+                "unit index out of range",
+            )
+        })?;
         let location = || format!("line {} (byte {})", range.first_line, range.start);
         let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
             .with_header(false)
@@ -128,7 +137,11 @@ impl FileReader for CsvFile {
             .build(Cursor::new(&self.data[range.start..range.end]))
             .map_err(|e| Error::format(&self.path, location(), e))?;
         let out_schema = match projection {
-            Some(cols) => Arc::new(self.schema.project(cols).map_err(|e| Error::schema(&self.path, e))?),
+            Some(cols) => Arc::new(
+                self.schema
+                    .project(cols)
+                    .map_err(|e| Error::schema(&self.path, e))?,
+            ),
             None => self.schema.clone(),
         };
         let mut batches = Vec::with_capacity(1);
@@ -189,7 +202,7 @@ fn infer_schema(path: &Path, data: &[u8], delimiter: u8) -> Result<SchemaRef> {
         .with_header(true)
         .with_delimiter(delimiter)
         .infer_schema(Cursor::new(&data[..sample_end]), Some(INFER_RECORDS))
-        .map_err(|e| Error::format(path, "header", e))?;
+        .map_err(|e| Error::format(path, "schema inference", e))?;
     Ok(Arc::new(Schema::new(schema.fields().clone())))
 }
 
@@ -275,7 +288,10 @@ mod tests {
     use super::*;
 
     fn rows_of(data: &[u8], target: usize) -> Vec<(usize, usize, usize)> {
-        split_records(data, 0, target).iter().map(|r| (r.start, r.end, r.rows)).collect()
+        split_records(data, 0, target)
+            .iter()
+            .map(|r| (r.start, r.end, r.rows))
+            .collect()
     }
 
     #[test]

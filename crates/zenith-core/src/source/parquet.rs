@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
@@ -73,21 +75,32 @@ impl FileReader for ParquetFile {
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
         let location = || format!("row group {index}");
-        let rows = self.units.get(index).map(|u| u.rows).ok_or_else(|| {
-            Error::format(&self.path, location(), "row group index out of range")
-        })?;
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(self.data.clone(), self.meta.clone())
-            .with_row_groups(vec![index])
-            .with_batch_size(rows.max(1));
+        let rows =
+            self.units.get(index).map(|u| u.rows).ok_or_else(|| {
+                Error::format(&self.path, location(), "row group index out of range")
+            })?;
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.data.clone(),
+            self.meta.clone(),
+        )
+        .with_row_groups(vec![index])
+        .with_batch_size(rows.max(1));
         let schema = match projection {
             Some(cols) => {
                 let mask = ProjectionMask::roots(self.meta.parquet_schema(), cols.iter().copied());
                 builder = builder.with_projection(mask);
-                std::sync::Arc::new(self.meta.schema().project(cols).map_err(|e| Error::schema(&self.path, e))?)
+                std::sync::Arc::new(
+                    self.meta
+                        .schema()
+                        .project(cols)
+                        .map_err(|e| Error::schema(&self.path, e))?,
+                )
             }
             None => self.meta.schema().clone(),
         };
-        let reader = builder.build().map_err(|e| Error::format(&self.path, location(), e))?;
+        let reader = builder
+            .build()
+            .map_err(|e| Error::format(&self.path, location(), e))?;
         let mut batches = Vec::with_capacity(1);
         for batch in reader {
             batches.push(batch.map_err(|e| Error::format(&self.path, location(), e))?);
