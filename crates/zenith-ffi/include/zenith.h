@@ -12,6 +12,24 @@
  *    by the caller with its own release callback. The definitions below are those of the Arrow
  *    specification, guarded so that a program that already has them (from nanoarrow, Arrow C++,
  *    ...) can include this header too.
+ *
+ * Example: one epoch of shuffled batches of 64 rows.
+ *
+ *   ZenithLoader* loader;
+ *   if (zenith_loader_new("data/train/", "{\"batch_size\": 64, \"seed\": 1}", &loader) != ZENITH_OK) {
+ *     fprintf(stderr, "%s\n", zenith_last_error());
+ *     return 1;
+ *   }
+ *   struct ArrowArray batch;
+ *   struct ArrowSchema schema;
+ *   ZenithStatus status;
+ *   while ((status = zenith_loader_next(loader, &batch, &schema)) == ZENITH_OK) {
+ *     use(&batch, &schema);  // a struct array: one child per column
+ *     batch.release(&batch);
+ *     schema.release(&schema);
+ *   }
+ *   if (status != ZENITH_END) fprintf(stderr, "%s\n", zenith_last_error());
+ *   zenith_loader_free(loader);
  */
 
 
