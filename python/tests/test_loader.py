@@ -150,6 +150,7 @@ def test_resume_loses_and_repeats_nothing(
     state = None
     for r in range(world_before):
         dl = zenith.DataLoader(path, rank=r, world_size=world_before, num_workers=workers_before, **common)
+        stop = min(stop, len(dl) - 1)  # stop inside the epoch (a finished epoch resumes at the next)
         it = iter(dl)
         for _ in range(stop):
             batch = next(it, None)
@@ -163,6 +164,11 @@ def test_resume_loses_and_repeats_nothing(
         dl = zenith.DataLoader(path, rank=r, world_size=world_after, num_workers=workers_after, **common)
         dl.load_state_dict(state)
         seen += epoch_ids(dl)
+    if stop == 0:
+        # Nothing was consumed: the epoch starts afresh under the new world size.
+        uninterrupted = []
+        for r in range(world_after):
+            uninterrupted += epoch_ids(zenith.DataLoader(path, rank=r, world_size=world_after, **common))
     assert sorted(seen) == sorted(uninterrupted)
 
 

@@ -291,20 +291,27 @@ macro_rules! prim_to_vec {
     };
 }
 
-fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
+fn cast_array(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<ArrayRef> {
     if array.null_count() > 0 {
         return Err(Error::invalid(
             "columns",
-            format!("{} has {} null values; tensors cannot hold nulls (fill them, or use output=\"arrow\")", what(), array.null_count()),
+            format!(
+                "{} has {} null values; tensors cannot hold nulls (fill them, or use output=\"arrow\")",
+                what(),
+                array.null_count()
+            ),
         ));
     }
     let target = dtype.arrow();
-    let array = if array.data_type() == &target {
-        array.clone()
-    } else {
-        arrow_cast::cast(array, &target)
-            .map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))?
-    };
+    if array.data_type() == &target {
+        return Ok(array.clone());
+    }
+    arrow_cast::cast(array, &target)
+        .map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))
+}
+
+fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
+    let array = cast_array(array, dtype, what)?;
     Ok(match dtype {
         DType::Bool => TensorData::Bool(
             array
@@ -326,43 +333,56 @@ fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Res
     })
 }
 
-fn interleave<T: Copy + Default>(columns: Vec<Vec<T>>, rows: usize) -> Vec<T> {
+/// Rows per block of the transpose: the written rows of a block stay in L1 while every
+/// column streams through once.
+const TRANSPOSE_ROWS: usize = 128;
+
+/// Interleaves `k` columns into a row-major `[rows, k]` buffer, a block of rows at a time.
+fn interleave<T: Copy + Default>(columns: &[&[T]], rows: usize) -> Vec<T> {
     let k = columns.len();
     let mut out = vec![T::default(); rows * k];
-    for (j, col) in columns.iter().enumerate() {
-        for (i, v) in col.iter().enumerate() {
-            out[i * k + j] = *v;
+    for start in (0..rows).step_by(TRANSPOSE_ROWS) {
+        let end = (start + TRANSPOSE_ROWS).min(rows);
+        for (j, col) in columns.iter().enumerate() {
+            for (i, v) in col[start..end].iter().enumerate() {
+                out[(start + i) * k + j] = *v;
+            }
         }
     }
     out
 }
 
-macro_rules! interleave_variant {
-    ($cols:expr, $rows:expr, $variant:ident) => {{
-        let cols = $cols
-            .into_iter()
-            .map(|c| match c {
-                TensorData::$variant(v) => v,
-                _ => unreachable!("all columns were cast to one dtype"),
-            })
-            .collect::<Vec<_>>();
-        TensorData::$variant(interleave(cols, $rows))
+macro_rules! stack_variant {
+    ($arrays:expr, $rows:expr, $variant:ident, $t:ty) => {{
+        let cols: Vec<&[_]> = $arrays
+            .iter()
+            .map(|a| a.as_primitive::<$t>().values().as_ref())
+            .collect();
+        TensorData::$variant(interleave(&cols, $rows))
     }};
 }
 
-fn stack(columns: Vec<TensorData>, dtype: DType, rows: usize) -> TensorData {
+/// Stacks columns already cast to `dtype` into one row-major block.
+fn stack(arrays: &[ArrayRef], dtype: DType, rows: usize) -> TensorData {
     match dtype {
-        DType::Bool => interleave_variant!(columns, rows, Bool),
-        DType::I8 => interleave_variant!(columns, rows, I8),
-        DType::I16 => interleave_variant!(columns, rows, I16),
-        DType::I32 => interleave_variant!(columns, rows, I32),
-        DType::I64 => interleave_variant!(columns, rows, I64),
-        DType::U8 => interleave_variant!(columns, rows, U8),
-        DType::U16 => interleave_variant!(columns, rows, U16),
-        DType::U32 => interleave_variant!(columns, rows, U32),
-        DType::U64 => interleave_variant!(columns, rows, U64),
-        DType::F32 => interleave_variant!(columns, rows, F32),
-        DType::F64 => interleave_variant!(columns, rows, F64),
+        DType::Bool => {
+            let cols: Vec<Vec<bool>> = arrays
+                .iter()
+                .map(|a| a.as_boolean().iter().map(|v| v.unwrap_or(false)).collect())
+                .collect();
+            let refs: Vec<&[bool]> = cols.iter().map(Vec::as_slice).collect();
+            TensorData::Bool(interleave(&refs, rows))
+        }
+        DType::I8 => stack_variant!(arrays, rows, I8, Int8Type),
+        DType::I16 => stack_variant!(arrays, rows, I16, Int16Type),
+        DType::I32 => stack_variant!(arrays, rows, I32, Int32Type),
+        DType::I64 => stack_variant!(arrays, rows, I64, Int64Type),
+        DType::U8 => stack_variant!(arrays, rows, U8, UInt8Type),
+        DType::U16 => stack_variant!(arrays, rows, U16, UInt16Type),
+        DType::U32 => stack_variant!(arrays, rows, U32, UInt32Type),
+        DType::U64 => stack_variant!(arrays, rows, U64, UInt64Type),
+        DType::F32 => stack_variant!(arrays, rows, F32, Float32Type),
+        DType::F64 => stack_variant!(arrays, rows, F64, Float64Type),
     }
 }
 
@@ -448,18 +468,18 @@ pub(crate) fn to_blocks(
                 cast_values(&values, *dtype, &what).map(Block::Tensor)
             }
             FieldPlan::Tensor { dtype, columns, .. } => {
-                let mut cast = Vec::with_capacity(columns.len());
-                for &c in columns {
+                let what = |c: usize| {
                     let name = batch.schema().field(c).name().clone();
-                    cast.push(cast_values(batch.column(c), *dtype, &|| {
-                        format!("{}: column {name:?}", location())
-                    })?);
+                    move || format!("{}: column {name:?}", location())
+                };
+                if let [c] = columns.as_slice() {
+                    return cast_values(batch.column(*c), *dtype, &what(*c)).map(Block::Tensor);
                 }
-                if cast.len() == 1 {
-                    Ok(Block::Tensor(cast.pop().expect("one")))
-                } else {
-                    Ok(Block::Tensor(stack(cast, *dtype, rows)))
-                }
+                let arrays = columns
+                    .iter()
+                    .map(|&c| cast_array(batch.column(c), *dtype, &what(c)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Block::Tensor(stack(&arrays, *dtype, rows)))
             }
         })
         .collect()

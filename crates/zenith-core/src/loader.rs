@@ -343,7 +343,7 @@ impl DataLoader {
                 let w = (budget / row_bytes / 3)
                     .max(config.batch_size * 4)
                     .max(1024);
-                (w, (w / 16).max(config.batch_size).min(w))
+                (w, (w / 4).max(config.batch_size).min(w))
             }
         };
         let stats = Arc::new(LoaderStats::default());
@@ -493,7 +493,10 @@ impl DataLoader {
         self.window_rows = state.window_rows;
         self.first_window_rows = state.first_window_rows;
         let mut resumes = state.resumes.clone();
+        let mut epoch_world_size = state.epoch_world_size;
         let rows = if state.rows == 0 && resumes.is_empty() {
+            // Nothing consumed yet: the epoch simply starts under the current world size.
+            epoch_world_size = self.config.world_size;
             0
         } else if resumes.is_empty() && state.world_size == self.config.world_size {
             state.rows
@@ -504,7 +507,7 @@ impl DataLoader {
         let mut p = self.lock();
         *p = Progress {
             epoch: state.epoch,
-            epoch_world_size: state.epoch_world_size,
+            epoch_world_size,
             resumes,
             world_size: self.config.world_size,
             rows,

@@ -1,7 +1,13 @@
-//! Parquet: one unit per row group, column projection pushed into the decoder, the file
-//! memory-mapped so that page reads are slices of the mapping.
+//! Parquet: one unit per row group, column projection pushed into the decoder. Column chunks
+//! are read with positioned reads (`pread`), so threads share one descriptor without racing on
+//! a file offset and the process holds only the chunks it is decoding (a memory map would make
+//! every page read count towards the resident set until the map is dropped).
 
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -11,6 +17,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{ChunkReader, Length};
 
 use super::{FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
@@ -18,7 +25,7 @@ use crate::error::{Error, Result};
 /// An opened Parquet file: its footer is parsed once; row groups are decoded on demand.
 pub struct ParquetFile {
     path: PathBuf,
-    data: Bytes,
+    data: PreadFile,
     meta: ArrowReaderMetadata,
     units: Vec<UnitMeta>,
 }
@@ -26,7 +33,12 @@ pub struct ParquetFile {
 impl ParquetFile {
     /// Maps the file and parses its footer (no data pages are read).
     pub fn open(path: &Path) -> Result<Self> {
-        let data = super::map_file(path)?;
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let data = PreadFile {
+            file: Arc::new(file),
+            len,
+        };
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
             .map_err(|e| Error::format(path, "footer", e))?;
         let units = meta
@@ -70,7 +82,7 @@ impl FileReader for ParquetFile {
     }
 
     fn file_bytes(&self) -> u64 {
-        self.data.len() as u64
+        self.data.len
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
@@ -119,5 +131,49 @@ impl FileReader for ParquetFile {
             ));
         }
         Ok(batch)
+    }
+}
+
+/// A file read with positioned reads; clones share the descriptor.
+#[derive(Clone)]
+struct PreadFile {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Length for PreadFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for PreadFile {
+    type T = PreadReader;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<PreadReader> {
+        Ok(PreadReader {
+            file: self.file.clone(),
+            pos: start,
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let mut buf = vec![0u8; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        Ok(buf.into())
+    }
+}
+
+/// A sequential reader over a [`PreadFile`] with its own position.
+struct PreadReader {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl Read for PreadReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
