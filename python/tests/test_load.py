@@ -348,3 +348,14 @@ def test_exception_tree() -> None:
 def test_repo_has_stubs() -> None:
     assert (REPO / "python" / "zenith" / "py.typed").exists()
     assert (REPO / "python" / "zenith" / "_zenith.pyi").exists()
+
+
+def test_cli_info(datasets: dict[str, Path], tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "zenith.cli", "info"]
+    out = subprocess.run([*cli, str(datasets["parquet"])], capture_output=True, text=True, check=True)
+    assert "parquet: 5000 rows, 4 files, 20 units" in out.stdout
+    out = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert f"zenith {zenith.__version__} (release build)" in out.stdout
+    out = subprocess.run([*cli, str(tmp_path / "missing")], capture_output=True, text=True, check=False)
+    assert out.returncode == 1
+    assert "no such file or directory" in out.stderr

@@ -11,49 +11,51 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
 use zenith_core::loader::Poll;
+
+mod jobs;
 use zenith_core::{
     BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format,
     LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, TensorData,
 };
 
 create_exception!(
-    _zenith,
+    zenith._zenith,
     ZenithError,
     PyException,
     "Base class of every Zenith error."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     SourceError,
     ZenithError,
     "A path is missing, empty or unreadable."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     FormatError,
     ZenithError,
     "A file's bytes are not valid for its format."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     StorageError,
     ZenithError,
     "Object storage failed after retries."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     SchemaError,
     ZenithError,
     "Schemas differ, or a column is unknown."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     ValidationError,
     ZenithError,
     "An argument, job spec or state is invalid."
 );
 create_exception!(
-    _zenith,
+    zenith._zenith,
     JobError,
     ZenithError,
     "A job failed, or a job id is unknown."
@@ -463,5 +465,6 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
+    jobs::register(m)?;
     Ok(())
 }
