@@ -251,6 +251,35 @@ ZenithStatus zenith_loader_restore(struct ZenithLoader *handle, const char *stat
 // `handle` must be NULL or a live handle from `zenith_loader_new`, not used again afterwards.
 ZenithStatus zenith_loader_free(struct ZenithLoader *handle);
 
+// Checks a job name: 1–256 characters, each an ASCII letter, digit, `-` or `_`.
+//
+// Returns `ZENITH_OK` for a valid name, `ZENITH_ERR_VALIDATION` with the broken rule in
+// `zenith_last_error()` for an invalid one, and `ZENITH_ERR_INVALID_ARG` for NULL or invalid UTF-8.
+//
+// # Safety
+// `name` must be NULL or a NUL-terminated string valid for the call.
+ZenithStatus zenith_validate_job_name(const char *name);
+
+// Checks a path: non-empty, at most 4096 bytes and no `..` component (a C string has no NUL).
+//
+// Returns `ZENITH_OK`, `ZENITH_ERR_VALIDATION` or `ZENITH_ERR_INVALID_ARG` as
+// `zenith_validate_job_name` does.
+//
+// # Safety
+// `path` must be NULL or a NUL-terminated string valid for the call.
+ZenithStatus zenith_validate_path(const char *path);
+
+// Checks a command line: non-empty, at most 65536 bytes, and none of the shell metacharacter
+// sequences `$(`, backtick, `&&`, `||`, `;`, `|`, `>`, `<` nor `..` (commands run as argv,
+// never through a shell). For an argv, pass its arguments joined by single spaces.
+//
+// Returns `ZENITH_OK`, `ZENITH_ERR_VALIDATION` or `ZENITH_ERR_INVALID_ARG` as
+// `zenith_validate_job_name` does.
+//
+// # Safety
+// `command` must be NULL or a NUL-terminated string valid for the call.
+ZenithStatus zenith_validate_command(const char *command);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -11,6 +11,7 @@
 pub mod library;
 pub mod loader;
 pub mod status;
+pub mod validate;
 
 mod config;
 

@@ -82,12 +82,12 @@ fn write_data(path: &Path) {
     writer.close().expect("closing the Parquet file");
 }
 
-/// The directory holding `libzenith_core.so`: cargo builds the cdylib next to this test binary
-/// (`deps/`) and copies it one level up.
+/// The directory holding `libzenith_core.so`: cargo builds the cdylib for this test run in
+/// `deps/` next to the test binary (a plain `cargo build` copies it one level up).
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("locating the test binary");
     let deps = exe.parent().expect("test binary has a directory");
-    let found = [deps.parent(), Some(deps)]
+    let found = [Some(deps), deps.parent()]
         .into_iter()
         .flatten()
         .find(|d| d.join("libzenith_core.so").is_file());

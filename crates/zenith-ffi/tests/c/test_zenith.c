@@ -332,6 +332,35 @@ static void test_errors(const char* data, const char* corrupt, const char* missi
   }
 }
 
+static void test_validators(void) {
+  CHECK_STATUS(zenith_validate_job_name("train-resnet_50"), ZENITH_OK);
+  CHECK_STATUS(zenith_validate_job_name(""), ZENITH_ERR_VALIDATION);
+  CHECK_STATUS(zenith_validate_job_name("train model"), ZENITH_ERR_VALIDATION);
+  CHECK(contains(zenith_last_error(), "name"), "last error names the field: %s", zenith_last_error());
+  char name[258];
+  memset(name, 'a', 256);
+  name[256] = '\0';
+  CHECK_STATUS(zenith_validate_job_name(name), ZENITH_OK);
+  name[256] = 'a';
+  name[257] = '\0';
+  CHECK_STATUS(zenith_validate_job_name(name), ZENITH_ERR_VALIDATION);
+  CHECK_STATUS(zenith_validate_job_name(NULL), ZENITH_ERR_INVALID_ARG);
+  CHECK_STATUS(zenith_validate_job_name("caf\xe9"), ZENITH_ERR_INVALID_ARG);
+
+  CHECK_STATUS(zenith_validate_path("/data/train/shard-0.parquet"), ZENITH_OK);
+  CHECK_STATUS(zenith_validate_path("data/../secret"), ZENITH_ERR_VALIDATION);
+  CHECK_STATUS(zenith_validate_path(""), ZENITH_ERR_VALIDATION);
+  CHECK_STATUS(zenith_validate_path(NULL), ZENITH_ERR_INVALID_ARG);
+
+  CHECK_STATUS(zenith_validate_command("python train.py --epochs 3"), ZENITH_OK);
+  const char* bad[] = {"echo $(id)", "echo `id`", "a && b", "a || b", "a; b", "a | b", "a > f", "a < f",
+                       "cat ../x", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK(zenith_validate_command(bad[i]) == ZENITH_ERR_VALIDATION, "command \"%s\" accepted", bad[i]);
+  }
+  CHECK_STATUS(zenith_validate_command(NULL), ZENITH_ERR_INVALID_ARG);
+}
+
 int main(int argc, char** argv) {
   if (argc != 5) {
     fprintf(stderr, "usage: %s DATA.parquet CORRUPT.parquet MISSING_PATH EXPECTED_VERSION\n", argv[0]);
@@ -349,6 +378,7 @@ int main(int argc, char** argv) {
   test_loader_epochs(data);
   test_loader_resume(data);
   test_errors(data, corrupt, missing);
+  test_validators();
 
   printf("test_zenith: %d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
