@@ -10,7 +10,7 @@ use zenith_core::{BatchIterator, DataLoader, LoaderState};
 use crate::config;
 use crate::status::{
     guard, non_null, opt_str_arg, str_arg, FfiError, ZenithStatus, ZENITH_END,
-    ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_ERR_INVALID_ARG, ZENITH_OK,
+    ZENITH_ERR_BUFFER_TOO_SMALL, ZENITH_ERR_INTERNAL, ZENITH_ERR_INVALID_ARG, ZENITH_OK,
 };
 
 /// An open loader: the dataset, its plan and the running iteration of the current epoch.
@@ -116,12 +116,8 @@ pub unsafe extern "C" fn zenith_loader_next(
             }
         };
         let data = StructArray::from(batch.to_record_batch()?).into_data();
-        let (array, schema) = to_ffi(&data).map_err(|e| {
-            FfiError::new(
-                crate::status::ZENITH_ERR_INTERNAL,
-                format!("cannot export batch: {e}"),
-            )
-        })?;
+        let (array, schema) = to_ffi(&data)
+            .map_err(|e| FfiError::new(ZENITH_ERR_INTERNAL, format!("cannot export batch: {e}")))?;
         // SAFETY: as above; both targets hold released (empty) structs.
         unsafe {
             out.write(array);
@@ -155,7 +151,7 @@ pub unsafe extern "C" fn zenith_loader_state(
         let this = unsafe { loader_arg(handle) }?;
         let len = non_null(len, "len")?;
         let json = serde_json::to_string(&this.loader.state())
-            .map_err(|e| FfiError::new(crate::status::ZENITH_ERR_INTERNAL, e.to_string()))?;
+            .map_err(|e| FfiError::new(ZENITH_ERR_INTERNAL, e.to_string()))?;
         let needed = json.len() + 1;
         // SAFETY: `len` is non-NULL, readable and writable per the caller's contract.
         let capacity = unsafe { len.replace(needed) };
