@@ -399,8 +399,13 @@ impl ObjectRef {
     }
 
     async fn fetch(&self, range: Range<u64>) -> Result<Bytes> {
+        self.fetch_as(GetRange::Bounded(range.clone()), range).await
+    }
+
+    /// Sends `request` for the bytes `range` (the same range, or a suffix that resolves to it).
+    async fn fetch_as(&self, request: GetRange, range: Range<u64>) -> Result<Bytes> {
         let options = GetOptions {
-            range: Some(GetRange::Bounded(range.clone())),
+            range: Some(request),
             ..Default::default()
         };
         let result = self
@@ -430,10 +435,14 @@ impl ObjectRef {
         block_on(self.fetch(range))
     }
 
-    /// Fetches the last `n` bytes (or the whole object when smaller) with one request.
+    /// Fetches the last `n` bytes (or the whole object when smaller) with one suffix-range
+    /// request (`Range: bytes=-n`).
     pub fn get_suffix(&self, n: u64) -> Result<Bytes> {
         let n = n.min(self.size);
-        self.get_range(self.size - n..self.size)
+        if n == 0 {
+            return Ok(Bytes::new());
+        }
+        block_on(self.fetch_as(GetRange::Suffix(n), self.size - n..self.size))
     }
 
     /// Fetches several ranges (blocking): nearby ranges are merged into one request, large ones
@@ -516,19 +525,34 @@ impl std::io::Read for ObjectReader {
     }
 }
 
-/// Merges sorted-or-not ranges that overlap or lie within `max_gap` bytes of each other;
-/// empty ranges are dropped. The result is sorted and disjoint.
+/// Merges ranges (in any order) that overlap, or that lie within `max_gap` bytes of each other
+/// when the gap adds at most a tenth to the wanted bytes of the merged request, so that the
+/// bytes fetched stay within 1.1x of the bytes wanted. Empty ranges are dropped; the result is
+/// sorted and disjoint.
 pub fn coalesce_ranges(ranges: &[Range<u64>], max_gap: u64) -> Vec<Range<u64>> {
     let mut sorted: Vec<Range<u64>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
     sorted.sort_by_key(|r| r.start);
-    let mut out: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    // (merged range, wanted bytes inside it)
+    let mut out: Vec<(Range<u64>, u64)> = Vec::with_capacity(sorted.len());
     for r in sorted {
-        match out.last_mut() {
-            Some(last) if r.start <= last.end.saturating_add(max_gap) => last.end = last.end.max(r.end),
-            _ => out.push(r),
+        if let Some((last, wanted)) = out.last_mut() {
+            if r.start <= last.end {
+                *wanted += r.end.saturating_sub(last.end);
+                last.end = last.end.max(r.end);
+                continue;
+            }
+            let gap = r.start - last.end;
+            let new_wanted = *wanted + (r.end - r.start);
+            if gap <= max_gap && gap.saturating_mul(10) <= new_wanted {
+                *wanted = new_wanted;
+                last.end = r.end;
+                continue;
+            }
         }
+        let len = r.end - r.start;
+        out.push((r, len));
     }
-    out
+    out.into_iter().map(|(r, _)| r).collect()
 }
 
 /// Splits a range into consecutive pieces of near-equal size: at most `max_len` bytes each,
@@ -658,7 +682,11 @@ mod tests {
 
     #[test]
     fn coalesces_and_splits_ranges() {
-        assert_eq!(coalesce_ranges(&[10..20, 0..5, 22..30, 100..110, 4..6, 7..7], 2), vec![0..6, 10..30, 100..110]);
+        let merged = coalesce_ranges(&[210..300, 0..50, 1000..1100, 100..200, 40..60, 7..7], 20);
+        assert_eq!(merged, vec![0..60, 100..300, 1000..1100]);
+        // A gap that would add more than a tenth to the wanted bytes is not fetched.
+        assert_eq!(coalesce_ranges(&[0..10, 15..25], 100), vec![0..10, 15..25]);
+        assert_eq!(coalesce_ranges(&[0..100, 110..200], 100), vec![0..200]);
         assert_eq!(coalesce_ranges(&[0..10, 2..4], 0), vec![0..10]);
         assert_eq!(coalesce_ranges(&[0..10, 10..12, 13..14], 0), vec![0..12, 13..14]);
         assert!(coalesce_ranges(&[], 5).is_empty());
@@ -710,9 +738,10 @@ mod tests {
         let obj = list_objects("memory://store-test/e.bin", &options).unwrap().remove(0);
         assert_eq!(obj.size(), 100);
         assert_eq!(obj.get_suffix(8).unwrap().as_ref(), &[92, 93, 94, 95, 96, 97, 98, 99]);
-        // Ranges closer than COALESCE_GAP travel as one request.
         let parts = obj.get_ranges(&[50..52, 10..12, 11..13]).unwrap();
-        assert_eq!(parts, vec![(10, Bytes::from((10..52u8).collect::<Vec<_>>()))]);
+        assert_eq!(parts, vec![(10, Bytes::from_static(&[10, 11, 12])), (50, Bytes::from_static(&[50, 51]))]);
+        let parts = obj.get_ranges(&[0..40, 42..80]).unwrap();
+        assert_eq!(parts, vec![(0, Bytes::from((0..80u8).collect::<Vec<_>>()))]);
         assert_eq!(obj.get_all().unwrap().len(), 100);
         let mut text = Vec::new();
         std::io::Read::read_to_end(&mut obj.reader(7), &mut text).unwrap();
