@@ -13,6 +13,9 @@ use crate::source::{location, DecodeOptions, FileReader, Format, Location};
 
 /// Threads that open objects (footers, headers) concurrently.
 const OBJECT_OPEN_THREADS: usize = 16;
+/// Decode threads per worker for objects: a unit of an object waits on the network before it
+/// decodes, so more threads keep requests in flight while others decode.
+pub const OBJECT_THREADS_PER_WORKER: usize = 4;
 
 /// One work unit of a dataset: unit `unit` of file `file`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +130,21 @@ impl Dataset {
         &self.units
     }
 
+    /// True when the files are objects in a bucket (reads wait on the network).
+    pub fn is_remote(&self) -> bool {
+        self.files.first().is_some_and(|f| crate::store::is_url(&f.path().to_string_lossy()))
+    }
+
+    /// Decode threads to use for `workers` CPU workers (more for objects, see
+    /// [`OBJECT_THREADS_PER_WORKER`]).
+    pub fn decode_threads(&self, workers: usize) -> usize {
+        if self.is_remote() {
+            workers * OBJECT_THREADS_PER_WORKER
+        } else {
+            workers
+        }
+    }
+
     /// Total rows.
     pub fn num_rows(&self) -> usize {
         self.units.iter().map(|u| u.rows).sum()
@@ -189,14 +207,21 @@ impl Dataset {
         }
     }
 
-    /// Decodes every unit in parallel on the global pool, in file order.
+    /// Decodes every unit in parallel on the global pool (a wider one for objects), in file
+    /// order.
     pub fn read_all(&self, projection: &Projection) -> Result<Vec<RecordBatch>> {
-        crate::pool::global().install(|| {
+        let read = || {
             self.units
                 .par_iter()
                 .map(|u| self.read_unit(*u, projection))
                 .collect()
-        })
+        };
+        if self.is_remote() {
+            let threads = self.decode_threads(crate::pool::default_num_workers());
+            crate::pool::build(threads, "zenith-read-io").install(read)
+        } else {
+            crate::pool::global().install(read)
+        }
     }
 }
 
