@@ -71,7 +71,9 @@ impl StorageOptions {
     }
 
     fn client_entries(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.entries.iter().filter(|(k, _)| !ZENITH_KEYS.contains(&k.as_str()))
+        self.entries
+            .iter()
+            .filter(|(k, _)| !ZENITH_KEYS.contains(&k.as_str()))
     }
 
     /// Retry policy: object_store's exponential backoff with our defaults (10 retries, 100 ms
@@ -79,10 +81,12 @@ impl StorageOptions {
     pub fn retry_config(&self) -> Result<RetryConfig> {
         let mut retry = RetryConfig::default();
         if let Some(v) = self.get("max_retries") {
-            retry.max_retries = v
-                .trim()
-                .parse()
-                .map_err(|_| Error::invalid("storage_options", format!("max_retries: {v:?} is not a count")))?;
+            retry.max_retries = v.trim().parse().map_err(|_| {
+                Error::invalid(
+                    "storage_options",
+                    format!("max_retries: {v:?} is not a count"),
+                )
+            })?;
         }
         if let Some(v) = self.get("retry_timeout") {
             retry.retry_timeout = parse_duration("retry_timeout", v)?;
@@ -107,7 +111,12 @@ impl StorageOptions {
                 .parse::<usize>()
                 .ok()
                 .filter(|&n| n > 0)
-                .ok_or_else(|| Error::invalid("storage_options", format!("concurrency: {v:?} is not a positive count"))),
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "storage_options",
+                        format!("concurrency: {v:?} is not a positive count"),
+                    )
+                }),
         }
     }
 }
@@ -137,7 +146,12 @@ fn parse_duration(name: &str, value: &str) -> Result<Duration> {
         .ok()
         .filter(|x| x.is_finite() && *x >= 0.0)
         .map(|x| Duration::from_secs_f64(x * scale))
-        .ok_or_else(|| Error::invalid("storage_options", format!("{name}: {value:?} is not a duration like \"2s\" or \"250ms\"")))
+        .ok_or_else(|| {
+            Error::invalid(
+                "storage_options",
+                format!("{name}: {value:?} is not a duration like \"2s\" or \"250ms\""),
+            )
+        })
 }
 
 /// The object stores Zenith speaks to.
@@ -196,7 +210,10 @@ impl ObjectUrl {
         // Azure's abfs form names the account after '@'; the container is before it.
         let bucket = bucket.split('@').next().unwrap_or_default();
         if bucket.is_empty() {
-            return Some(Err(Error::invalid("path", format!("{spec:?} names no bucket"))));
+            return Some(Err(Error::invalid(
+                "path",
+                format!("{spec:?} names no bucket"),
+            )));
         }
         Some(Ok(ObjectUrl {
             scheme,
@@ -297,7 +314,9 @@ pub fn memory_bucket(name: &str) -> Arc<dyn ObjectStore> {
 /// Environment variables that configure the clients (part of a client's cache key).
 fn env_fingerprint() -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
+        .filter(|(k, _)| {
+            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
+        })
         .collect();
     vars.sort();
     vars
@@ -314,17 +333,21 @@ fn build_client(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn Obj
         ($builder:expr, $key:ty) => {{
             let mut builder = $builder.with_url(bucket_url.clone()).with_retry(retry);
             for (k, v) in options.client_entries() {
-                let key: $key = k.parse().map_err(|_| {
-                    config_error(url, format!("unknown storage option {k:?}"))
-                })?;
+                let key: $key = k
+                    .parse()
+                    .map_err(|_| config_error(url, format!("unknown storage option {k:?}")))?;
                 builder = builder.with_config(key, v.clone());
             }
-            let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| config_error(url, e))?);
+            let store: Arc<dyn ObjectStore> =
+                Arc::new(builder.build().map_err(|e| config_error(url, e))?);
             store
         }};
     }
     Ok(match url.scheme {
-        Scheme::S3 => build!(object_store::aws::AmazonS3Builder::from_env(), object_store::aws::AmazonS3ConfigKey),
+        Scheme::S3 => build!(
+            object_store::aws::AmazonS3Builder::from_env(),
+            object_store::aws::AmazonS3ConfigKey
+        ),
         Scheme::Gcs => build!(
             object_store::gcp::GoogleCloudStorageBuilder::from_env(),
             object_store::gcp::GoogleConfigKey
@@ -342,17 +365,28 @@ fn build_client(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn Obj
 pub fn store_for(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<Store>> {
     type Key = (Scheme, String, StorageOptions, Vec<(String, String)>);
     static CLIENTS: OnceLock<Mutex<HashMap<Key, Arc<Store>>>> = OnceLock::new();
-    let key: Key = (url.scheme, url.bucket.clone(), options.clone(), env_fingerprint());
+    let key: Key = (
+        url.scheme,
+        url.bucket.clone(),
+        options.clone(),
+        env_fingerprint(),
+    );
     let clients = CLIENTS.get_or_init(Default::default);
     if let Some(store) = clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok(store.clone());
     }
     let store = Arc::new(Store {
         inner: build_client(url, options)?,
-        url: ObjectUrl { key: String::new(), ..url.clone() },
+        url: ObjectUrl {
+            key: String::new(),
+            ..url.clone()
+        },
         concurrency: options.concurrency()?,
     });
-    clients.lock().unwrap_or_else(|p| p.into_inner()).insert(key, store.clone());
+    clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, store.clone());
     Ok(store)
 }
 
@@ -364,13 +398,16 @@ fn storage_error(object: &str, range: Option<&Range<u64>>, e: object_store::Erro
     };
     Error::Storage {
         object: object.to_string(),
-        range: range.map(|r| format!(" bytes {}-{}", r.start, r.end)).unwrap_or_default(),
+        range: range
+            .map(|r| format!(" bytes {}-{}", r.start, r.end))
+            .unwrap_or_default(),
         message,
     }
 }
 
 fn object_path(url: &ObjectUrl, key: &str) -> Result<ObjectPath> {
-    ObjectPath::parse(key).map_err(|e| Error::invalid("path", format!("{}: {e}", url.with_key(key))))
+    ObjectPath::parse(key)
+        .map_err(|e| Error::invalid("path", format!("{}: {e}", url.with_key(key))))
 }
 
 /// One object: where it is, how big it is, and the client that reads it.
@@ -414,7 +451,10 @@ impl ObjectRef {
             .get_opts(&self.path, options)
             .await
             .map_err(|e| storage_error(&self.url, Some(&range), e))?;
-        let bytes = result.bytes().await.map_err(|e| storage_error(&self.url, Some(&range), e))?;
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| storage_error(&self.url, Some(&range), e))?;
         if bytes.len() as u64 != range.end - range.start {
             return Err(Error::Storage {
                 object: self.url.clone(),
@@ -453,7 +493,11 @@ impl ObjectRef {
         let pieces: Vec<(usize, Range<u64>)> = merged
             .iter()
             .enumerate()
-            .flat_map(|(i, r)| split_range(r, MAX_REQUEST_BYTES).into_iter().map(move |p| (i, p)))
+            .flat_map(|(i, r)| {
+                split_range(r, MAX_REQUEST_BYTES)
+                    .into_iter()
+                    .map(move |p| (i, p))
+            })
             .collect();
         let fetched: Vec<(usize, Bytes)> = block_on(async {
             futures::stream::iter(pieces)
@@ -496,7 +540,12 @@ impl ObjectRef {
     /// A [`std::io::Read`] over the object that holds at most one `chunk_bytes` buffer at a
     /// time (for streaming formats such as tar shards).
     pub fn reader(&self, chunk_bytes: u64) -> ObjectReader {
-        ObjectReader { object: self.clone(), pos: 0, chunk_bytes: chunk_bytes.max(1), buffer: Bytes::new() }
+        ObjectReader {
+            object: self.clone(),
+            pos: 0,
+            chunk_bytes: chunk_bytes.max(1),
+            buffer: Bytes::new(),
+        }
     }
 }
 
@@ -515,7 +564,10 @@ impl std::io::Read for ObjectReader {
                 return Ok(0);
             }
             let end = (self.pos + self.chunk_bytes).min(self.object.size);
-            self.buffer = self.object.get_range(self.pos..end).map_err(std::io::Error::other)?;
+            self.buffer = self
+                .object
+                .get_range(self.pos..end)
+                .map_err(std::io::Error::other)?;
             self.pos = end;
         }
         let n = buf.len().min(self.buffer.len());
@@ -571,7 +623,9 @@ pub fn split_range(range: &Range<u64>, max_len: u64) -> Vec<Range<u64>> {
 
 /// True for a listed name that Zenith skips like a hidden file (`.x`, `_SUCCESS`).
 fn is_hidden_key(relative: &str) -> bool {
-    relative.split('/').any(|part| part.starts_with('.') || part.starts_with('_'))
+    relative
+        .split('/')
+        .any(|part| part.starts_with('.') || part.starts_with('_'))
 }
 
 /// Expands one object URL into the objects it names, sorted by key: a key that exists is
@@ -580,7 +634,12 @@ fn is_hidden_key(relative: &str) -> bool {
 pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRef>> {
     let url = match ObjectUrl::parse(spec) {
         Some(parsed) => parsed?,
-        None => return Err(Error::invalid("path", format!("{spec:?} is not an object URL"))),
+        None => {
+            return Err(Error::invalid(
+                "path",
+                format!("{spec:?} is not an object URL"),
+            ))
+        }
     };
     let store = store_for(&url, options)?;
     let make = |meta: object_store::ObjectMeta| ObjectRef {
@@ -594,7 +653,10 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
         let pattern = glob::Pattern::new(&url.key)
             .map_err(|e| Error::invalid("path", format!("bad glob {spec:?}: {e}")))?;
         let prefix = url.key[..at].rsplit_once('/').map_or("", |(dir, _)| dir);
-        let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..Default::default()
+        };
         let mut found: Vec<ObjectRef> = list_prefix(&store, &url, prefix)?
             .into_iter()
             .filter(|m| pattern.matches_with(m.location.as_ref(), options))
@@ -603,7 +665,9 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
             .collect();
         found.sort_by(|a, b| a.key().cmp(b.key()));
         if found.is_empty() {
-            return Err(Error::EmptySource { path: spec.to_string() });
+            return Err(Error::EmptySource {
+                path: spec.to_string(),
+            });
         }
         return Ok(found);
     }
@@ -619,25 +683,35 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
             .collect();
         found.sort_by(|a, b| a.key().cmp(b.key()));
         if found.is_empty() {
-            return Err(Error::EmptySource { path: spec.to_string() });
+            return Err(Error::EmptySource {
+                path: spec.to_string(),
+            });
         }
         return Ok(found);
     }
     if key.is_empty() || url.key.ends_with('/') {
-        return Err(Error::NotFound { path: spec.to_string() });
+        return Err(Error::NotFound {
+            path: spec.to_string(),
+        });
     }
     let path = object_path(&url, key)?;
     METADATA_REQUESTS.fetch_add(1, Ordering::Relaxed);
     match block_on(store.inner.head(&path)) {
         Ok(meta) => Ok(vec![make(meta)]),
-        Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound { path: spec.to_string() }),
+        Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound {
+            path: spec.to_string(),
+        }),
         Err(e) => Err(storage_error(spec, None, e)),
     }
 }
 
 /// Every object under `prefix` (a directory-like prefix; the empty prefix is the bucket);
 /// object_store follows continuation tokens, so more than 1000 keys arrive in several pages.
-fn list_prefix(store: &Store, url: &ObjectUrl, prefix: &str) -> Result<Vec<object_store::ObjectMeta>> {
+fn list_prefix(
+    store: &Store,
+    url: &ObjectUrl,
+    prefix: &str,
+) -> Result<Vec<object_store::ObjectMeta>> {
     let prefix = match prefix.trim_end_matches('/') {
         "" => None,
         p => Some(object_path(url, p)?),
@@ -662,14 +736,27 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        let u = ObjectUrl::parse("s3://bucket/a/b.parquet").unwrap().unwrap();
-        assert_eq!((u.scheme, u.bucket.as_str(), u.key.as_str()), (Scheme::S3, "bucket", "a/b.parquet"));
+        let u = ObjectUrl::parse("s3://bucket/a/b.parquet")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (u.scheme, u.bucket.as_str(), u.key.as_str()),
+            (Scheme::S3, "bucket", "a/b.parquet")
+        );
         let u = ObjectUrl::parse("S3A://bucket").unwrap().unwrap();
         assert_eq!((u.scheme, u.key.as_str()), (Scheme::S3, ""));
         let u = ObjectUrl::parse("gs://b/dir/").unwrap().unwrap();
-        assert_eq!((u.scheme, u.key.as_str(), u.with_key("k")), (Scheme::Gcs, "dir/", "gs://b/k".to_string()));
-        let u = ObjectUrl::parse("abfss://container@account.dfs.core.windows.net/x").unwrap().unwrap();
-        assert_eq!((u.scheme, u.bucket.as_str(), u.key.as_str()), (Scheme::Azure, "container", "x"));
+        assert_eq!(
+            (u.scheme, u.key.as_str(), u.with_key("k")),
+            (Scheme::Gcs, "dir/", "gs://b/k".to_string())
+        );
+        let u = ObjectUrl::parse("abfss://container@account.dfs.core.windows.net/x")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (u.scheme, u.bucket.as_str(), u.key.as_str()),
+            (Scheme::Azure, "container", "x")
+        );
         let u = ObjectUrl::parse("memory://t//k").unwrap().unwrap();
         assert_eq!((u.scheme, u.key.as_str()), (Scheme::Memory, "k"));
         assert!(ObjectUrl::parse("data/train.parquet").is_none());
@@ -688,12 +775,18 @@ mod tests {
         assert_eq!(coalesce_ranges(&[0..10, 15..25], 100), vec![0..10, 15..25]);
         assert_eq!(coalesce_ranges(&[0..100, 110..200], 100), vec![0..200]);
         assert_eq!(coalesce_ranges(&[0..10, 2..4], 0), vec![0..10]);
-        assert_eq!(coalesce_ranges(&[0..10, 10..12, 13..14], 0), vec![0..12, 13..14]);
+        assert_eq!(
+            coalesce_ranges(&[0..10, 10..12, 13..14], 0),
+            vec![0..12, 13..14]
+        );
         assert!(coalesce_ranges(&[], 5).is_empty());
         assert_eq!(split_range(&(0..10), 4), vec![0..3, 3..6, 6..10]);
         assert_eq!(split_range(&(0..9), 4), vec![0..3, 3..6, 6..9]);
         let mib = MIN_PIECE_BYTES;
-        assert_eq!(split_range(&(0..3 * mib), 8 * mib), vec![0..mib, mib..2 * mib, 2 * mib..3 * mib]);
+        assert_eq!(
+            split_range(&(0..3 * mib), 8 * mib),
+            vec![0..mib, mib..2 * mib, 2 * mib..3 * mib]
+        );
         assert_eq!(split_range(&(0..mib + 5), 8 * mib).len(), 1);
         assert_eq!(split_range(&(0..64 * mib), 8 * mib).len(), 8);
         assert_eq!(split_range(&(5..9), 100), vec![5..9]);
@@ -707,14 +800,23 @@ mod tests {
 
     #[test]
     fn options_parse_and_hide_values() {
-        let o = StorageOptions::new([("MAX_RETRIES", "3"), ("retry_init_backoff", "10ms"), ("aws_secret_access_key", "hunter2")]);
+        let o = StorageOptions::new([
+            ("MAX_RETRIES", "3"),
+            ("retry_init_backoff", "10ms"),
+            ("aws_secret_access_key", "hunter2"),
+        ]);
         let retry = o.retry_config().unwrap();
         assert_eq!(retry.max_retries, 3);
         assert_eq!(retry.backoff.init_backoff, Duration::from_millis(10));
         assert!(!format!("{o:?}").contains("hunter2"));
-        assert_eq!(parse_duration("t", "1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("t", "1.5").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert!(parse_duration("t", "soon").is_err());
-        assert!(StorageOptions::new([("concurrency", "0")]).concurrency().is_err());
+        assert!(StorageOptions::new([("concurrency", "0")])
+            .concurrency()
+            .is_err());
         let url = ObjectUrl::parse("s3://b").unwrap().unwrap();
         let err = store_for(&url, &StorageOptions::new([("no_such_option", "1")])).unwrap_err();
         assert!(err.to_string().contains("no_such_option"), "{err}");
@@ -729,17 +831,41 @@ mod tests {
         }
         let options = StorageOptions::default();
         let keys = |spec: &str| -> Vec<String> {
-            list_objects(spec, &options).unwrap().iter().map(|o| o.key().to_string()).collect()
+            list_objects(spec, &options)
+                .unwrap()
+                .iter()
+                .map(|o| o.key().to_string())
+                .collect()
         };
-        assert_eq!(keys("memory://store-test/d"), vec!["d/a.bin", "d/b.bin", "d/sub/c.bin"]);
-        assert_eq!(keys("memory://store-test/d/*.bin"), vec!["d/a.bin", "d/b.bin"]);
+        assert_eq!(
+            keys("memory://store-test/d"),
+            vec!["d/a.bin", "d/b.bin", "d/sub/c.bin"]
+        );
+        assert_eq!(
+            keys("memory://store-test/d/*.bin"),
+            vec!["d/a.bin", "d/b.bin"]
+        );
         assert_eq!(keys("memory://store-test/e.bin"), vec!["e.bin"]);
-        assert!(matches!(list_objects("memory://store-test/nope", &options), Err(Error::NotFound { .. })));
-        let obj = list_objects("memory://store-test/e.bin", &options).unwrap().remove(0);
+        assert!(matches!(
+            list_objects("memory://store-test/nope", &options),
+            Err(Error::NotFound { .. })
+        ));
+        let obj = list_objects("memory://store-test/e.bin", &options)
+            .unwrap()
+            .remove(0);
         assert_eq!(obj.size(), 100);
-        assert_eq!(obj.get_suffix(8).unwrap().as_ref(), &[92, 93, 94, 95, 96, 97, 98, 99]);
+        assert_eq!(
+            obj.get_suffix(8).unwrap().as_ref(),
+            &[92, 93, 94, 95, 96, 97, 98, 99]
+        );
         let parts = obj.get_ranges(&[50..52, 10..12, 11..13]).unwrap();
-        assert_eq!(parts, vec![(10, Bytes::from_static(&[10, 11, 12])), (50, Bytes::from_static(&[50, 51]))]);
+        assert_eq!(
+            parts,
+            vec![
+                (10, Bytes::from_static(&[10, 11, 12])),
+                (50, Bytes::from_static(&[50, 51]))
+            ]
+        );
         let parts = obj.get_ranges(&[0..40, 42..80]).unwrap();
         assert_eq!(parts, vec![(0, Bytes::from((0..80u8).collect::<Vec<_>>()))]);
         assert_eq!(obj.get_all().unwrap().len(), 100);
@@ -747,6 +873,9 @@ mod tests {
         std::io::Read::read_to_end(&mut obj.reader(7), &mut text).unwrap();
         assert_eq!(text, (0..100u8).collect::<Vec<_>>());
         let err = obj.get_range(90..120).unwrap_err().to_string();
-        assert!(err.contains("memory://store-test/e.bin bytes 90-120"), "{err}");
+        assert!(
+            err.contains("memory://store-test/e.bin bytes 90-120"),
+            "{err}"
+        );
     }
 }

@@ -55,9 +55,18 @@ impl Location {
             Location::Local(p) => super::open_file(p, format, options),
             Location::Object(o) => Ok(match format {
                 Format::Parquet => Arc::new(super::parquet::ParquetFile::open_object(o.clone())?),
-                Format::Csv => Arc::new(super::csv::CsvFile::from_bytes(&self.path(), o.get_all()?, options)?),
-                Format::Ipc => Arc::new(super::ipc::IpcFile::from_bytes(&self.path(), o.get_all()?)?),
-                Format::IpcStream => Arc::new(super::ipc::IpcStreamFile::from_stream_bytes(&self.path(), o.get_all()?)?),
+                Format::Csv => Arc::new(super::csv::CsvFile::from_bytes(
+                    &self.path(),
+                    o.get_all()?,
+                    options,
+                )?),
+                Format::Ipc => {
+                    Arc::new(super::ipc::IpcFile::from_bytes(&self.path(), o.get_all()?)?)
+                }
+                Format::IpcStream => Arc::new(super::ipc::IpcStreamFile::from_stream_bytes(
+                    &self.path(),
+                    o.get_all()?,
+                )?),
             }),
         }
     }
@@ -67,16 +76,28 @@ impl Location {
 /// objects) into locations, in order, without duplicates.
 pub fn list_locations(specs: &[String], options: &DecodeOptions) -> Result<Vec<Location>> {
     if !specs.iter().any(|s| store::is_url(s)) {
-        let locals: Vec<String> = specs.iter().map(|s| store::local_path(s).to_string()).collect();
-        return Ok(listing::list_all(&locals)?.into_iter().map(Location::Local).collect());
+        let locals: Vec<String> = specs
+            .iter()
+            .map(|s| store::local_path(s).to_string())
+            .collect();
+        return Ok(listing::list_all(&locals)?
+            .into_iter()
+            .map(Location::Local)
+            .collect());
     }
     let mut out: Vec<Location> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for spec in specs {
         let found: Vec<Location> = if store::is_url(spec) {
-            store::list_objects(spec, &options.storage)?.into_iter().map(Location::Object).collect()
+            store::list_objects(spec, &options.storage)?
+                .into_iter()
+                .map(Location::Object)
+                .collect()
         } else {
-            listing::list_files(store::local_path(spec))?.into_iter().map(Location::Local).collect()
+            listing::list_files(store::local_path(spec))?
+                .into_iter()
+                .map(Location::Local)
+                .collect()
         };
         for loc in found {
             if seen.insert(loc.path()) {
@@ -100,7 +121,9 @@ mod tests {
 
     fn batch(n: i64) -> RecordBatch {
         let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
-        let xs: ArrayRef = Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64 / 8.0)));
+        let xs: ArrayRef = Arc::new(Float64Array::from_iter_values(
+            (0..n).map(|i| i as f64 / 8.0),
+        ));
         let other: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 3)));
         RecordBatch::try_from_iter([("id", ids), ("x", xs), ("other", other)]).unwrap()
     }
@@ -109,8 +132,11 @@ mod tests {
         let mut out = Vec::new();
         match format {
             Format::Parquet => {
-                let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(100)).build();
-                let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, b.schema(), Some(props)).unwrap();
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(100))
+                    .build();
+                let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, b.schema(), Some(props))
+                    .unwrap();
                 w.write(b).unwrap();
                 w.close().unwrap();
             }
@@ -122,7 +148,8 @@ mod tests {
                 w.finish().unwrap();
             }
             Format::IpcStream => {
-                let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &b.schema()).unwrap();
+                let mut w =
+                    arrow_ipc::writer::StreamWriter::try_new(&mut out, &b.schema()).unwrap();
                 w.write(b).unwrap();
                 w.finish().unwrap();
             }
@@ -136,19 +163,28 @@ mod tests {
     fn objects_read_like_local_files() {
         let bucket = store::memory_bucket("location-test");
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        for (format, ext) in [(Format::Parquet, "parquet"), (Format::Csv, "csv"), (Format::Ipc, "arrow"), (Format::IpcStream, "arrows")] {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (format, ext) in [
+            (Format::Parquet, "parquet"),
+            (Format::Csv, "csv"),
+            (Format::Ipc, "arrow"),
+            (Format::IpcStream, "arrows"),
+        ] {
             let mut local_specs = Vec::new();
             for (i, n) in [(0, 1000), (1, 450)] {
                 let bytes = encode(format, &batch(n));
                 let name = format!("{ext}/part-{i}.{ext}");
                 std::fs::create_dir_all(dir.path().join(ext)).unwrap();
                 std::fs::write(dir.path().join(&name), &bytes).unwrap();
-                rt.block_on(bucket.put(&ObjectPath::from(name.as_str()), bytes.into())).unwrap();
+                rt.block_on(bucket.put(&ObjectPath::from(name.as_str()), bytes.into()))
+                    .unwrap();
                 local_specs.push(dir.path().join(&name).to_string_lossy().to_string());
             }
             let options = DecodeOptions::default();
-            let remote = Dataset::open(&[format!("memory://location-test/{ext}")], None, &options).unwrap();
+            let remote =
+                Dataset::open(&[format!("memory://location-test/{ext}")], None, &options).unwrap();
             let local = Dataset::open(&local_specs, None, &options).unwrap();
             assert_eq!(remote.format(), format);
             assert_eq!(remote.num_rows(), 1450);
@@ -156,7 +192,11 @@ mod tests {
             for columns in [None, Some(vec!["other".to_string(), "id".to_string()])] {
                 let rp = remote.projection(columns.as_deref()).unwrap();
                 let lp = local.projection(columns.as_deref()).unwrap();
-                assert_eq!(remote.read_all(&rp).unwrap(), local.read_all(&lp).unwrap(), "{ext} {columns:?}");
+                assert_eq!(
+                    remote.read_all(&rp).unwrap(),
+                    local.read_all(&lp).unwrap(),
+                    "{ext} {columns:?}"
+                );
             }
             let path = remote.files()[1].path().to_string_lossy().to_string();
             assert_eq!(path, format!("memory://location-test/{ext}/part-1.{ext}"));

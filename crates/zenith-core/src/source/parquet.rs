@@ -10,10 +10,14 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::{Buf, Bytes};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ColumnChunkMetaData, FooterTail, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{
+    ColumnChunkMetaData, FooterTail, ParquetMetaData, ParquetMetaDataReader,
+};
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::{FileReader, Format, UnitMeta};
@@ -47,7 +51,12 @@ impl ParquetFile {
         let data = super::map_file(path)?;
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
             .map_err(|e| Error::format(path, "footer", e))?;
-        Ok(Self::new(path.to_path_buf(), data.len() as u64, ParquetData::Mapped(data), meta))
+        Ok(Self::new(
+            path.to_path_buf(),
+            data.len() as u64,
+            ParquetData::Mapped(data),
+            meta,
+        ))
     }
 
     /// Reads an object's footer with one suffix GET (two when the footer is larger than
@@ -55,9 +64,12 @@ impl ParquetFile {
     pub fn open_object(object: ObjectRef) -> Result<Self> {
         let path = PathBuf::from(object.url());
         let size = object.size();
-        let fail = |message: &dyn std::fmt::Display| Error::format(&path, "footer", message.to_string());
+        let fail =
+            |message: &dyn std::fmt::Display| Error::format(&path, "footer", message.to_string());
         if size < 12 {
-            return Err(fail(&format!("{size} bytes is too small for a Parquet file")));
+            return Err(fail(&format!(
+                "{size} bytes is too small for a Parquet file"
+            )));
         }
         let tail = object.get_suffix(FOOTER_PREFETCH)?;
         let n = tail.len();
@@ -71,7 +83,9 @@ impl ParquetFile {
         }
         let meta_len = footer.metadata_length() as u64;
         if meta_len + 12 > size {
-            return Err(fail(&format!("footer length {meta_len} exceeds the object ({size} bytes)")));
+            return Err(fail(&format!(
+                "footer length {meta_len} exceeds the object ({size} bytes)"
+            )));
         }
         let meta_bytes = if meta_len + 8 <= n as u64 {
             tail.slice(n - 8 - meta_len as usize..n - 8)
@@ -79,7 +93,8 @@ impl ParquetFile {
             object.get_range(size - 8 - meta_len..size - 8)?
         };
         let metadata = ParquetMetaDataReader::decode_metadata(&meta_bytes).map_err(|e| fail(&e))?;
-        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new()).map_err(|e| fail(&e))?;
+        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+            .map_err(|e| fail(&e))?;
         Ok(Self::new(path, size, ParquetData::Object(object), meta))
     }
 
@@ -93,7 +108,13 @@ impl ParquetFile {
                 bytes: rg.compressed_size().max(0) as u64,
             })
             .collect();
-        ParquetFile { path, data, file_bytes, meta, units }
+        ParquetFile {
+            path,
+            data,
+            file_bytes,
+            meta,
+            units,
+        }
     }
 
     /// The parsed footer (row groups, column chunks, statistics).
@@ -112,8 +133,15 @@ impl ParquetFile {
             .collect()
     }
 
-    fn column_range(&self, index: usize, leaf: usize, c: &ColumnChunkMetaData) -> Result<Range<u64>> {
-        let start = c.dictionary_page_offset().unwrap_or_else(|| c.data_page_offset());
+    fn column_range(
+        &self,
+        index: usize,
+        leaf: usize,
+        c: &ColumnChunkMetaData,
+    ) -> Result<Range<u64>> {
+        let start = c
+            .dictionary_page_offset()
+            .unwrap_or_else(|| c.data_page_offset());
         let len = c.compressed_size();
         let range = u64::try_from(start)
             .ok()
@@ -124,21 +152,33 @@ impl ParquetFile {
             Error::format(
                 &self.path,
                 format!("row group {index} column {leaf}"),
-                format!("column chunk at byte {start} of {len} bytes lies outside the file ({} bytes)", self.file_bytes),
+                format!(
+                    "column chunk at byte {start} of {len} bytes lies outside the file ({} bytes)",
+                    self.file_bytes
+                ),
             )
         })
     }
 
-    fn decode<T: ChunkReader + 'static>(&self, input: T, index: usize, mask: Option<ProjectionMask>, schema: SchemaRef) -> Result<RecordBatch> {
+    fn decode<T: ChunkReader + 'static>(
+        &self,
+        input: T,
+        index: usize,
+        mask: Option<ProjectionMask>,
+        schema: SchemaRef,
+    ) -> Result<RecordBatch> {
         let location = || format!("row group {index}");
         let rows = self.units[index].rows;
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, self.meta.clone())
-            .with_row_groups(vec![index])
-            .with_batch_size(rows.max(1));
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(input, self.meta.clone())
+                .with_row_groups(vec![index])
+                .with_batch_size(rows.max(1));
         if let Some(mask) = mask {
             builder = builder.with_projection(mask);
         }
-        let reader = builder.build().map_err(|e| Error::format(&self.path, location(), e))?;
+        let reader = builder
+            .build()
+            .map_err(|e| Error::format(&self.path, location(), e))?;
         let mut batches = Vec::with_capacity(1);
         for batch in reader {
             batches.push(batch.map_err(|e| Error::format(&self.path, location(), e))?);
@@ -172,10 +212,15 @@ impl FetchedChunks {
     fn slice(&self, start: u64, len: Option<u64>) -> Result<Bytes, ParquetError> {
         let idx = self.parts.partition_point(|(off, _)| *off <= start);
         let missing = || ParquetError::General(format!("byte {start} was not fetched"));
-        let (off, bytes) = idx.checked_sub(1).and_then(|i| self.parts.get(i)).ok_or_else(missing)?;
+        let (off, bytes) = idx
+            .checked_sub(1)
+            .and_then(|i| self.parts.get(i))
+            .ok_or_else(missing)?;
         let from = (start - off) as usize;
         let to = match len {
-            Some(l) => from.checked_add(usize::try_from(l).map_err(|_| missing())?).ok_or_else(missing)?,
+            Some(l) => from
+                .checked_add(usize::try_from(l).map_err(|_| missing())?)
+                .ok_or_else(missing)?,
             None => bytes.len(),
         };
         if from > bytes.len() || to > bytes.len() {
@@ -226,21 +271,42 @@ impl FileReader for ParquetFile {
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
         if index >= self.units.len() {
-            return Err(Error::format(&self.path, format!("row group {index}"), "row group index out of range"));
+            return Err(Error::format(
+                &self.path,
+                format!("row group {index}"),
+                "row group index out of range",
+            ));
         }
         let (mask, schema) = match projection {
             Some(cols) => (
-                Some(ProjectionMask::roots(self.meta.parquet_schema(), cols.iter().copied())),
-                Arc::new(self.meta.schema().project(cols).map_err(|e| Error::schema(&self.path, e))?),
+                Some(ProjectionMask::roots(
+                    self.meta.parquet_schema(),
+                    cols.iter().copied(),
+                )),
+                Arc::new(
+                    self.meta
+                        .schema()
+                        .project(cols)
+                        .map_err(|e| Error::schema(&self.path, e))?,
+                ),
             ),
             None => (None, self.meta.schema().clone()),
         };
         match &self.data {
             ParquetData::Mapped(data) => self.decode(data.clone(), index, mask, schema),
             ParquetData::Object(object) => {
-                let ranges = self.column_ranges(index, mask.as_ref().unwrap_or(&ProjectionMask::all()))?;
+                let ranges =
+                    self.column_ranges(index, mask.as_ref().unwrap_or(&ProjectionMask::all()))?;
                 let parts = object.get_ranges(&ranges)?;
-                self.decode(FetchedChunks { file_bytes: self.file_bytes, parts }, index, mask, schema)
+                self.decode(
+                    FetchedChunks {
+                        file_bytes: self.file_bytes,
+                        parts,
+                    },
+                    index,
+                    mask,
+                    schema,
+                )
             }
         }
     }
