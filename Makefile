@@ -53,7 +53,10 @@ run: build ## Train a tiny model through zenith.torch.DataLoader and compare wit
 bench: build ## Generate the medium dataset and run the whole benchmark suite
 	./bench/run_benchmarks.sh --all
 
+bench-jobs: build ## Local job executor: 1,000 trivial command jobs, overhead per job and jobs/s
+	$(PY) bench/jobs_benchmark.py
+
 clean: ## Remove build outputs (keeps .venv)
 	cargo clean
 
-.PHONY: help venv build cargo-test pytest stubtest lint test run bench clean s3-server
+.PHONY: help venv build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server

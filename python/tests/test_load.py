@@ -14,12 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.feather as feather
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-
 import zenith
+from pyarrow import feather, ipc
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -269,7 +267,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     # As root, drop the capabilities that bypass file permissions so the mode bits apply.
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     out = subprocess.run(
-        [*prefix, sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+        [*prefix, sys.executable, "-c", code, str(path)], check=False, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.startswith("SourceError"), out.stderr
     assert str(path) in out.stdout
@@ -350,3 +348,14 @@ def test_exception_tree() -> None:
 def test_repo_has_stubs() -> None:
     assert (REPO / "python" / "zenith" / "py.typed").exists()
     assert (REPO / "python" / "zenith" / "_zenith.pyi").exists()
+
+
+def test_cli_info(datasets: dict[str, Path], tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "zenith.cli", "info"]
+    out = subprocess.run([*cli, str(datasets["parquet"])], capture_output=True, text=True, check=True)
+    assert "parquet: 5000 rows, 4 files, 20 units" in out.stdout
+    out = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert f"zenith {zenith.__version__} (release build)" in out.stdout
+    out = subprocess.run([*cli, str(tmp_path / "missing")], capture_output=True, text=True, check=False)
+    assert out.returncode == 1
+    assert "no such file or directory" in out.stderr

@@ -1,12 +1,13 @@
 """Zenith: fast data loading for ML training.
 
 Parquet, CSV and Arrow IPC files are decoded, shuffled and collated into tensors on Rust
-threads and handed to Python without copies.
+threads and handed to Python without copies; training jobs run on this machine or on Slurm.
 
 >>> import zenith
 >>> table = zenith.load("train.parquet")                          # doctest: +SKIP
 >>> for batch in zenith.DataLoader("train/", batch_size=256):     # doctest: +SKIP
 ...     x, y = batch["x"], batch["y"]
+>>> job_id = zenith.submit(["python", "train.py"])                # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,21 +26,30 @@ from zenith.exceptions import (
     ValidationError,
     ZenithError,
 )
+from zenith.jobs import cancel, job, jobs, logs, result, status, submit, wait
 
 __version__: str = _zenith.__version__
 
 _zenith.init_logging(os.environ.get("ZENITH_LOG_LEVEL", "info"))
 
 __all__ = [
-    "__version__",
-    "load",
-    "info",
     "DataLoader",
-    "ZenithError",
-    "SourceError",
     "FormatError",
-    "StorageError",
-    "SchemaError",
-    "ValidationError",
     "JobError",
+    "SchemaError",
+    "SourceError",
+    "StorageError",
+    "ValidationError",
+    "ZenithError",
+    "__version__",
+    "cancel",
+    "info",
+    "job",
+    "jobs",
+    "load",
+    "logs",
+    "result",
+    "status",
+    "submit",
+    "wait",
 ]

@@ -15,11 +15,11 @@ from zenith._zenith import (
 )
 
 __all__ = [
-    "ZenithError",
-    "SourceError",
     "FormatError",
-    "StorageError",
-    "SchemaError",
-    "ValidationError",
     "JobError",
+    "SchemaError",
+    "SourceError",
+    "StorageError",
+    "ValidationError",
+    "ZenithError",
 ]

@@ -42,20 +42,32 @@ pub enum DType {
 impl DType {
     /// Parses numpy/torch style names: `float32`, `f4`, `int64`, `uint8`, `bool`, ...
     pub fn parse(name: &str) -> Result<DType> {
-        Ok(match name.trim().trim_start_matches("torch.").to_ascii_lowercase().as_str() {
-            "bool" => DType::Bool,
-            "int8" | "i1" => DType::I8,
-            "int16" | "i2" => DType::I16,
-            "int32" | "i4" | "int" => DType::I32,
-            "int64" | "i8" | "long" => DType::I64,
-            "uint8" | "u1" => DType::U8,
-            "uint16" | "u2" => DType::U16,
-            "uint32" | "u4" => DType::U32,
-            "uint64" | "u8" => DType::U64,
-            "float32" | "f4" | "float" => DType::F32,
-            "float64" | "f8" | "double" => DType::F64,
-            other => return Err(Error::invalid("dtype", format!("unsupported dtype {other:?}"))),
-        })
+        Ok(
+            match name
+                .trim()
+                .trim_start_matches("torch.")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "bool" => DType::Bool,
+                "int8" | "i1" => DType::I8,
+                "int16" | "i2" => DType::I16,
+                "int32" | "i4" | "int" => DType::I32,
+                "int64" | "i8" | "long" => DType::I64,
+                "uint8" | "u1" => DType::U8,
+                "uint16" | "u2" => DType::U16,
+                "uint32" | "u4" => DType::U32,
+                "uint64" | "u8" => DType::U64,
+                "float32" | "f4" | "float" => DType::F32,
+                "float64" | "f8" | "double" => DType::F64,
+                other => {
+                    return Err(Error::invalid(
+                        "dtype",
+                        format!("unsupported dtype {other:?}"),
+                    ))
+                }
+            },
+        )
     }
 
     /// The numpy name.
@@ -256,7 +268,12 @@ pub struct OutputField {
 #[derive(Debug, Clone)]
 pub(crate) enum FieldPlan {
     /// Tensor of `dtype`, `width` elements per row, from these projected column positions.
-    Tensor { dtype: DType, width: usize, columns: Vec<usize>, list: bool },
+    Tensor {
+        dtype: DType,
+        width: usize,
+        columns: Vec<usize>,
+        list: bool,
+    },
     /// Arrow array of this projected column position.
     Arrow { column: usize },
 }
@@ -274,21 +291,35 @@ macro_rules! prim_to_vec {
     };
 }
 
-fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
+fn cast_array(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<ArrayRef> {
     if array.null_count() > 0 {
         return Err(Error::invalid(
             "columns",
-            format!("{} has {} null values; tensors cannot hold nulls (fill them, or use output=\"arrow\")", what(), array.null_count()),
+            format!(
+                "{} has {} null values; tensors cannot hold nulls (fill them, or use output=\"arrow\")",
+                what(),
+                array.null_count()
+            ),
         ));
     }
     let target = dtype.arrow();
-    let array = if array.data_type() == &target {
-        array.clone()
-    } else {
-        arrow_cast::cast(array, &target).map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))?
-    };
+    if array.data_type() == &target {
+        return Ok(array.clone());
+    }
+    arrow_cast::cast(array, &target)
+        .map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))
+}
+
+fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
+    let array = cast_array(array, dtype, what)?;
     Ok(match dtype {
-        DType::Bool => TensorData::Bool(array.as_boolean().iter().map(|v| v.unwrap_or(false)).collect()),
+        DType::Bool => TensorData::Bool(
+            array
+                .as_boolean()
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect(),
+        ),
         DType::I8 => TensorData::I8(prim_to_vec!(array, Int8Type)),
         DType::I16 => TensorData::I16(prim_to_vec!(array, Int16Type)),
         DType::I32 => TensorData::I32(prim_to_vec!(array, Int32Type)),
@@ -302,43 +333,56 @@ fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Res
     })
 }
 
-fn interleave<T: Copy + Default>(columns: Vec<Vec<T>>, rows: usize) -> Vec<T> {
+/// Rows per block of the transpose: the written rows of a block stay in L1 while every
+/// column streams through once.
+const TRANSPOSE_ROWS: usize = 128;
+
+/// Interleaves `k` columns into a row-major `[rows, k]` buffer, a block of rows at a time.
+fn interleave<T: Copy + Default>(columns: &[&[T]], rows: usize) -> Vec<T> {
     let k = columns.len();
     let mut out = vec![T::default(); rows * k];
-    for (j, col) in columns.iter().enumerate() {
-        for (i, v) in col.iter().enumerate() {
-            out[i * k + j] = *v;
+    for start in (0..rows).step_by(TRANSPOSE_ROWS) {
+        let end = (start + TRANSPOSE_ROWS).min(rows);
+        for (j, col) in columns.iter().enumerate() {
+            for (i, v) in col[start..end].iter().enumerate() {
+                out[(start + i) * k + j] = *v;
+            }
         }
     }
     out
 }
 
-macro_rules! interleave_variant {
-    ($cols:expr, $rows:expr, $variant:ident) => {{
-        let cols = $cols
-            .into_iter()
-            .map(|c| match c {
-                TensorData::$variant(v) => v,
-                _ => unreachable!("all columns were cast to one dtype"),
-            })
-            .collect::<Vec<_>>();
-        TensorData::$variant(interleave(cols, $rows))
+macro_rules! stack_variant {
+    ($arrays:expr, $rows:expr, $variant:ident, $t:ty) => {{
+        let cols: Vec<&[_]> = $arrays
+            .iter()
+            .map(|a| a.as_primitive::<$t>().values().as_ref())
+            .collect();
+        TensorData::$variant(interleave(&cols, $rows))
     }};
 }
 
-fn stack(columns: Vec<TensorData>, dtype: DType, rows: usize) -> TensorData {
+/// Stacks columns already cast to `dtype` into one row-major block.
+fn stack(arrays: &[ArrayRef], dtype: DType, rows: usize) -> TensorData {
     match dtype {
-        DType::Bool => interleave_variant!(columns, rows, Bool),
-        DType::I8 => interleave_variant!(columns, rows, I8),
-        DType::I16 => interleave_variant!(columns, rows, I16),
-        DType::I32 => interleave_variant!(columns, rows, I32),
-        DType::I64 => interleave_variant!(columns, rows, I64),
-        DType::U8 => interleave_variant!(columns, rows, U8),
-        DType::U16 => interleave_variant!(columns, rows, U16),
-        DType::U32 => interleave_variant!(columns, rows, U32),
-        DType::U64 => interleave_variant!(columns, rows, U64),
-        DType::F32 => interleave_variant!(columns, rows, F32),
-        DType::F64 => interleave_variant!(columns, rows, F64),
+        DType::Bool => {
+            let cols: Vec<Vec<bool>> = arrays
+                .iter()
+                .map(|a| a.as_boolean().iter().map(|v| v.unwrap_or(false)).collect())
+                .collect();
+            let refs: Vec<&[bool]> = cols.iter().map(Vec::as_slice).collect();
+            TensorData::Bool(interleave(&refs, rows))
+        }
+        DType::I8 => stack_variant!(arrays, rows, I8, Int8Type),
+        DType::I16 => stack_variant!(arrays, rows, I16, Int16Type),
+        DType::I32 => stack_variant!(arrays, rows, I32, Int32Type),
+        DType::I64 => stack_variant!(arrays, rows, I64, Int64Type),
+        DType::U8 => stack_variant!(arrays, rows, U8, UInt8Type),
+        DType::U16 => stack_variant!(arrays, rows, U16, UInt16Type),
+        DType::U32 => stack_variant!(arrays, rows, U32, UInt32Type),
+        DType::U64 => stack_variant!(arrays, rows, U64, UInt64Type),
+        DType::F32 => stack_variant!(arrays, rows, F32, Float32Type),
+        DType::F64 => stack_variant!(arrays, rows, F64, Float64Type),
     }
 }
 
@@ -394,42 +438,62 @@ pub(crate) fn plan_fields(
 }
 
 /// Converts a decoded batch (projected columns) into one block per field.
-pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], location: &dyn Fn() -> String) -> Result<Vec<Block>> {
+pub(crate) fn to_blocks(
+    batch: &arrow_array::RecordBatch,
+    plans: &[FieldPlan],
+    location: &dyn Fn() -> String,
+) -> Result<Vec<Block>> {
     let rows = batch.num_rows();
     plans
         .iter()
         .map(|p| match p {
             FieldPlan::Arrow { column } => Ok(Block::Arrow(batch.column(*column).clone())),
-            FieldPlan::Tensor { dtype, columns, list: true, width } => {
+            FieldPlan::Tensor {
+                dtype,
+                columns,
+                list: true,
+                width,
+            } => {
                 let col = batch.column(columns[0]);
                 let name = batch.schema().field(columns[0]).name().clone();
                 let what = || format!("{}: column {name:?}", location());
                 if col.null_count() > 0 {
-                    return Err(Error::invalid("columns", format!("{} has null lists; tensors cannot hold nulls", what())));
+                    return Err(Error::invalid(
+                        "columns",
+                        format!("{} has null lists; tensors cannot hold nulls", what()),
+                    ));
                 }
                 let fsl = col.as_fixed_size_list();
                 let values = fsl.values().slice(0, rows * width);
                 cast_values(&values, *dtype, &what).map(Block::Tensor)
             }
             FieldPlan::Tensor { dtype, columns, .. } => {
-                let mut cast = Vec::with_capacity(columns.len());
-                for &c in columns {
+                let what = |c: usize| {
                     let name = batch.schema().field(c).name().clone();
-                    cast.push(cast_values(batch.column(c), *dtype, &|| format!("{}: column {name:?}", location()))?);
+                    move || format!("{}: column {name:?}", location())
+                };
+                if let [c] = columns.as_slice() {
+                    return cast_values(batch.column(*c), *dtype, &what(*c)).map(Block::Tensor);
                 }
-                if cast.len() == 1 {
-                    Ok(Block::Tensor(cast.pop().expect("one")))
-                } else {
-                    Ok(Block::Tensor(stack(cast, *dtype, rows)))
-                }
+                let arrays = columns
+                    .iter()
+                    .map(|&c| cast_array(batch.column(c), *dtype, &what(c)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Block::Tensor(stack(&arrays, *dtype, rows)))
             }
         })
         .collect()
 }
 
+/// A (slice, row) position inside a window.
+pub(crate) type Pick = (u32, u32);
+
+/// The blocks of one window (indexed by slice) and the picks to take from them.
+pub(crate) type Chunk<'a> = (Vec<&'a Block>, &'a [Pick]);
+
 /// Gathers rows into one output column. Each chunk is (blocks of one window indexed by
 /// slice, (slice, row) picks); the output has the picks of all chunks in order.
-pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u32)])]) -> Result<BatchColumn> {
+pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<BatchColumn> {
     let total: usize = chunks.iter().map(|c| c.1.len()).sum();
     match plan {
         FieldPlan::Tensor { dtype, width, .. } => {
@@ -439,7 +503,8 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
                 ($variant:ident, $out:expr) => {{
                     for (blocks, picks) in chunks {
                         for &(b, r) in picks.iter() {
-                            let Block::Tensor(TensorData::$variant(src)) = blocks[b as usize] else {
+                            let Block::Tensor(TensorData::$variant(src)) = blocks[b as usize]
+                            else {
                                 unreachable!("block layout follows the plan")
                             };
                             let r = r as usize;
@@ -483,10 +548,15 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
                     while j < picks.len() && picks[j].0 == b {
                         j += 1;
                     }
-                    let Block::Arrow(src) = blocks[b as usize] else { unreachable!("block layout follows the plan") };
+                    let Block::Arrow(src) = blocks[b as usize] else {
+                        unreachable!("block layout follows the plan")
+                    };
                     data_type = src.data_type().clone();
                     let idx = UInt32Array::from_iter_values(picks[i..j].iter().map(|p| p.1));
-                    parts.push(arrow_select::take::take(src.as_ref(), &idx, None).map_err(|e| Error::invalid("columns", e))?);
+                    parts.push(
+                        arrow_select::take::take(src.as_ref(), &idx, None)
+                            .map_err(|e| Error::invalid("columns", e))?,
+                    );
                     i = j;
                 }
             }
@@ -494,7 +564,9 @@ pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u3
             let array = match refs.len() {
                 0 => arrow_array::new_empty_array(&data_type),
                 1 => parts.pop().expect("one"),
-                _ => arrow_select::concat::concat(&refs).map_err(|e| Error::invalid("columns", e))?,
+                _ => {
+                    arrow_select::concat::concat(&refs).map_err(|e| Error::invalid("columns", e))?
+                }
             };
             Ok(BatchColumn::Arrow(array))
         }
@@ -527,4 +599,3 @@ impl BatchColumn {
         }
     }
 }
-

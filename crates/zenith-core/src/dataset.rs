@@ -53,10 +53,16 @@ impl Dataset {
     /// Lists `specs` (files, directories, globs, object URLs and prefixes), detects or applies
     /// the format, opens every file's metadata and checks that all files share the first
     /// file's schema.
-    pub fn open(specs: &[String], format: Option<Format>, options: &DecodeOptions) -> Result<Dataset> {
+    pub fn open(
+        specs: &[String],
+        format: Option<Format>,
+        options: &DecodeOptions,
+    ) -> Result<Dataset> {
         let paths = location::list_locations(specs, options)?;
         if paths.is_empty() {
-            return Err(Error::EmptySource { path: specs.join(", ") });
+            return Err(Error::EmptySource {
+                path: specs.join(", "),
+            });
         }
         let format = match format {
             Some(f) => f,
@@ -90,10 +96,11 @@ impl Dataset {
             .iter()
             .enumerate()
             .flat_map(|(fi, f)| {
-                f.units()
-                    .iter()
-                    .enumerate()
-                    .map(move |(ui, u)| UnitRef { file: fi, unit: ui, rows: u.rows })
+                f.units().iter().enumerate().map(move |(ui, u)| UnitRef {
+                    file: fi,
+                    unit: ui,
+                    rows: u.rows,
+                })
             })
             .collect();
         Ok(Dataset {
@@ -161,19 +168,25 @@ impl Dataset {
         };
         let mut wanted = Vec::with_capacity(columns.len());
         for name in columns {
-            let idx = self.schema.index_of(name).map_err(|_| Error::UnknownColumn {
-                path: self.files[0].path().to_path_buf(),
-                column: name.clone(),
-                available: self
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            let idx = self
+                .schema
+                .index_of(name)
+                .map_err(|_| Error::UnknownColumn {
+                    path: self.files[0].path().to_path_buf(),
+                    column: name.clone(),
+                    available: self
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
             if wanted.contains(&idx) {
-                return Err(Error::invalid("columns", format!("column {name:?} is listed twice")));
+                return Err(Error::invalid(
+                    "columns",
+                    format!("column {name:?} is listed twice"),
+                ));
             }
             wanted.push(idx);
         }
@@ -184,7 +197,10 @@ impl Dataset {
             .map(|w| sorted.binary_search(w).expect("present"))
             .collect();
         let schema = Arc::new(Schema::new(
-            wanted.iter().map(|&i| self.schema.field(i).clone()).collect::<Vec<_>>(),
+            wanted
+                .iter()
+                .map(|&i| self.schema.field(i).clone())
+                .collect::<Vec<_>>(),
         ));
         Ok(Projection {
             indices: Some(sorted),
@@ -246,8 +262,18 @@ fn detect_common_format(paths: &[Location]) -> Result<Format> {
 
 /// Checks that `other` has the same column names and types as `first`; the error says how
 /// they differ.
-pub fn check_same_schema(first_path: &Path, first: &Schema, path: &Path, other: &Schema) -> Result<()> {
-    let names = |s: &Schema| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+pub fn check_same_schema(
+    first_path: &Path,
+    first: &Schema,
+    path: &Path,
+    other: &Schema,
+) -> Result<()> {
+    let names = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
     if names(first) != names(other) {
         return Err(Error::schema(
             path,

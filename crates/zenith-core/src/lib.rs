@@ -22,11 +22,16 @@ pub mod read;
 pub mod source;
 pub mod store;
 
-pub use dataset::{Dataset, Projection, UnitRef};
 pub use collate::{BatchColumn, DType, FieldSource, OutputField, Tensor, TensorData};
+pub use dataset::{Dataset, Projection, UnitRef};
 pub use error::{Error, ErrorKind, Result};
-pub use loader::{Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot};
-pub use read::{info, load_arrow_ipc, load_csv, load_parquet, read, read_many, DatasetInfo, FileInfo, ReadOptions};
+pub use loader::{
+    Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot,
+};
+pub use read::{
+    info, load_arrow_ipc, load_csv, load_parquet, read, read_many, DatasetInfo, FileInfo,
+    ReadOptions,
+};
 pub use source::{DecodeOptions, Format};
 pub use store::StorageOptions;
 

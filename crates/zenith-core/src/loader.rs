@@ -181,9 +181,16 @@ impl Batch {
             .columns
             .iter()
             .zip(&arrays)
-            .map(|((n, _), a)| Field::new(n, a.data_type().clone(), a.null_count() > 0 || matches!(a.data_type(), arrow_schema::DataType::Null)))
+            .map(|((n, _), a)| {
+                Field::new(
+                    n,
+                    a.data_type().clone(),
+                    a.null_count() > 0 || matches!(a.data_type(), arrow_schema::DataType::Null),
+                )
+            })
             .collect();
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::invalid("batch", e))
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::invalid("batch", e))
     }
 }
 
@@ -253,7 +260,11 @@ fn default_fields(schema: &Schema) -> Vec<OutputField> {
     schema
         .fields()
         .iter()
-        .map(|f| OutputField { name: f.name().clone(), source: FieldSource::Column(f.name().clone()), dtype: None })
+        .map(|f| OutputField {
+            name: f.name().clone(),
+            source: FieldSource::Column(f.name().clone()),
+            dtype: None,
+        })
         .collect()
 }
 
@@ -264,21 +275,36 @@ impl DataLoader {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
         if config.world_size == 0 || config.rank >= config.world_size {
-            return Err(Error::invalid("rank", format!("rank {} must be below world_size {}", config.rank, config.world_size)));
+            return Err(Error::invalid(
+                "rank",
+                format!(
+                    "rank {} must be below world_size {}",
+                    config.rank, config.world_size
+                ),
+            ));
         }
         if config.num_workers == Some(0) {
-            return Err(Error::invalid("num_workers", "must be at least 1 (decoding always runs on Rust threads)"));
+            return Err(Error::invalid(
+                "num_workers",
+                "must be at least 1 (decoding always runs on Rust threads)",
+            ));
         }
         if config.prefetch == Some(0) {
             return Err(Error::invalid("prefetch", "must be at least 1"));
         }
         let dataset = Arc::new(Dataset::open(sources, config.format, &config.decode)?);
-        let fields = config.columns.clone().unwrap_or_else(|| default_fields(&dataset.schema()));
+        let fields = config
+            .columns
+            .clone()
+            .unwrap_or_else(|| default_fields(&dataset.schema()));
         let mut names: Vec<String> = Vec::new();
         let mut seen_fields = std::collections::HashSet::new();
         for f in &fields {
             if !seen_fields.insert(f.name.clone()) {
-                return Err(Error::invalid("columns", format!("output name {:?} is used twice", f.name)));
+                return Err(Error::invalid(
+                    "columns",
+                    format!("output name {:?} is used twice", f.name),
+                ));
             }
             let cols = match &f.source {
                 FieldSource::Column(c) => std::slice::from_ref(c),
@@ -291,7 +317,12 @@ impl DataLoader {
             }
         }
         let projection = dataset.projection(Some(&names))?;
-        let plans = collate::plan_fields(&fields, &names, &projection.schema, config.output == OutputKind::Arrow)?;
+        let plans = collate::plan_fields(
+            &fields,
+            &names,
+            &projection.schema,
+            config.output == OutputKind::Arrow,
+        )?;
         let row_bytes: usize = plans
             .iter()
             .map(|p| match p {
@@ -301,14 +332,18 @@ impl DataLoader {
             .sum::<usize>()
             .max(1);
         let total = dataset.num_rows();
-        let budget = config.memory_budget.unwrap_or_else(|| crate::cache::stats().0.max(1 << 20));
+        let budget = config
+            .memory_budget
+            .unwrap_or_else(|| crate::cache::stats().0.max(1 << 20));
         let (window_rows, first_window_rows) = match config.shuffle_window {
             Some(0) => return Err(Error::invalid("shuffle_window", "must be at least 1 row")),
             Some(w) => (w, w),
             None if total.saturating_mul(row_bytes) <= budget => (total.max(1), total.max(1)),
             None => {
-                let w = (budget / row_bytes / 3).max(config.batch_size * 4).max(1024);
-                (w, (w / 16).max(config.batch_size).min(w))
+                let w = (budget / row_bytes / 3)
+                    .max(config.batch_size * 4)
+                    .max(1024);
+                (w, (w / 4).max(config.batch_size).min(w))
             }
         };
         let stats = Arc::new(LoaderStats::default());
@@ -427,25 +462,41 @@ impl DataLoader {
     /// also under another world size (the rest of the epoch is re-split) or thread count.
     pub fn load_state(&mut self, state: &LoaderState) -> Result<()> {
         if state.version != 1 {
-            return Err(Error::invalid("state", format!("unknown state version {}", state.version)));
+            return Err(Error::invalid(
+                "state",
+                format!("unknown state version {}", state.version),
+            ));
         }
         if state.dataset_rows != self.dataset().num_rows() {
             return Err(Error::invalid(
                 "state",
-                format!("state is for a dataset of {} rows, this one has {}", state.dataset_rows, self.dataset().num_rows()),
+                format!(
+                    "state is for a dataset of {} rows, this one has {}",
+                    state.dataset_rows,
+                    self.dataset().num_rows()
+                ),
             ));
         }
         if state.shuffle != self.config.shuffle {
-            return Err(Error::invalid("state", "state was saved with a different shuffle setting"));
+            return Err(Error::invalid(
+                "state",
+                "state was saved with a different shuffle setting",
+            ));
         }
         if state.world_size == 0 || state.epoch_world_size == 0 || state.window_rows == 0 {
-            return Err(Error::invalid("state", "world sizes and window rows must be positive"));
+            return Err(Error::invalid(
+                "state",
+                "world sizes and window rows must be positive",
+            ));
         }
         self.config.seed = state.seed;
         self.window_rows = state.window_rows;
         self.first_window_rows = state.first_window_rows;
         let mut resumes = state.resumes.clone();
+        let mut epoch_world_size = state.epoch_world_size;
         let rows = if state.rows == 0 && resumes.is_empty() {
+            // Nothing consumed yet: the epoch simply starts under the current world size.
+            epoch_world_size = self.config.world_size;
             0
         } else if resumes.is_empty() && state.world_size == self.config.world_size {
             state.rows
@@ -456,7 +507,7 @@ impl DataLoader {
         let mut p = self.lock();
         *p = Progress {
             epoch: state.epoch,
-            epoch_world_size: state.epoch_world_size,
+            epoch_world_size,
             resumes,
             world_size: self.config.world_size,
             rows,
@@ -498,7 +549,12 @@ impl DataLoader {
             };
             (spec, p.rows)
         };
-        let segments = plan::plan_rank(self.dataset().units(), &spec, self.config.rank, self.config.world_size)?;
+        let segments = plan::plan_rank(
+            self.dataset().units(),
+            &spec,
+            self.config.rank,
+            self.config.world_size,
+        )?;
         let segments = plan::skip_rows(&segments, skip);
         let (dataset, projection, plans, names) = &self.shared_parts;
         let shared = Arc::new(Shared {
@@ -523,10 +579,22 @@ impl DataLoader {
             .name("zenith-loader".into())
             .spawn(move || {
                 let pool = crate::pool::build(workers, "zenith-decode");
-                let producer = Producer { shared: producer_shared, pool, batch_size, drop_last, lookahead_rows, tx };
+                let producer = Producer {
+                    shared: producer_shared,
+                    pool,
+                    batch_size,
+                    drop_last,
+                    lookahead_rows,
+                    tx,
+                };
                 producer.run(segments);
             })
-            .map_err(|e| Error::invalid("num_workers", format!("cannot start the loader thread: {e}")))?;
+            .map_err(|e| {
+                Error::invalid(
+                    "num_workers",
+                    format!("cannot start the loader thread: {e}"),
+                )
+            })?;
         Ok(BatchIterator {
             rx: Some(rx),
             handle: Some(handle),
@@ -585,7 +653,9 @@ impl BatchIterator {
         if self.done {
             return Poll::Ready(None);
         }
-        let Some(rx) = self.rx.as_ref() else { return Poll::Ready(None) };
+        let Some(rx) = self.rx.as_ref() else {
+            return Poll::Ready(None);
+        };
         let start = Instant::now();
         let got = rx.recv_timeout(timeout);
         LoaderStats::add(&self.shared.stats.wait_ns, start);
@@ -671,7 +741,7 @@ struct Producer {
 }
 
 struct PendingBatch {
-    chunks: Vec<(Arc<WindowData>, Vec<(u32, u32)>)>,
+    chunks: Vec<(Arc<WindowData>, Vec<collate::Pick>)>,
     rows: usize,
     positions: usize,
 }
@@ -692,13 +762,16 @@ impl Producer {
                     return;
                 }
                 let start = Instant::now();
-                let result = shared.dataset.read_unit(slice.unit, &shared.projection).map(|b| {
-                    if slice.start == 0 && slice.end == b.num_rows() {
-                        b
-                    } else {
-                        b.slice(slice.start, slice.rows())
-                    }
-                });
+                let result = shared
+                    .dataset
+                    .read_unit(slice.unit, &shared.projection)
+                    .map(|b| {
+                        if slice.start == 0 && slice.end == b.num_rows() {
+                            b
+                        } else {
+                            b.slice(slice.start, slice.rows())
+                        }
+                    });
                 LoaderStats::add(&shared.stats.read_ns, start);
                 let start = Instant::now();
                 let location = || {
@@ -725,7 +798,9 @@ impl Producer {
                     let slice = job.window.slices[i];
                     let stats = &self.shared.stats;
                     stats.skipped_units.fetch_add(1, Ordering::Relaxed);
-                    stats.skipped_rows.fetch_add(slice.rows() as u64, Ordering::Relaxed);
+                    stats
+                        .skipped_rows
+                        .fetch_add(slice.rows() as u64, Ordering::Relaxed);
                     tracing::warn!(error = %e, "skipping unit");
                     if let Ok(mut v) = stats.skipped.lock() {
                         if v.len() < 100 {
@@ -752,7 +827,11 @@ impl Producer {
         for (f, plan) in self.shared.plans.iter().enumerate() {
             let mut parts = Vec::with_capacity(pending.chunks.len());
             for (wd, picks) in &pending.chunks {
-                let blocks: Vec<&Block> = wd.blocks.iter().map(|b| b.as_ref().map_or(&EMPTY_BLOCK, |v| &v[f])).collect();
+                let blocks: Vec<&Block> = wd
+                    .blocks
+                    .iter()
+                    .map(|b| b.as_ref().map_or(&EMPTY_BLOCK, |v| &v[f]))
+                    .collect();
                 parts.push((blocks, picks.as_slice()));
             }
             match collate::gather_chunks(plan, &parts) {
@@ -764,19 +843,32 @@ impl Producer {
             }
         }
         LoaderStats::add(&self.shared.stats.collate_ns, start);
-        let batch = Batch { rows: pending.rows, columns, positions: pending.positions };
-        *pending = PendingBatch { chunks: Vec::new(), rows: 0, positions: 0 };
+        let batch = Batch {
+            rows: pending.rows,
+            columns,
+            positions: pending.positions,
+        };
+        *pending = PendingBatch {
+            chunks: Vec::new(),
+            rows: 0,
+            positions: 0,
+        };
         self.tx.send(Ok(batch)).is_ok()
     }
 
     fn run(self, segments: Vec<Segment>) {
         let mut jobs: VecDeque<WindowJob> = VecDeque::new();
         let mut next_dispatch = 0;
-        let mut pending = PendingBatch { chunks: Vec::new(), rows: 0, positions: 0 };
+        let mut pending = PendingBatch {
+            chunks: Vec::new(),
+            rows: 0,
+            positions: 0,
+        };
         for seg in &segments {
             // Keep the next windows decoding while this one is emitted.
             while next_dispatch < segments.len()
-                && (jobs.len() < 2 || jobs.iter().map(|j| j.window.rows).sum::<usize>() < self.lookahead_rows)
+                && (jobs.len() < 2
+                    || jobs.iter().map(|j| j.window.rows).sum::<usize>() < self.lookahead_rows)
             {
                 jobs.push_back(self.dispatch(segments[next_dispatch].window.clone()));
                 next_dispatch += 1;
@@ -800,7 +892,9 @@ impl Producer {
                 picks.push(pick);
                 pending.rows += 1;
                 if pending.rows == self.batch_size {
-                    pending.chunks.push((wd.clone(), std::mem::take(&mut picks)));
+                    pending
+                        .chunks
+                        .push((wd.clone(), std::mem::take(&mut picks)));
                     if self.cancelled() || !self.emit(&mut pending) {
                         return;
                     }

@@ -104,7 +104,10 @@ pub struct PlanSpec {
 pub fn mix(parts: &[u64]) -> u64 {
     let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
     for &p in parts {
-        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        h ^= p
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
         h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         h ^= h >> 31;
@@ -116,7 +119,11 @@ pub fn mix(parts: &[u64]) -> u64 {
 pub fn unit_order(units: &[UnitRef], seed: u64, epoch: u64, shuffle: bool) -> Vec<UnitRef> {
     let mut order: Vec<UnitRef> = units.iter().copied().filter(|u| u.rows > 0).collect();
     if shuffle {
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(&[seed, epoch, 0x756e_6974])));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(&[
+            seed,
+            epoch,
+            0x756e_6974,
+        ])));
     }
     order
 }
@@ -140,7 +147,11 @@ fn base_plan(units: &[UnitRef], spec: &PlanSpec, rank: usize) -> Vec<Segment> {
         offset = e;
         let (a, b) = (s.max(lo), e.min(hi));
         if a < b {
-            slices.push(UnitSlice { unit, start: a - s, end: b - s });
+            slices.push(UnitSlice {
+                unit,
+                start: a - s,
+                end: b - s,
+            });
         }
         if offset >= hi {
             break;
@@ -157,11 +168,21 @@ fn base_plan(units: &[UnitRef], spec: &PlanSpec, rank: usize) -> Vec<Segment> {
         let window = Window {
             slices: std::mem::take(current),
             rows: *rows,
-            perm_seed: spec
-                .shuffle
-                .then(|| mix(&[spec.seed, spec.epoch, rank as u64, spec.world_size as u64, index])),
+            perm_seed: spec.shuffle.then(|| {
+                mix(&[
+                    spec.seed,
+                    spec.epoch,
+                    rank as u64,
+                    spec.world_size as u64,
+                    index,
+                ])
+            }),
         };
-        segments.push(Segment { to: window.rows, from: 0, window: Arc::new(window) });
+        segments.push(Segment {
+            to: window.rows,
+            from: 0,
+            window: Arc::new(window),
+        });
         *rows = 0;
     };
     let mut target = spec.first_window_rows.clamp(1, spec.window_rows.max(1));
@@ -185,7 +206,11 @@ pub fn skip_rows(segments: &[Segment], mut rows: usize) -> Vec<Segment> {
             rows -= seg.rows();
             continue;
         }
-        out.push(Segment { window: seg.window.clone(), from: seg.from + rows, to: seg.to });
+        out.push(Segment {
+            window: seg.window.clone(),
+            from: seg.from + rows,
+            to: seg.to,
+        });
         rows = 0;
     }
     out
@@ -200,7 +225,11 @@ fn take_range(segments: &[Segment], lo: usize, hi: usize) -> Vec<Segment> {
         offset = e;
         let (a, b) = (s.max(lo), e.min(hi));
         if a < b {
-            out.push(Segment { window: seg.window.clone(), from: seg.from + (a - s), to: seg.from + (b - s) });
+            out.push(Segment {
+                window: seg.window.clone(),
+                from: seg.from + (a - s),
+                to: seg.from + (b - s),
+            });
         }
     }
     out
@@ -212,23 +241,42 @@ fn take_range(segments: &[Segment], lo: usize, hi: usize) -> Vec<Segment> {
 /// `k` rows, the rows not yet emitted by any rank (rank 0's rest, then rank 1's, ...) are split
 /// into contiguous, nearly equal shares (the first `rest % new_world` ranks take one more row)
 /// for the new world size. No row is lost or repeated.
-pub fn plan_rank(units: &[UnitRef], spec: &PlanSpec, rank: usize, world_size: usize) -> Result<Vec<Segment>> {
+pub fn plan_rank(
+    units: &[UnitRef],
+    spec: &PlanSpec,
+    rank: usize,
+    world_size: usize,
+) -> Result<Vec<Segment>> {
     if world_size == 0 || rank >= world_size {
-        return Err(Error::invalid("rank", format!("rank {rank} is not below world_size {world_size}")));
+        return Err(Error::invalid(
+            "rank",
+            format!("rank {rank} is not below world_size {world_size}"),
+        ));
     }
     if spec.resumes.is_empty() {
         if world_size != spec.world_size {
-            return Err(Error::invalid("world_size", "plan world size differs without a resume"));
+            return Err(Error::invalid(
+                "world_size",
+                "plan world size differs without a resume",
+            ));
         }
         return Ok(base_plan(units, spec, rank));
     }
     // Ranks of the current generation (start of epoch), as segment lists.
-    let mut generation: Vec<Vec<Segment>> = (0..spec.world_size).map(|r| base_plan(units, spec, r)).collect();
+    let mut generation: Vec<Vec<Segment>> = (0..spec.world_size)
+        .map(|r| base_plan(units, spec, r))
+        .collect();
     for (i, &(w, emitted)) in spec.resumes.iter().enumerate() {
         if w != generation.len() {
-            return Err(Error::invalid("state", "resume history does not match its world sizes"));
+            return Err(Error::invalid(
+                "state",
+                "resume history does not match its world sizes",
+            ));
         }
-        let rest: Vec<Segment> = generation.iter().flat_map(|segs| skip_rows(segs, emitted)).collect();
+        let rest: Vec<Segment> = generation
+            .iter()
+            .flat_map(|segs| skip_rows(segs, emitted))
+            .collect();
         let total: usize = rest.iter().map(Segment::rows).sum();
         let next_world = spec.resumes.get(i + 1).map_or(world_size, |r| r.0);
         let (base, extra) = (total / next_world, total % next_world);
@@ -251,7 +299,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn units(sizes: &[usize]) -> Vec<UnitRef> {
-        sizes.iter().enumerate().map(|(i, &rows)| UnitRef { file: 0, unit: i, rows }).collect()
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &rows)| UnitRef {
+                file: 0,
+                unit: i,
+                rows,
+            })
+            .collect()
     }
 
     /// Global row ids (unit index * 1000 + row) emitted by a segment list.
@@ -269,7 +325,15 @@ mod tests {
     }
 
     fn spec(world: usize, shuffle: bool) -> PlanSpec {
-        PlanSpec { seed: 7, epoch: 1, shuffle, window_rows: 25, first_window_rows: 5, world_size: world, resumes: vec![] }
+        PlanSpec {
+            seed: 7,
+            epoch: 1,
+            shuffle,
+            window_rows: 25,
+            first_window_rows: 5,
+            world_size: world,
+            resumes: vec![],
+        }
     }
 
     #[test]

@@ -43,7 +43,12 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     let cacheable = !options.no_cache
         && !matches!(dataset.format(), Format::Ipc | Format::IpcStream)
         && !specs.iter().any(|s| crate::store::is_url(s));
-    let key = format!("{:?}|{}|{:?}", specs, dataset.format().name(), options.columns);
+    let key = format!(
+        "{:?}|{}|{:?}",
+        specs,
+        dataset.format().name(),
+        options.columns
+    );
     let stamps = if cacheable {
         dataset
             .files()
@@ -117,7 +122,11 @@ pub struct DatasetInfo {
 }
 
 /// Summarises a dataset without decoding its data.
-pub fn info(specs: &[String], format: Option<Format>, decode: &DecodeOptions) -> Result<DatasetInfo> {
+pub fn info(
+    specs: &[String],
+    format: Option<Format>,
+    decode: &DecodeOptions,
+) -> Result<DatasetInfo> {
     let dataset = Dataset::open(specs, format, decode)?;
     let files: Vec<FileInfo> = dataset
         .files()

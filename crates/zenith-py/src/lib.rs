@@ -12,18 +12,56 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
 use zenith_core::loader::Poll;
+
+mod jobs;
 use zenith_core::{
-    BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format, LoaderConfig, LoaderState,
-    OnError, OutputField, OutputKind, ReadOptions, StorageOptions, TensorData,
+    BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format,
+    LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, StorageOptions,
+    TensorData,
 };
 
-create_exception!(_zenith, ZenithError, PyException, "Base class of every Zenith error.");
-create_exception!(_zenith, SourceError, ZenithError, "A path is missing, empty or unreadable.");
-create_exception!(_zenith, FormatError, ZenithError, "A file's bytes are not valid for its format.");
-create_exception!(_zenith, StorageError, ZenithError, "Object storage failed after retries.");
-create_exception!(_zenith, SchemaError, ZenithError, "Schemas differ, or a column is unknown.");
-create_exception!(_zenith, ValidationError, ZenithError, "An argument, job spec or state is invalid.");
-create_exception!(_zenith, JobError, ZenithError, "A job failed, or a job id is unknown.");
+create_exception!(
+    zenith._zenith,
+    ZenithError,
+    PyException,
+    "Base class of every Zenith error."
+);
+create_exception!(
+    zenith._zenith,
+    SourceError,
+    ZenithError,
+    "A path is missing, empty or unreadable."
+);
+create_exception!(
+    zenith._zenith,
+    FormatError,
+    ZenithError,
+    "A file's bytes are not valid for its format."
+);
+create_exception!(
+    zenith._zenith,
+    StorageError,
+    ZenithError,
+    "Object storage failed after retries."
+);
+create_exception!(
+    zenith._zenith,
+    SchemaError,
+    ZenithError,
+    "Schemas differ, or a column is unknown."
+);
+create_exception!(
+    zenith._zenith,
+    ValidationError,
+    ZenithError,
+    "An argument, job spec or state is invalid."
+);
+create_exception!(
+    zenith._zenith,
+    JobError,
+    ZenithError,
+    "A job failed, or a job id is unknown."
+);
 
 /// Maps an engine error to the Python exception of its kind.
 pub(crate) fn to_py_err(e: Error) -> PyErr {
@@ -51,7 +89,11 @@ fn decode_options(
     let csv_delimiter = match delimiter {
         None => None,
         Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-        Some(d) => return Err(ValidationError::new_err(format!("invalid argument `delimiter`: {d:?} is not one ASCII character"))),
+        Some(d) => {
+            return Err(ValidationError::new_err(format!(
+                "invalid argument `delimiter`: {d:?} is not one ASCII character"
+            )))
+        }
     };
     Ok(DecodeOptions {
         csv_schema: csv_schema.map(PySchema::into_inner),
@@ -82,7 +124,9 @@ fn load<'py>(
         decode: decode_options(schema, delimiter, storage_options)?,
         no_cache: !cache,
     };
-    let (schema, batches) = py.detach(|| zenith_core::read_many(&paths, &options)).map_err(to_py_err)?;
+    let (schema, batches) = py
+        .detach(|| zenith_core::read_many(&paths, &options))
+        .map_err(to_py_err)?;
     PyTable::try_new(batches, schema)?.into_pyarrow(py)
 }
 
@@ -99,10 +143,15 @@ fn dataset_info<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let format = parse_format(format)?;
     let decode = decode_options(schema, delimiter, storage_options)?;
-    let info = py.detach(|| zenith_core::info(&paths, format, &decode)).map_err(to_py_err)?;
+    let info = py
+        .detach(|| zenith_core::info(&paths, format, &decode))
+        .map_err(to_py_err)?;
     let out = PyDict::new(py);
     out.set_item("format", info.format.name())?;
-    out.set_item("schema", PySchema::new(info.schema.clone()).into_pyarrow(py)?)?;
+    out.set_item(
+        "schema",
+        PySchema::new(info.schema.clone()).into_pyarrow(py)?,
+    )?;
     out.set_item("rows", info.rows)?;
     out.set_item("bytes", info.bytes)?;
     let files = PyList::empty(py);
@@ -123,7 +172,14 @@ fn dataset_info<'py>(
 fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("version", zenith_core::VERSION)?;
-    d.set_item("profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
+    d.set_item(
+        "profile",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    )?;
     d.set_item("threads", zenith_core::pool::default_num_workers())?;
     d.set_item("formats", vec!["parquet", "csv", "arrow", "arrows"])?;
     d.set_item("storage", vec!["s3", "gs", "az", "memory"])?;
@@ -164,20 +220,38 @@ fn clear_cache() {
 /// Installs the tracing subscriber with a filter (`ZENITH_LOG_LEVEL` syntax); first call wins.
 #[pyfunction]
 fn init_logging(filter: &str) -> bool {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init().is_ok()
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init()
+        .is_ok()
 }
 
-fn tensor_to_numpy<'py>(py: Python<'py>, data: TensorData, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
-    fn make<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+fn tensor_to_numpy<'py>(
+    py: Python<'py>,
+    data: TensorData,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    fn make<'py, T: numpy::Element>(
+        py: Python<'py>,
+        v: Vec<T>,
+        shape: &[usize],
+    ) -> PyResult<Bound<'py, PyAny>> {
         if shape.len() == 1 {
             return Ok(PyArray::from_vec(py, v).into_any());
         }
-        let arr = ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| ZenithError::new_err(e.to_string()))?;
+        let arr = ArrayD::from_shape_vec(IxDyn(shape), v)
+            .map_err(|e| ZenithError::new_err(e.to_string()))?;
         Ok(PyArray::from_owned_array(py, arr).into_any())
     }
     zenith_core::with_tensor_data!(data, v => make(py, v, shape))
 }
+
+/// A normalised output field from Python: (name, columns, stacked, dtype).
+type FieldSpec = (String, Vec<String>, bool, Option<String>);
 
 /// A loader over a dataset; `iter()` starts an epoch.
 #[pyclass(module = "zenith._zenith")]
@@ -186,17 +260,27 @@ struct Loader {
     arrow_output: bool,
 }
 
-fn parse_fields(columns: Vec<(String, Vec<String>, bool, Option<String>)>) -> PyResult<Vec<OutputField>> {
+fn parse_fields(columns: Vec<FieldSpec>) -> PyResult<Vec<OutputField>> {
     columns
         .into_iter()
         .map(|(name, cols, stacked, dtype)| {
-            let dtype = dtype.as_deref().map(DType::parse).transpose().map_err(to_py_err)?;
+            let dtype = dtype
+                .as_deref()
+                .map(DType::parse)
+                .transpose()
+                .map_err(to_py_err)?;
             let source = if stacked {
                 FieldSource::Stack(cols)
             } else {
-                FieldSource::Column(cols.into_iter().next().ok_or_else(|| ValidationError::new_err("invalid argument `columns`: empty column"))?)
+                FieldSource::Column(cols.into_iter().next().ok_or_else(|| {
+                    ValidationError::new_err("invalid argument `columns`: empty column")
+                })?)
             };
-            Ok(OutputField { name, source, dtype })
+            Ok(OutputField {
+                name,
+                source,
+                dtype,
+            })
         })
         .collect()
 }
@@ -213,7 +297,7 @@ impl Loader {
         batch_size: usize,
         shuffle: bool,
         seed: u64,
-        columns: Option<Vec<(String, Vec<String>, bool, Option<String>)>>,
+        columns: Option<Vec<FieldSpec>>,
         num_workers: Option<usize>,
         drop_last: bool,
         prefetch: Option<usize>,
@@ -229,12 +313,20 @@ impl Loader {
         let on_error = match on_error {
             "raise" => OnError::Raise,
             "skip" => OnError::Skip,
-            other => return Err(ValidationError::new_err(format!("invalid argument `on_error`: {other:?}; expected \"raise\" or \"skip\""))),
+            other => {
+                return Err(ValidationError::new_err(format!(
+                    "invalid argument `on_error`: {other:?}; expected \"raise\" or \"skip\""
+                )))
+            }
         };
         let (output, arrow_output) = match output {
             "numpy" | "torch" => (OutputKind::Tensors, false),
             "arrow" => (OutputKind::Arrow, true),
-            other => return Err(ValidationError::new_err(format!("invalid argument `output`: {other:?}; expected \"numpy\", \"torch\" or \"arrow\""))),
+            other => {
+                return Err(ValidationError::new_err(format!(
+                "invalid argument `output`: {other:?}; expected \"numpy\", \"torch\" or \"arrow\""
+            )))
+            }
         };
         let config = LoaderConfig {
             batch_size,
@@ -253,8 +345,13 @@ impl Loader {
             format: parse_format(format)?,
             decode: decode_options(None, None, storage_options)?,
         };
-        let inner = py.detach(|| DataLoader::new(&paths, config)).map_err(to_py_err)?;
-        Ok(Loader { inner, arrow_output })
+        let inner = py
+            .detach(|| DataLoader::new(&paths, config))
+            .map_err(to_py_err)?;
+        Ok(Loader {
+            inner,
+            arrow_output,
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -264,7 +361,10 @@ impl Loader {
     /// Starts an iteration of the current epoch.
     fn iter(&self, py: Python<'_>) -> PyResult<LoaderIter> {
         let it = py.detach(|| self.inner.iter()).map_err(to_py_err)?;
-        Ok(LoaderIter { inner: Some(it), arrow_output: self.arrow_output })
+        Ok(LoaderIter {
+            inner: Some(it),
+            arrow_output: self.arrow_output,
+        })
     }
 
     /// The epoch the next iteration runs.
@@ -297,7 +397,8 @@ impl Loader {
 
     /// Restores a state from its JSON string.
     fn load_state_json(&mut self, state: &str) -> PyResult<()> {
-        let state: LoaderState = serde_json::from_str(state).map_err(|e| ValidationError::new_err(format!("invalid argument `state`: {e}")))?;
+        let state: LoaderState = serde_json::from_str(state)
+            .map_err(|e| ValidationError::new_err(format!("invalid argument `state`: {e}")))?;
         self.inner.load_state(&state).map_err(to_py_err)
     }
 
@@ -321,7 +422,9 @@ impl LoaderIter {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(it) = self.inner.as_mut() else { return Ok(None) };
+        let Some(it) = self.inner.as_mut() else {
+            return Ok(None);
+        };
         let batch = loop {
             match py.detach(|| it.poll_next(Duration::from_millis(50))) {
                 Poll::Pending => py.check_signals()?,
@@ -344,7 +447,10 @@ impl LoaderIter {
         for (name, col) in batch.columns {
             let value = match col {
                 BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
-                BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a).to_pyarrow(py)?.unbind().into_bound(py),
+                BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
+                    .to_pyarrow(py)?
+                    .unbind()
+                    .into_bound(py),
             };
             out.set_item(name, value)?;
         }
@@ -380,5 +486,6 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
+    jobs::register(m)?;
     Ok(())
 }

@@ -52,7 +52,11 @@ impl CsvFile {
         let header_end = match find_record_end(&data, 0) {
             Some(end) => end,
             None if data.is_empty() => {
-                return Err(Error::format(path, "byte 0", "empty CSV file (no header row)"))
+                return Err(Error::format(
+                    path,
+                    "byte 0",
+                    "empty CSV file (no header row)",
+                ))
             }
             None => data.len(),
         };
@@ -63,7 +67,9 @@ impl CsvFile {
                 if names != header.iter().map(String::as_str).collect::<Vec<_>>() {
                     return Err(Error::schema(
                         path,
-                        format!("CSV header {header:?} does not match the schema's columns {names:?}"),
+                        format!(
+                            "CSV header {header:?} does not match the schema's columns {names:?}"
+                        ),
                     ));
                 }
                 schema.clone()
@@ -117,10 +123,13 @@ impl FileReader for CsvFile {
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let range = *self
-            .ranges
-            .get(index)
-            .ok_or_else(|| Error::format(&self.path, format!("unit {index}"), "unit index out of range"))?;
+        let range = *self.ranges.get(index).ok_or_else(|| {
+            Error::format(
+                &self.path,
+                format!("unit {index}"),
+                "unit index out of range",
+            )
+        })?;
         let location = || format!("line {} (byte {})", range.first_line, range.start);
         let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
             .with_header(false)
@@ -133,7 +142,11 @@ impl FileReader for CsvFile {
             .build(Cursor::new(&self.data[range.start..range.end]))
             .map_err(|e| Error::format(&self.path, location(), e))?;
         let out_schema = match projection {
-            Some(cols) => Arc::new(self.schema.project(cols).map_err(|e| Error::schema(&self.path, e))?),
+            Some(cols) => Arc::new(
+                self.schema
+                    .project(cols)
+                    .map_err(|e| Error::schema(&self.path, e))?,
+            ),
             None => self.schema.clone(),
         };
         let mut batches = Vec::with_capacity(1);
@@ -280,7 +293,10 @@ mod tests {
     use super::*;
 
     fn rows_of(data: &[u8], target: usize) -> Vec<(usize, usize, usize)> {
-        split_records(data, 0, target).iter().map(|r| (r.start, r.end, r.rows)).collect()
+        split_records(data, 0, target)
+            .iter()
+            .map(|r| (r.start, r.end, r.rows))
+            .collect()
     }
 
     #[test]

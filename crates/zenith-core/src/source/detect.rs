@@ -113,7 +113,10 @@ mod tests {
     fn magic_wins_over_extension() {
         assert_eq!(detect_magic(b"PAR1xxxx"), Some(Format::Parquet));
         assert_eq!(detect_magic(b"ARROW1\0\0"), Some(Format::Ipc));
-        assert_eq!(detect_magic(&[0xff, 0xff, 0xff, 0xff, 1]), Some(Format::IpcStream));
+        assert_eq!(
+            detect_magic(&[0xff, 0xff, 0xff, 0xff, 1]),
+            Some(Format::IpcStream)
+        );
         assert_eq!(detect_magic(b"a,b,c\n"), None);
     }
 

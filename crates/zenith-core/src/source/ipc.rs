@@ -29,7 +29,13 @@ pub type IpcFile = MappedBatches;
 pub type IpcStreamFile = MappedBatches;
 
 impl MappedBatches {
-    fn new(path: &Path, format: Format, schema: SchemaRef, batches: Vec<(RecordBatch, u64)>, file_bytes: u64) -> Self {
+    fn new(
+        path: &Path,
+        format: Format,
+        schema: SchemaRef,
+        batches: Vec<(RecordBatch, u64)>,
+        file_bytes: u64,
+    ) -> Self {
         let units = batches
             .iter()
             .map(|(b, bytes)| UnitMeta {
@@ -65,24 +71,35 @@ impl IpcFile {
         let buffer = Buffer::from(bytes);
         let fail = |loc: &str, e: &dyn std::fmt::Display| Error::format(path, loc, e.to_string());
         if buffer.len() < 16 || &buffer[..6] != b"ARROW1" {
-            return Err(fail("byte 0", &"not an Arrow IPC file (missing ARROW1 magic)"));
+            return Err(fail(
+                "byte 0",
+                &"not an Arrow IPC file (missing ARROW1 magic)",
+            ));
         }
         let trailer_start = buffer.len() - 10;
         let trailer: [u8; 10] = buffer[trailer_start..].try_into().expect("10 bytes");
         let footer_len = read_footer_length(trailer).map_err(|e| fail("footer", &e))?;
         if footer_len > trailer_start {
-            return Err(fail("footer", &format!("footer length {footer_len} exceeds the file")));
+            return Err(fail(
+                "footer",
+                &format!("footer length {footer_len} exceeds the file"),
+            ));
         }
         let footer = arrow_ipc::root_as_footer(&buffer[trailer_start - footer_len..trailer_start])
             .map_err(|e| fail("footer", &e))?;
-        let fb_schema = footer.schema().ok_or_else(|| fail("footer", &"footer has no schema"))?;
+        let fb_schema = footer
+            .schema()
+            .ok_or_else(|| fail("footer", &"footer has no schema"))?;
         let schema = Arc::new(arrow_ipc::convert::fb_to_schema(fb_schema));
         let mut decoder = FileDecoder::new(schema.clone(), footer.version());
         let block_buffer = |block: &arrow_ipc::Block, what: &str| -> Result<Buffer> {
             let start = usize::try_from(block.offset()).unwrap_or(usize::MAX);
             let len = block.metaDataLength() as usize + block.bodyLength() as usize;
             if start.checked_add(len).is_none_or(|end| end > buffer.len()) {
-                return Err(fail(&format!("{what} at byte {start}"), &"block extends past the end of the file"));
+                return Err(fail(
+                    &format!("{what} at byte {start}"),
+                    &"block extends past the end of the file",
+                ));
             }
             Ok(buffer.slice_with_length(start, len))
         };
@@ -124,19 +141,33 @@ impl IpcFile {
                 Ok(None) if buffer.is_empty() => break,
                 Ok(None) => {
                     if buffer.len() == before {
-                        return Err(Error::format(path, format!("byte {offset}"), "stream decoder made no progress"));
+                        return Err(Error::format(
+                            path,
+                            format!("byte {offset}"),
+                            "stream decoder made no progress",
+                        ));
                     }
                 }
                 Err(e) => return Err(Error::format(path, format!("message at byte {offset}"), e)),
             }
         }
-        decoder
-            .finish()
-            .map_err(|e| Error::format(path, format!("byte {file_bytes}"), format!("truncated stream: {e}")))?;
+        decoder.finish().map_err(|e| {
+            Error::format(
+                path,
+                format!("byte {file_bytes}"),
+                format!("truncated stream: {e}"),
+            )
+        })?;
         let schema = decoder
             .schema()
             .ok_or_else(|| Error::format(path, "byte 0", "stream has no schema message"))?;
-        Ok(Self::new(path, Format::IpcStream, schema, batches, file_bytes))
+        Ok(Self::new(
+            path,
+            Format::IpcStream,
+            schema,
+            batches,
+            file_bytes,
+        ))
     }
 }
 
@@ -162,10 +193,13 @@ impl FileReader for MappedBatches {
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let batch = self
-            .batches
-            .get(index)
-            .ok_or_else(|| Error::format(&self.path, format!("record batch {index}"), "index out of range"))?;
+        let batch = self.batches.get(index).ok_or_else(|| {
+            Error::format(
+                &self.path,
+                format!("record batch {index}"),
+                "index out of range",
+            )
+        })?;
         match projection {
             Some(cols) => batch
                 .project(cols)

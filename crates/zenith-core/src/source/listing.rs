@@ -11,7 +11,8 @@ pub fn list_files(spec: &str) -> Result<Vec<PathBuf>> {
         return Err(Error::invalid("path", "empty path"));
     }
     if spec.contains(['*', '?', '[']) {
-        let paths = glob::glob(spec).map_err(|e| Error::invalid("path", format!("bad glob {spec:?}: {e}")))?;
+        let paths = glob::glob(spec)
+            .map_err(|e| Error::invalid("path", format!("bad glob {spec:?}: {e}")))?;
         let mut files = Vec::new();
         for entry in paths {
             let path = entry.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
@@ -21,13 +22,17 @@ pub fn list_files(spec: &str) -> Result<Vec<PathBuf>> {
         }
         files.sort();
         if files.is_empty() {
-            return Err(Error::EmptySource { path: spec.to_string() });
+            return Err(Error::EmptySource {
+                path: spec.to_string(),
+            });
         }
         return Ok(files);
     }
     let path = Path::new(spec);
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { path: spec.to_string() },
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            path: spec.to_string(),
+        },
         _ => Error::io(path, e),
     })?;
     if meta.is_file() {
@@ -37,7 +42,9 @@ pub fn list_files(spec: &str) -> Result<Vec<PathBuf>> {
     walk(path, &mut files)?;
     files.sort();
     if files.is_empty() {
-        return Err(Error::EmptySource { path: spec.to_string() });
+        return Err(Error::EmptySource {
+            path: spec.to_string(),
+        });
     }
     Ok(files)
 }
@@ -93,20 +100,32 @@ mod tests {
         let files = list_files(dir.path().to_str().unwrap()).unwrap();
         let names: Vec<_> = files
             .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().to_str().unwrap().to_string())
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(names, vec!["a.csv", "b.csv", "sub/c.csv"]);
     }
 
     #[test]
     fn missing_and_empty() {
-        assert!(matches!(list_files("/nonexistent/zz"), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            list_files("/nonexistent/zz"),
+            Err(Error::NotFound { .. })
+        ));
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             list_files(dir.path().to_str().unwrap()),
             Err(Error::EmptySource { .. })
         ));
         let pattern = format!("{}/*.parquet", dir.path().display());
-        assert!(matches!(list_files(&pattern), Err(Error::EmptySource { .. })));
+        assert!(matches!(
+            list_files(&pattern),
+            Err(Error::EmptySource { .. })
+        ));
     }
 }

@@ -59,7 +59,11 @@ pub struct DecodeOptions {
 }
 
 /// Opens one file as the given format.
-pub fn open_file(path: &Path, format: Format, options: &DecodeOptions) -> Result<Arc<dyn FileReader>> {
+pub fn open_file(
+    path: &Path,
+    format: Format,
+    options: &DecodeOptions,
+) -> Result<Arc<dyn FileReader>> {
     Ok(match format {
         Format::Parquet => Arc::new(parquet::ParquetFile::open(path)?),
         Format::Csv => Arc::new(csv::CsvFile::open(path, options)?),
@@ -71,7 +75,10 @@ pub fn open_file(path: &Path, format: Format, options: &DecodeOptions) -> Result
 /// Maps a file into memory read-only. Zero-length files map to an empty buffer.
 pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
     let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| crate::Error::io(path, e))?
+        .len();
     if len == 0 {
         return Ok(bytes::Bytes::new());
     }

@@ -1,8 +1,13 @@
-//! Parquet: one unit per row group, column projection pushed into the decoder. Local files are
-//! memory-mapped so that page reads are slices of the mapping; objects in a bucket read their
-//! footer with one ranged GET and then, per row group, only the projected column chunks
-//! (coalesced, several requests in flight).
+//! Parquet: one unit per row group, column projection pushed into the decoder. Local column
+//! chunks are read with positioned reads (`pread`), so threads share one descriptor without
+//! racing on a file offset and the process holds only the chunks it is decoding (a memory map
+//! would make every page read count towards the resident set until the map is dropped).
+//! Objects in a bucket read their footer with one ranged GET and then, per row group, only the
+//! projected column chunks (coalesced, several requests in flight).
 
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,8 +35,8 @@ const FOOTER_PREFETCH: u64 = 64 << 10;
 
 /// Where the file's bytes come from.
 enum ParquetData {
-    /// The whole file, memory-mapped.
-    Mapped(Bytes),
+    /// A local file read with positioned reads.
+    Local(PreadFile),
     /// An object read by ranges.
     Object(ObjectRef),
 }
@@ -46,15 +51,20 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
-    /// Maps the file and parses its footer (no data pages are read).
+    /// Opens the file and parses its footer (no data pages are read).
     pub fn open(path: &Path) -> Result<Self> {
-        let data = super::map_file(path)?;
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let data = PreadFile {
+            file: Arc::new(file),
+            len,
+        };
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
             .map_err(|e| Error::format(path, "footer", e))?;
         Ok(Self::new(
             path.to_path_buf(),
-            data.len() as u64,
-            ParquetData::Mapped(data),
+            len,
+            ParquetData::Local(data),
             meta,
         ))
     }
@@ -293,7 +303,7 @@ impl FileReader for ParquetFile {
             None => (None, self.meta.schema().clone()),
         };
         match &self.data {
-            ParquetData::Mapped(data) => self.decode(data.clone(), index, mask, schema),
+            ParquetData::Local(data) => self.decode(data.clone(), index, mask, schema),
             ParquetData::Object(object) => {
                 let ranges =
                     self.column_ranges(index, mask.as_ref().unwrap_or(&ProjectionMask::all()))?;
@@ -309,5 +319,49 @@ impl FileReader for ParquetFile {
                 )
             }
         }
+    }
+}
+
+/// A file read with positioned reads; clones share the descriptor.
+#[derive(Clone)]
+struct PreadFile {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Length for PreadFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for PreadFile {
+    type T = PreadReader;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<PreadReader> {
+        Ok(PreadReader {
+            file: self.file.clone(),
+            pos: start,
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let mut buf = vec![0u8; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        Ok(buf.into())
+    }
+}
+
+/// A sequential reader over a [`PreadFile`] with its own position.
+struct PreadReader {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl Read for PreadReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }

@@ -1,0 +1,437 @@
+"""The local executor: ``python -m zenith._runner --home DIR`` (or ``zenith jobs serve``).
+
+One runner per job home, guaranteed by an exclusive ``flock`` on ``runner.lock``. It sleeps in
+``select`` on a wake-up socket (poked by every submit and cancel) and on SIGCHLD, so starting a job
+costs one store transaction and one ``fork/exec``. Which jobs start, and on which GPU ids, is decided
+by the Rust scheduler inside the store's transaction (``JobStore.claim_startable``); this process only
+spawns, reaps and kills.
+
+Crash safety: every state lives in SQLite. When a runner starts it inspects the jobs still marked
+RUNNING: claims that never spawned go back to the queue; live processes are adopted and watched; dead
+ones are marked from the ``status.json`` their worker wrote, or as FAILED with "exit status unknown".
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from zenith._zenith import JobInfo, JobStore, ValidationError, parse_memory
+
+KILL_GRACE_S = float(os.environ.get("ZENITH_KILL_GRACE", "3"))
+STDERR_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the runner may hand out."""
+
+    gpus: int
+    memory: int
+    cpus: int
+
+
+def detect_gpus() -> int:
+    """``$ZENITH_GPUS`` if set, else the number of ``GPU n:`` lines of ``nvidia-smi -L``, else 0."""
+    forced = os.environ.get("ZENITH_GPUS")
+    if forced is not None and forced.strip() != "":
+        return int(forced)
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def detect_machine() -> Machine:
+    """GPUs (see :func:`detect_gpus`), memory (``$ZENITH_MEMORY`` or MemTotal), CPUs (``$ZENITH_CPUS``
+    or the CPUs this process may run on)."""
+    mem_env = os.environ.get("ZENITH_MEMORY")
+    if mem_env:
+        memory = parse_memory(mem_env)
+    else:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cpus_env = os.environ.get("ZENITH_CPUS")
+    cpus = int(cpus_env) if cpus_env else len(os.sched_getaffinity(0))
+    return Machine(gpus=detect_gpus(), memory=memory, cpus=cpus)
+
+
+def _proc_start_time(pid: int) -> float | None:
+    """Start time (epoch seconds) of a live, non-zombie process, or None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    ticks = int(fields[19])
+    with open("/proc/stat", "rb") as f:
+        btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+    return btime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def is_job_process(info: JobInfo) -> bool:
+    """True if the job's pid is alive and is the process started for the job, not a reused pid: it
+    was created between the job's submission and the runner recording its start."""
+    if info.pid is None:
+        return False
+    start = _proc_start_time(info.pid)
+    if start is None:
+        return False
+    # /proc's boot time has whole-second resolution (and may be adjusted): allow two seconds.
+    latest = info.started_at if info.started_at is not None else time.time()
+    return info.submitted_at - 2.0 <= start <= latest + 2.0
+
+
+def find_job_process(jobdir: Path) -> int | None:
+    """Pid of the live process group leader started for the job in ``jobdir``, found by the
+    ``ZENITH_JOB_DIR`` its runner put in its environment; for claims whose pid was never recorded."""
+    marker = f"ZENITH_JOB_DIR={jobdir}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            if os.getpgid(pid) != pid:
+                continue  # a child of the job, not its leader
+        except OSError:
+            continue
+        if _proc_start_time(pid) is not None:
+            return pid
+    return None
+
+
+def killpg(pid: int, sig: int) -> None:
+    """Signals the job's process group, ignoring one that is already gone."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Running:
+    """A job this runner watches: its own child (``proc``) or one adopted after a restart."""
+
+    info: JobInfo
+    proc: subprocess.Popen | None
+    kill_sent_at: float | None = None
+    cancelled: bool = False
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        data = path.read_bytes()[-16384:]
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def _read_status(jobdir: Path) -> int | None:
+    import json
+
+    try:
+        return int(json.loads((jobdir / "status.json").read_text())["exit_code"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class Runner:
+    """Starts, watches and finishes the local jobs of one job home."""
+
+    def __init__(self, root: Path, machine: Machine, idle_timeout: float | None) -> None:
+        self.root = root
+        self.machine = machine
+        self.idle_timeout = idle_timeout
+        self.store = JobStore(root / "jobs.db")
+        self.running: dict[int, Running] = {}
+        self.stop = False
+
+    # -------------------------------------------------------------- outcomes
+
+    def _finish(self, run: Running, exit_code: int | None) -> None:
+        info = run.info
+        jobdir = self.root / "jobs" / str(info.id)
+        if info.kind == "function" and exit_code is None:
+            exit_code = _read_status(jobdir)
+        if run.cancelled:
+            self.store.transition(info.id, "CANCELLED", exit_code, "cancelled while running")
+        elif exit_code == 0:
+            self.store.transition(info.id, "SUCCEEDED", 0, None)
+        elif exit_code is None:
+            self.store.transition(
+                info.id,
+                "FAILED",
+                None,
+                f"the runner stopped while this job ran (pid {info.pid}); its exit status is unknown",
+            )
+        else:
+            if exit_code < 0:
+                what = f"killed by signal {signal.Signals(-exit_code).name}"
+            else:
+                what = f"exited with code {exit_code}"
+            detail = ""
+            if info.kind == "function":
+                try:
+                    detail = (jobdir / "error.txt").read_text(errors="replace")
+                except OSError:
+                    detail = ""
+            if not detail:
+                detail = _tail(jobdir / "stderr.log", STDERR_TAIL_LINES)
+            error = f"{what}\n{detail}".rstrip()
+            self.store.transition(info.id, "FAILED", exit_code, error)
+        if info.kind == "function" and len(info.argv) == 2:
+            Path(info.argv[1]).unlink(missing_ok=True)  # the payload is not needed any more
+        self.running.pop(info.id, None)
+
+    # -------------------------------------------------------------- recovery
+
+    def recover(self) -> None:
+        """Inspects jobs left RUNNING by an earlier runner (see the module doc)."""
+        for info in self.store.list("RUNNING", "local"):
+            jobdir = self.root / "jobs" / str(info.id)
+            if info.pid is None:
+                # Claimed, but the runner died around the spawn: find the process if it exists.
+                pid = find_job_process(jobdir)
+                if pid is not None:
+                    self.store.mark_started(info.id, pid)
+                    self.running[info.id] = Running(info=self.store.get(info.id), proc=None)
+                elif info.kind == "function" and (jobdir / "status.json").exists():
+                    self._finish(Running(info=info, proc=None), None)
+                else:
+                    self.store.requeue(info.id)
+            elif is_job_process(info):
+                self.running[info.id] = Running(info=info, proc=None)
+            else:
+                self._finish(Running(info=info, proc=None), None)
+
+    # -------------------------------------------------------------- one pass
+
+    def _spawn(self, info: JobInfo) -> None:
+        jobdir = self.root / "jobs" / str(info.id)
+        env = dict(info.env)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in info.gpu_ids)
+        env["ZENITH_JOB_ID"] = str(info.id)
+        env["ZENITH_JOB_DIR"] = str(jobdir)
+        if info.kind == "function":
+            argv = [info.argv[0], "-m", "zenith._worker", info.argv[1], str(jobdir)]
+        else:
+            argv = list(info.argv)
+        try:
+            jobdir.mkdir(parents=True, exist_ok=True)
+            # The child gets its own copies of the log descriptors; ours close right after the spawn.
+            with open(jobdir / "stdout.log", "wb") as out, open(jobdir / "stderr.log", "wb") as err:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=info.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,  # its own process group: cancel kills the whole tree
+                    close_fds=True,
+                )
+        except OSError as exc:
+            self.store.transition(info.id, "FAILED", None, f"cannot start {argv[0]!r}: {exc}")
+            return
+        self.store.mark_started(info.id, proc.pid)
+        self.running[info.id] = Running(info=info, proc=proc)
+
+    def _handle_cancels(self) -> None:
+        if not self.running:
+            return
+        now = time.monotonic()
+        flagged = set(self.store.cancel_requested())
+        for job_id, run in list(self.running.items()):
+            pid = run.proc.pid if run.proc else run.info.pid
+            if pid is None:
+                continue
+            if job_id in flagged and run.kill_sent_at is None:
+                run.cancelled = True
+                run.kill_sent_at = now
+                killpg(pid, signal.SIGTERM)
+            elif run.kill_sent_at is not None and now - run.kill_sent_at > KILL_GRACE_S:
+                killpg(pid, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        for run in list(self.running.values()):
+            if run.proc is not None:
+                code = run.proc.poll()
+                if code is None:
+                    continue
+                killpg(run.proc.pid, signal.SIGKILL)  # leftovers of the job's process group
+                self._finish(run, code)
+            elif not is_job_process(run.info):
+                self._finish(run, None)
+
+    def _start_ready(self) -> None:
+        m = self.machine
+        for info in self.store.claim_startable(m.gpus, m.memory, m.cpus):
+            self._spawn(info)
+
+    def step(self) -> None:
+        """One scheduling pass: cancels, reaping, then starts."""
+        self._handle_cancels()
+        self._reap()
+        self._start_ready()
+
+    # -------------------------------------------------------------- loop
+
+    def serve(self, wake: socket.socket, sigfd: int) -> None:
+        """Runs passes until stopped, or idle for ``idle_timeout`` seconds."""
+        idle_since = time.monotonic()
+        while not self.stop:
+            self.step()
+            busy = bool(self.running) or self.store.local_active_count() > 0
+            now = time.monotonic()
+            if busy:
+                idle_since = now
+            elif self.idle_timeout is not None and now - idle_since >= self.idle_timeout:
+                return
+            adopted = any(r.proc is None or r.kill_sent_at is not None for r in self.running.values())
+            timeout = 0.2 if adopted else 1.0
+            try:
+                ready, _, _ = select.select([wake, sigfd], [], [], timeout)
+            except InterruptedError:
+                continue
+            if wake in ready:
+                _drain_socket(wake)
+            if sigfd in ready:
+                _drain_fd(sigfd)
+
+
+def _drain_socket(sock: socket.socket) -> None:
+    while True:
+        try:
+            sock.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+
+
+def _drain_fd(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 512):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+
+
+def _try_lock(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
+def _bind(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)
+    wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    wake.bind(str(path))
+    wake.setblocking(False)
+    return wake
+
+
+def run(root: Path, idle_timeout: float | None, machine: Machine) -> int:
+    """Serves ``root`` with ``machine``'s resources in this process; returns 0 (also when another
+    runner already serves it)."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(root / "runner.lock", "a+") as lock:
+        if not _try_lock(lock):
+            print(f"zenith: a runner already serves {root}", file=sys.stderr)
+            return 0
+        sock_path = root / "runner.sock"
+        wake = _bind(sock_path)
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        signal.set_wakeup_fd(w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        runner = Runner(root, machine, idle_timeout)
+
+        def stop(*_: object) -> None:
+            runner.stop = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        (root / "runner.pid").write_text(f"{os.getpid()}\n")
+        m = runner.machine
+        print(
+            f"zenith runner {os.getpid()} serving {root}: "
+            f"{m.gpus} GPUs, {m.memory} bytes, {m.cpus} CPUs",
+            flush=True,
+        )
+        runner.recover()
+        while True:
+            try:
+                runner.serve(wake, r)
+            finally:
+                # Jobs keep running; the next runner adopts them. Unbind first: from now on
+                # submitters start a new runner instead of poking this one.
+                sock_path.unlink(missing_ok=True)
+                wake.close()
+            if runner.stop:
+                return 0
+            # Idle exit. A submit may have poked just before the unbind: release the lock, look
+            # again, and keep serving only if there is work and no new runner took over.
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if runner.store.local_active_count() == 0 or not _try_lock(lock):
+                return 0
+            wake = _bind(sock_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m zenith._runner --home DIR [--idle-timeout S] [--daemon]``."""
+    parser = argparse.ArgumentParser(prog="python -m zenith._runner")
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=float(os.environ.get("ZENITH_RUNNER_IDLE_TIMEOUT", "300")),
+        help="exit after this many seconds without jobs (negative: never)",
+    )
+    parser.add_argument("--daemon", action="store_true", help="detach and return at once")
+    args = parser.parse_args(argv)
+    idle = None if args.idle_timeout < 0 else args.idle_timeout
+    root = args.home.absolute()
+    try:
+        # Before detaching, so that a bad ZENITH_GPUS/CPUS/MEMORY reaches the submitter.
+        machine = detect_machine()
+    except (ValueError, ValidationError) as exc:
+        print(f"zenith: cannot start the local runner: {exc}", file=sys.stderr)
+        return 2
+    if args.daemon:
+        if os.fork() != 0:
+            return 0
+        os.setsid()
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = os.open(root / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+    return run(root, idle, machine)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

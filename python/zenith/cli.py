@@ -1,0 +1,346 @@
+"""The ``zenith`` command line.
+
+Exit codes (stable, for scripts): 0 success; 1 the operation failed (unknown job id, job failed or
+was cancelled for ``wait``, job already finished for ``cancel``, backend error); 2 bad usage or
+invalid input (the Validator's message names the field and rule).
+
+Each subcommand is one ``add_*`` function registering its parser and handler, so new subcommands
+(``zenith info PATH``) slot in beside the job ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from zenith._zenith import (
+    FormatError,
+    JobError,
+    JobInfo,
+    SchemaError,
+    SourceError,
+    StorageError,
+    ValidationError,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _api() -> ModuleType:
+    """The ``zenith.jobs`` module (``zenith.jobs`` the attribute is the ``jobs()`` function)."""
+    return importlib.import_module("zenith.jobs")
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(info: JobInfo) -> str:
+    if info.started_at is None:
+        return "-"
+    end = info.finished_at if info.finished_at is not None else time.time()
+    seconds = max(0.0, end - info.started_at)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _memory(info: JobInfo) -> str:
+    if info.memory is None:
+        return "-"
+    value = float(info.memory)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{info.memory}B"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- jobs
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    api = _api()
+
+    if args.action == "serve":
+        from zenith import _runner
+
+        idle = -1.0 if args.idle_timeout is None else args.idle_timeout
+        return _runner.main(["--home", str(api.home()), "--idle-timeout", str(idle)])
+    infos = api.jobs(state=args.state)
+    header = ["ID", "NAME", "STATE", "BACKEND", "GPUS", "MEM", "CPUS", "PRIO", "SUBMITTED", "RUNTIME", "EXIT"]
+    rows = [
+        [
+            str(j.id),
+            j.name,
+            j.state,
+            j.backend + (f":{j.backend_id}" if j.backend_id else ""),
+            str(j.gpus),
+            _memory(j),
+            str(j.cpus),
+            str(j.priority),
+            _when(j.submitted_at),
+            _duration(j),
+            "-" if j.exit_code is None else str(j.exit_code),
+        ]
+        for j in infos
+    ]
+    print(table(rows, header))
+    return EXIT_OK
+
+
+def add_jobs(sub: argparse._SubParsersAction) -> None:
+    """``zenith jobs [--state S]`` lists jobs; ``zenith jobs serve`` runs the local runner."""
+    p = sub.add_parser("jobs", help="list jobs, or `jobs serve` to run the local executor")
+    p.add_argument("action", nargs="?", choices=["list", "serve"], default="list")
+    p.add_argument("--state", choices=["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"])
+    p.add_argument(
+        "--idle-timeout", type=float, default=None, help="serve: exit after this many idle seconds"
+    )
+    p.set_defaults(handler=_cmd_jobs)
+
+
+# ---------------------------------------------------------------------------------- submit
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    api = _api()
+
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        print("zenith submit: give the command after --, e.g. zenith submit -- echo hi", file=sys.stderr)
+        return EXIT_USAGE
+    options = api.make_options(
+        gpus=args.gpus,
+        memory=args.memory,
+        cpus=args.cpus,
+        name=args.name,
+        priority=args.priority,
+        backend=args.backend,
+    )
+    print(api.submit_with(options, argv))
+    return EXIT_OK
+
+
+def add_submit(sub: argparse._SubParsersAction) -> None:
+    """``zenith submit [options] -- CMD ARGS``: prints the job id."""
+    p = sub.add_parser("submit", help="submit a command: zenith submit [options] -- CMD ARGS")
+    p.add_argument("--gpus", type=int, default=0)
+    p.add_argument("--memory", default=None, help='e.g. "512MB", "8GB", "1.5GiB"')
+    p.add_argument("--cpus", type=int, default=None)
+    p.add_argument("--name", default=None)
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--backend", choices=["local", "slurm"], default=None)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_cmd_submit)
+
+
+# ---------------------------------------------------------------------------------- status / wait
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    api = _api()
+
+    j = api.get(args.id)
+    fields = [
+        ("id", str(j.id)),
+        ("name", j.name),
+        ("state", j.state),
+        ("kind", j.kind),
+        ("command", " ".join(j.argv) if j.kind == "command" else f"python function ({j.argv[1]})"),
+        ("backend", j.backend + (f" (Slurm job {j.backend_id})" if j.backend_id else "")),
+        ("resources", f"gpus={j.gpus} memory={_memory(j)} cpus={j.cpus} priority={j.priority}"),
+        ("gpu ids", ",".join(map(str, j.gpu_ids)) or "-"),
+        ("submitted", _when(j.submitted_at)),
+        ("started", _when(j.started_at)),
+        ("finished", _when(j.finished_at)),
+        ("runtime", _duration(j)),
+        ("exit code", "-" if j.exit_code is None else str(j.exit_code)),
+        ("job dir", str(api.job_dir(j.id))),
+    ]
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        print(f"{key.ljust(width)}  {value}")
+    if j.error:
+        print(f"{'error'.ljust(width)}  " + j.error.replace("\n", "\n" + " " * (width + 2)))
+    return EXIT_OK
+
+
+def add_status(sub: argparse._SubParsersAction) -> None:
+    """``zenith status ID``: the job's details."""
+    p = sub.add_parser("status", help="show one job")
+    p.add_argument("id", type=int)
+    p.set_defaults(handler=_cmd_status)
+
+
+def _cmd_wait(args: argparse.Namespace) -> int:
+    api = _api()
+
+    try:
+        state = api.wait(args.id, timeout=args.timeout)
+    except TimeoutError as exc:
+        print(f"zenith: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(state)
+    return EXIT_OK if state == "SUCCEEDED" else EXIT_FAILED
+
+
+def add_wait(sub: argparse._SubParsersAction) -> None:
+    """``zenith wait ID``: exits 0 if the job succeeded, 1 otherwise."""
+    p = sub.add_parser("wait", help="wait for a job; exit 0 only if it succeeded")
+    p.add_argument("id", type=int)
+    p.add_argument("--timeout", type=float, default=None)
+    p.set_defaults(handler=_cmd_wait)
+
+
+# ---------------------------------------------------------------------------------- logs / cancel
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    api = _api()
+
+    info = api.get(args.id)
+    directory = api.job_dir(info.id)
+    streams = [("stdout", sys.stdout), ("stderr", sys.stderr)]
+    offsets = {name: 0 for name, _ in streams}
+
+    def pump() -> None:
+        for name, out in streams:
+            try:
+                with open(directory / f"{name}.log", "rb") as f:
+                    f.seek(offsets[name])
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            offsets[name] += len(data)
+            if data:
+                out.write(data.decode(errors="replace"))
+                out.flush()
+
+    pump()
+    while args.follow and api.status(info.id) not in api.FINAL_STATES:
+        time.sleep(0.25)
+        pump()
+    if args.follow:
+        pump()
+    return EXIT_OK
+
+
+def add_logs(sub: argparse._SubParsersAction) -> None:
+    """``zenith logs ID [-f]``: the job's stdout (to stdout) and stderr (to stderr)."""
+    p = sub.add_parser("logs", help="print a job's output; -f follows until it finishes")
+    p.add_argument("id", type=int)
+    p.add_argument("-f", "--follow", action="store_true")
+    p.set_defaults(handler=_cmd_logs)
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    api = _api()
+
+    before = api.get(args.id).state
+    if before in api.FINAL_STATES:
+        print(f"zenith: job {args.id} already finished ({before})", file=sys.stderr)
+        return EXIT_FAILED
+    state = api.cancel(args.id)
+    print(state)
+    return EXIT_OK if state == "CANCELLED" else EXIT_FAILED
+
+
+def add_cancel(sub: argparse._SubParsersAction) -> None:
+    """``zenith cancel ID``: cancels a queued or running job."""
+    p = sub.add_parser("cancel", help="cancel a queued or running job")
+    p.add_argument("id", type=int)
+    p.set_defaults(handler=_cmd_cancel)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import zenith
+
+    zenith.info(args.path if args.path else None, format=args.format)
+    return EXIT_OK
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    """``zenith info [PATH]``: build facts, or a dataset's schema, rows, files and units."""
+    p = sub.add_parser("info", help="build facts, or a dataset's schema, rows, files and units")
+    p.add_argument("path", nargs="*", help="file, directory or glob (several allowed)")
+    p.add_argument("--format", default=None, help="parquet, csv, arrow or arrows (default: detect)")
+    p.set_defaults(handler=_cmd_info)
+
+
+# ---------------------------------------------------------------------------------- main
+
+#: Subcommand registrars, in help order.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_jobs,
+    add_submit,
+    add_status,
+    add_wait,
+    add_logs,
+    add_cancel,
+    add_info,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``zenith`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="zenith",
+        description="Zenith: fast data loading for ML training, and a small job runner.",
+        epilog="exit codes: 0 ok, 1 failed (unknown job, job failed, ...), 2 bad usage or input",
+    )
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
+    sub.required = True
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``zenith`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ValidationError as exc:
+        print(f"zenith: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SourceError, FormatError, SchemaError, StorageError) as exc:
+        print(f"zenith: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except JobError as exc:
+        print(f"zenith: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # Output piped into `head` and closed: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
