@@ -80,11 +80,12 @@ impl Dataset {
                 .collect::<Result<Vec<_>>>()
         };
         // Opening an object waits on the network, not the CPU: open many at once.
-        let rest: Vec<Arc<dyn FileReader>> = if matches!(paths[0], Location::Object(_)) && paths.len() > 2 {
-            crate::pool::build(OBJECT_OPEN_THREADS, "zenith-open").install(open_rest)?
-        } else {
-            crate::pool::global().install(open_rest)?
-        };
+        let rest: Vec<Arc<dyn FileReader>> =
+            if matches!(paths[0], Location::Object(_)) && paths.len() > 2 {
+                crate::pool::build(OBJECT_OPEN_THREADS, "zenith-open").install(open_rest)?
+            } else {
+                crate::pool::global().install(open_rest)?
+            };
         let schema = first.schema();
         for file in &rest {
             check_same_schema(first.path(), &schema, file.path(), &file.schema())?;
@@ -139,7 +140,9 @@ impl Dataset {
 
     /// True when the files are objects in a bucket (reads wait on the network).
     pub fn is_remote(&self) -> bool {
-        self.files.first().is_some_and(|f| crate::store::is_url(&f.path().to_string_lossy()))
+        self.files
+            .first()
+            .is_some_and(|f| crate::store::is_url(&f.path().to_string_lossy()))
     }
 
     /// Decode threads to use for `workers` CPU workers (more for objects, see

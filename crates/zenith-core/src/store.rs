@@ -533,7 +533,7 @@ impl ObjectRef {
         if self.size == 0 {
             return Ok(Bytes::new());
         }
-        let mut parts = self.get_ranges(&[0..self.size])?;
+        let mut parts = self.get_ranges(std::slice::from_ref(&(0..self.size)))?;
         Ok(parts.pop().map(|(_, b)| b).unwrap_or_default())
     }
 
