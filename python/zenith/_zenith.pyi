@@ -25,6 +25,7 @@ __all__ = [
     "load",
     "parse_memory",
     "set_cache_limit",
+    "storage_stats",
     "validate_command",
     "validate_name",
     "validate_path",
