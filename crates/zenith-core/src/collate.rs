@@ -266,7 +266,7 @@ pub struct OutputField {
 
 /// How a field is laid out once planned against a schema.
 #[derive(Debug, Clone)]
-pub(crate) enum FieldPlan {
+pub enum FieldPlan {
     /// Tensor of `dtype`, `width` elements per row, from these projected column positions.
     Tensor {
         dtype: DType,
@@ -280,8 +280,10 @@ pub(crate) enum FieldPlan {
 
 /// A field's values for a run of rows, in output layout.
 #[derive(Debug, Clone)]
-pub(crate) enum Block {
+pub enum Block {
+    /// Row-major tensor values.
     Tensor(TensorData),
+    /// An Arrow column.
     Arrow(ArrayRef),
 }
 
@@ -387,7 +389,7 @@ fn stack(arrays: &[ArrayRef], dtype: DType, rows: usize) -> TensorData {
 }
 
 /// Plans output fields against the projected schema (columns in `names` order).
-pub(crate) fn plan_fields(
+pub fn plan_fields(
     fields: &[OutputField],
     names: &[String],
     schema: &arrow_schema::Schema,
@@ -438,7 +440,7 @@ pub(crate) fn plan_fields(
 }
 
 /// Converts a decoded batch (projected columns) into one block per field.
-pub(crate) fn to_blocks(
+pub fn to_blocks(
     batch: &arrow_array::RecordBatch,
     plans: &[FieldPlan],
     location: &dyn Fn() -> String,
@@ -486,14 +488,14 @@ pub(crate) fn to_blocks(
 }
 
 /// A (slice, row) position inside a window.
-pub(crate) type Pick = (u32, u32);
+pub type Pick = (u32, u32);
 
 /// The blocks of one window (indexed by slice) and the picks to take from them.
-pub(crate) type Chunk<'a> = (Vec<&'a Block>, &'a [Pick]);
+pub type Chunk<'a> = (Vec<&'a Block>, &'a [Pick]);
 
 /// Gathers rows into one output column. Each chunk is (blocks of one window indexed by
 /// slice, (slice, row) picks); the output has the picks of all chunks in order.
-pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<BatchColumn> {
+pub fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<BatchColumn> {
     let total: usize = chunks.iter().map(|c| c.1.len()).sum();
     match plan {
         FieldPlan::Tensor { dtype, width, .. } => {

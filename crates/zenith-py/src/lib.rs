@@ -9,7 +9,7 @@ use numpy::PyArray;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyString};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
 use zenith_core::loader::Poll;
 
@@ -364,6 +364,7 @@ impl Loader {
         Ok(LoaderIter {
             inner: Some(it),
             arrow_output: self.arrow_output,
+            names: Vec::new(),
         })
     }
 
@@ -413,6 +414,8 @@ impl Loader {
 struct LoaderIter {
     inner: Option<zenith_core::BatchIterator>,
     arrow_output: bool,
+    /// Interned output names, made on the first batch.
+    names: Vec<Py<PyString>>,
 }
 
 #[pymethods]
@@ -425,9 +428,14 @@ impl LoaderIter {
         let Some(it) = self.inner.as_mut() else {
             return Ok(None);
         };
+        // A prefetched batch is usually waiting: take it without releasing the GIL.
+        let mut polled = it.poll_next(Duration::ZERO);
         let batch = loop {
-            match py.detach(|| it.poll_next(Duration::from_millis(50))) {
-                Poll::Pending => py.check_signals()?,
+            match polled {
+                Poll::Pending => {
+                    py.check_signals()?;
+                    polled = py.detach(|| it.poll_next(Duration::from_millis(50)));
+                }
                 Poll::Ready(None) => {
                     self.inner = None;
                     return Ok(None);
@@ -444,7 +452,14 @@ impl LoaderIter {
             return Ok(Some(PyRecordBatch::new(rb).into_pyarrow(py)?));
         }
         let out = PyDict::new(py);
-        for (name, col) in batch.columns {
+        if self.names.len() != batch.columns.len() {
+            self.names = batch
+                .columns
+                .iter()
+                .map(|(n, _)| PyString::intern(py, n).unbind())
+                .collect();
+        }
+        for (name, (_, col)) in self.names.iter().zip(batch.columns) {
             let value = match col {
                 BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
                 BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
@@ -452,7 +467,7 @@ impl LoaderIter {
                     .unbind()
                     .into_bound(py),
             };
-            out.set_item(name, value)?;
+            out.set_item(name.bind(py), value)?;
         }
         Ok(Some(out.into_any()))
     }
