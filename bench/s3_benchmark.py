@@ -169,7 +169,7 @@ def run_raw(endpoint: str, ranges: list[tuple[str, int, int]], parallel: int) ->
             cfg.write(f'url = "{endpoint}/{BUCKET}/{key}"\nrange = {start}-{end - 1}\n'
                       'output = "/dev/null"\n')
     try:
-        cmd = ["curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max",
+        cmd = ["curl", "--no-progress-meter", "--fail", "--parallel", "--parallel-max",
                str(parallel), "--aws-sigv4", f"aws:amz:{REGION}:s3", "--user",
                f"{ACCESS_KEY}:{SECRET_KEY}", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
                "-K", cfg.name]
