@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import paths_of
+from zenith._args import paths_of, storage_options_of
 from zenith.exceptions import ValidationError
 
 _ENV_SETTINGS = (
@@ -15,6 +15,9 @@ _ENV_SETTINGS = (
     "ZENITH_CACHE_BYTES",
     "ZENITH_CORE_LIB",
     "ZENITH_HOME",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_ALLOW_HTTP",
 )
 
 
@@ -27,6 +30,7 @@ def load(
     schema: Any = None,
     delimiter: str | None = None,
     cache: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> Any:
     """Reads a dataset into a ``pyarrow.Table``.
 
@@ -39,6 +43,10 @@ def load(
         schema: explicit ``pyarrow.Schema`` for CSV (overrides inference).
         delimiter: CSV delimiter (default ``,``).
         cache: serve a repeated read of unchanged small files from memory.
+        storage_options: object-storage settings for ``s3://``, ``gs://`` and ``az://`` paths
+            (``aws_access_key_id``, ``aws_secret_access_key``, ``region``, ``endpoint``,
+            ``allow_http``, ``timeout``, ``max_retries``, ...); they override the ``AWS_*``
+            (``GOOGLE_*``, ``AZURE_*``) environment variables.
 
     Decoding runs on Rust threads with the GIL released; the table's buffers are handed over
     through the Arrow C stream interface without a copy (Arrow IPC files stay memory-mapped).
@@ -54,13 +62,20 @@ def load(
         schema=schema,
         delimiter=delimiter,
         cache=cache,
+        storage_options=storage_options_of(storage_options),
     )
     if filter is not None:
         table = table.filter(filter)
     return table
 
 
-def info(path: Any = None, *, format: str | None = None, verbose: bool = True) -> dict[str, Any]:
+def info(
+    path: Any = None,
+    *,
+    format: str | None = None,
+    verbose: bool = True,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Without a path: version, build profile, threads, formats, cache and environment
     settings. With a path: format, schema, rows, files, units (row groups) and bytes, read
     from footers and headers only. Prints a summary unless ``verbose=False``; returns a dict.
@@ -72,6 +87,7 @@ def info(path: Any = None, *, format: str | None = None, verbose: bool = True) -
             print(f"zenith {build['version']} ({build['profile']} build)")
             print(f"  threads: {build['threads']}")
             print(f"  formats: {', '.join(build['formats'])}")
+            print(f"  storage: {', '.join(build['storage'])}")
             cache = build["cache"]
             print(
                 f"  cache:   {cache['used_bytes']}/{cache['limit_bytes']} bytes, "
@@ -80,7 +96,11 @@ def info(path: Any = None, *, format: str | None = None, verbose: bool = True) -
             for key, value in build["env"].items():
                 print(f"  {key}={value if value is not None else '(unset)'}")
         return build
-    summary: dict[str, Any] = dict(_zenith.dataset_info(paths_of(path), format=format))
+    summary: dict[str, Any] = dict(
+        _zenith.dataset_info(
+            paths_of(path), format=format, storage_options=storage_options_of(storage_options)
+        )
+    )
     if verbose:
         print(
             f"{summary['format']}: {summary['rows']} rows, {len(summary['files'])} files, "

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import check_int, columns_spec, paths_of
+from zenith._args import check_int, columns_spec, paths_of, storage_options_of
 from zenith.exceptions import ValidationError
 
 
@@ -34,6 +34,8 @@ class DataLoader:
             ``memory_budget``, else a window sized from it.
         memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``).
+        storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
+            (see ``zenith.load``); they override the environment.
 
     Each completed pass advances the epoch; ``set_epoch`` sets it explicitly. ``state_dict()``
     taken mid-epoch and given to ``load_state_dict`` makes the next pass continue with no row
@@ -57,6 +59,7 @@ class DataLoader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         paths = paths_of(source)
         check_int("batch_size", batch_size, 1)
@@ -93,6 +96,7 @@ class DataLoader:
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
             format=format,
+            storage_options=storage_options_of(storage_options),
         )
 
     def __iter__(self) -> Iterator[Any]:

@@ -25,6 +25,7 @@ __all__ = [
     "load",
     "parse_memory",
     "set_cache_limit",
+    "storage_stats",
     "validate_command",
     "validate_name",
     "validate_path",
@@ -132,14 +133,17 @@ def load(
     schema: Any = None,
     delimiter: str | None = None,
     cache: bool = True,
+    storage_options: dict[str, str] | None = None,
 ) -> Any: ...
 def dataset_info(
     paths: list[str],
     format: str | None = None,
     schema: Any = None,
     delimiter: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> dict[str, Any]: ...
 def build_info() -> dict[str, Any]: ...
+def storage_stats() -> dict[str, int]: ...
 def set_cache_limit(limit_bytes: int) -> None: ...
 def clear_cache() -> None: ...
 def init_logging(filter: str) -> bool: ...
@@ -163,6 +167,7 @@ class Loader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        storage_options: dict[str, str] | None = None,
     ) -> Loader: ...
     def __len__(self) -> int: ...
     def iter(self) -> LoaderIter: ...

@@ -51,7 +51,8 @@ class DataLoader:
 
     Plus ``seed``, ``columns`` (see ``zenith.DataLoader``), ``device`` (``"cuda"`` moves each
     batch with non-blocking copies from pinned memory; falls back to CPU with a warning when
-    CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``.
+    CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``,
+    ``storage_options`` (for ``s3://``/``gs://``/``az://`` sources, see ``zenith.load``).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class DataLoader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         if sampler is not None or batch_sampler is not None:
             raise ValidationError(
@@ -125,6 +127,7 @@ class DataLoader:
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
             format=format,
+            storage_options=storage_options,
         )
         self.batch_size = batch_size
         self.collate_fn = collate_fn

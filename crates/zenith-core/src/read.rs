@@ -39,8 +39,10 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     let dataset = Dataset::open(specs, options.format, &options.decode)?;
     let projection = dataset.projection(options.columns.as_deref())?;
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
-    let cacheable =
-        !options.no_cache && !matches!(dataset.format(), Format::Ipc | Format::IpcStream);
+    // Objects have no cheap local stamp, so a repeated read of a bucket fetches again.
+    let cacheable = !options.no_cache
+        && !matches!(dataset.format(), Format::Ipc | Format::IpcStream)
+        && !specs.iter().any(|s| crate::store::is_url(s));
     let key = format!(
         "{:?}|{}|{:?}",
         specs,

@@ -6,6 +6,7 @@ pub mod csv;
 pub mod detect;
 pub mod ipc;
 pub mod listing;
+pub mod location;
 pub mod parquet;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 pub use detect::{detect_format, Format};
+pub use location::Location;
 
 use crate::error::Result;
 
@@ -52,6 +54,8 @@ pub struct DecodeOptions {
     pub csv_delimiter: Option<u8>,
     /// Target bytes per CSV work unit (default 4 MiB).
     pub csv_unit_bytes: Option<usize>,
+    /// Object-storage settings (credentials, endpoint, retries) for `s3://`, `gs://`, `az://`.
+    pub storage: crate::store::StorageOptions,
 }
 
 /// Opens one file as the given format.
