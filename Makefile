@@ -6,6 +6,7 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 STAMP     := $(VENV)/.deps-stamp
+S3S_FS    := target/s3tools/bin/s3s-fs
 export CARGO_INCREMENTAL ?= 0
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
@@ -27,7 +28,13 @@ build: $(STAMP) ## Build the extension in release mode into the package (once pe
 cargo-test: ## Run the Rust test suites (release profile, shares the extension's build)
 	cargo test --release --workspace --exclude zenith-py
 
-pytest: $(STAMP) ## Run the Python test suite against the built extension
+$(S3S_FS):
+	CARGO_TARGET_DIR=$(CURDIR)/target/s3tools/build cargo install s3s-fs@0.14.1 --features binary --locked --root $(CURDIR)/target/s3tools
+
+s3-server: $(S3S_FS) ## Install the S3-compatible test server (s3s-fs) into target/s3tools once
+	@true
+
+pytest: $(STAMP) $(S3S_FS) ## Run the Python test suite against the built extension
 	$(PY) -m pytest -q python/tests
 
 stubtest: $(STAMP) ## Check the type stubs against the compiled module
@@ -52,4 +59,4 @@ bench-jobs: build ## Local job executor: 1,000 trivial command jobs, overhead pe
 clean: ## Remove build outputs (keeps .venv)
 	cargo clean
 
-.PHONY: help venv build cargo-test pytest stubtest lint test run bench bench-jobs clean
+.PHONY: help venv build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server

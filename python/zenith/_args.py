@@ -31,6 +31,31 @@ def paths_of(source: Any) -> list[str]:
     )
 
 
+def storage_options_of(options: Any) -> dict[str, str] | None:
+    """Checks ``storage_options`` (a mapping of option name to value) and turns the values into
+    strings the way the client expects them (``True`` -> ``"true"``, ``5`` -> ``"5"``)."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise ValidationError(
+            f"invalid argument `storage_options`: expected a dict, got {type(options).__name__}"
+        )
+    out: dict[str, str] = {}
+    for key, value in options.items():
+        if not isinstance(key, str):
+            raise ValidationError(f"invalid argument `storage_options`: key {key!r} is not a string")
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            out[key] = str(value)
+        else:
+            raise ValidationError(
+                f"invalid argument `storage_options`: {key!r} must be a string or number, "
+                f"got {type(value).__name__}"
+            )
+    return out
+
+
 def check_int(name: str, value: Any, minimum: int = 0, optional: bool = False) -> int | None:
     """Checks that ``value`` is an int >= ``minimum`` (``None`` allowed when ``optional``)."""
     if value is None and optional:

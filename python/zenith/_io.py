@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import fields_of, image_size_of, paths_of
+from zenith._args import fields_of, image_size_of, paths_of, storage_options_of
 from zenith.exceptions import ValidationError
 
 _ENV_SETTINGS = (
@@ -15,6 +15,9 @@ _ENV_SETTINGS = (
     "ZENITH_CACHE_BYTES",
     "ZENITH_CORE_LIB",
     "ZENITH_HOME",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_ALLOW_HTTP",
 )
 
 
@@ -27,6 +30,7 @@ def load(
     schema: Any = None,
     delimiter: str | None = None,
     cache: bool = True,
+    storage_options: dict[str, Any] | None = None,
     image_size: int | tuple[int, int] | None = None,
     fields: list[str] | None = None,
 ) -> Any:
@@ -43,6 +47,10 @@ def load(
         schema: explicit ``pyarrow.Schema`` for CSV (overrides inference).
         delimiter: CSV delimiter (default ``,``).
         cache: serve a repeated read of unchanged small files from memory.
+        storage_options: object-storage settings for ``s3://``, ``gs://`` and ``az://`` paths
+            (``aws_access_key_id``, ``aws_secret_access_key``, ``region``, ``endpoint``,
+            ``allow_http``, ``timeout``, ``max_retries``, ...); they override the ``AWS_*``
+            (``GOOGLE_*``, ``AZURE_*``) environment variables.
         image_size: WebDataset: decode ``jpg``/``jpeg``/``png``/``webp`` fields to RGB
             ``uint8 [H, W, 3]`` of this ``(height, width)`` (or an int for a square),
             center-cropping to the aspect ratio and resizing; raw bytes when ``None``.
@@ -50,7 +58,8 @@ def load(
 
     A WebDataset shard gives a ``__key__`` column and one column per field: ``cls``-like
     fields as int64, ``txt``/``json`` as strings, ``npy`` as fixed-shape lists, images as
-    binary (or ``[H][W][3]`` uint8 lists with ``image_size``), anything else as binary.
+    binary views (or ``[H][W][3]`` uint8 lists with ``image_size``), anything else as binary
+    views over the shard bytes (no copy).
 
     Decoding runs on Rust threads with the GIL released; the table's buffers are handed over
     through the Arrow C stream interface without a copy (Arrow IPC files stay memory-mapped).
@@ -66,6 +75,7 @@ def load(
         schema=schema,
         delimiter=delimiter,
         cache=cache,
+        storage_options=storage_options_of(storage_options),
         image_size=image_size_of(image_size),
         fields=fields_of(fields),
     )
@@ -74,7 +84,13 @@ def load(
     return table
 
 
-def info(path: Any = None, *, format: str | None = None, verbose: bool = True) -> dict[str, Any]:
+def info(
+    path: Any = None,
+    *,
+    format: str | None = None,
+    verbose: bool = True,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Without a path: version, build profile, threads, formats, cache and environment
     settings. With a path: format, schema, rows, files, units (row groups) and bytes, read
     from footers and headers only. Prints a summary unless ``verbose=False``; returns a dict.
@@ -86,6 +102,7 @@ def info(path: Any = None, *, format: str | None = None, verbose: bool = True) -
             print(f"zenith {build['version']} ({build['profile']} build)")
             print(f"  threads: {build['threads']}")
             print(f"  formats: {', '.join(build['formats'])}")
+            print(f"  storage: {', '.join(build['storage'])}")
             cache = build["cache"]
             print(
                 f"  cache:   {cache['used_bytes']}/{cache['limit_bytes']} bytes, "
@@ -94,7 +111,11 @@ def info(path: Any = None, *, format: str | None = None, verbose: bool = True) -
             for key, value in build["env"].items():
                 print(f"  {key}={value if value is not None else '(unset)'}")
         return build
-    summary: dict[str, Any] = dict(_zenith.dataset_info(paths_of(path), format=format))
+    summary: dict[str, Any] = dict(
+        _zenith.dataset_info(
+            paths_of(path), format=format, storage_options=storage_options_of(storage_options)
+        )
+    )
     if verbose:
         print(
             f"{summary['format']}: {summary['rows']} rows, {len(summary['files'])} files, "

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import check_int, columns_spec, fields_of, image_size_of, paths_of
+from zenith._args import (
+    check_int,
+    columns_spec,
+    fields_of,
+    image_size_of,
+    paths_of,
+    storage_options_of,
+)
 from zenith.exceptions import ValidationError
 
 
@@ -34,6 +41,8 @@ class DataLoader:
             ``memory_budget``, else a window sized from it.
         memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``).
+        storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
+            (see ``zenith.load``); they override the environment.
         image_size: WebDataset: decode image fields to ``uint8 [B, H, W, 3]`` batches of this
             ``(height, width)`` (center-crop, then resize); raw bytes when ``None``.
         fields: WebDataset: the fields (extensions) to keep, e.g. ``["jpg", "cls"]``.
@@ -66,6 +75,7 @@ class DataLoader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        storage_options: dict[str, Any] | None = None,
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
     ) -> None:
@@ -104,6 +114,7 @@ class DataLoader:
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
             format=format,
+            storage_options=storage_options_of(storage_options),
             image_size=image_size_of(image_size),
             fields=fields_of(fields),
         )

@@ -25,6 +25,7 @@ __all__ = [
     "load",
     "parse_memory",
     "set_cache_limit",
+    "storage_stats",
     "validate_command",
     "validate_name",
     "validate_path",
@@ -132,6 +133,7 @@ def load(
     schema: Any = None,
     delimiter: str | None = None,
     cache: bool = True,
+    storage_options: dict[str, str] | None = None,
     image_size: tuple[int, int] | None = None,
     fields: list[str] | None = None,
 ) -> Any: ...
@@ -140,10 +142,12 @@ def dataset_info(
     format: str | None = None,
     schema: Any = None,
     delimiter: str | None = None,
+    storage_options: dict[str, str] | None = None,
     image_size: tuple[int, int] | None = None,
     fields: list[str] | None = None,
 ) -> dict[str, Any]: ...
 def build_info() -> dict[str, Any]: ...
+def storage_stats() -> dict[str, int]: ...
 def set_cache_limit(limit_bytes: int) -> None: ...
 def clear_cache() -> None: ...
 def init_logging(filter: str) -> bool: ...
@@ -167,6 +171,7 @@ class Loader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        storage_options: dict[str, str] | None = None,
         image_size: tuple[int, int] | None = None,
         fields: list[str] | None = None,
     ) -> Loader: ...

@@ -52,6 +52,7 @@ class DataLoader:
     Plus ``seed``, ``columns`` (see ``zenith.DataLoader``), ``device`` (``"cuda"`` moves each
     batch with non-blocking copies from pinned memory; falls back to CPU with a warning when
     CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``,
+    ``storage_options`` (for ``s3://``/``gs://``/``az://`` sources, see ``zenith.load``),
     and for WebDataset shards ``image_size`` (images become ``uint8 [B, H, W, 3]`` tensors) and
     ``fields``.
     """
@@ -83,6 +84,7 @@ class DataLoader:
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
         format: str | None = None,
+        storage_options: dict[str, Any] | None = None,
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
     ) -> None:
@@ -129,6 +131,7 @@ class DataLoader:
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
             format=format,
+            storage_options=storage_options,
             image_size=image_size,
             fields=fields,
         )

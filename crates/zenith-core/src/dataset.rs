@@ -1,7 +1,7 @@
 //! A dataset is a list of opened files of one format that share one schema. It hands out
 //! work units and decodes them with a column projection; it knows nothing of shuffling.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -9,7 +9,13 @@ use arrow_schema::{Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::source::{self, listing, DecodeOptions, FileReader, Format};
+use crate::source::{location, DecodeOptions, FileReader, Format, Location};
+
+/// Threads that open objects (footers, headers) concurrently.
+const OBJECT_OPEN_THREADS: usize = 16;
+/// Decode threads per worker for objects: a unit of an object waits on the network before it
+/// decodes, so more threads keep requests in flight while others decode.
+pub const OBJECT_THREADS_PER_WORKER: usize = 4;
 
 /// One work unit of a dataset: unit `unit` of file `file`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,29 +50,42 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Lists `specs` (files, directories, globs), detects or applies the format, opens every
-    /// file's metadata and checks that all files share the first file's schema.
+    /// Lists `specs` (files, directories, globs, object URLs and prefixes), detects or applies
+    /// the format, opens every file's metadata and checks that all files share the first
+    /// file's schema.
     pub fn open(
         specs: &[String],
         format: Option<Format>,
         options: &DecodeOptions,
     ) -> Result<Dataset> {
-        let paths = listing::list_all(specs)?;
+        let paths = location::list_locations(specs, options)?;
+        if paths.is_empty() {
+            return Err(Error::EmptySource {
+                path: specs.join(", "),
+            });
+        }
         let format = match format {
             Some(f) => f,
             None => detect_common_format(&paths)?,
         };
-        let first = source::open_file(&paths[0], format, options)?;
+        let first = paths[0].open(format, options)?;
         let mut rest_options = options.clone();
         if format == Format::Csv && rest_options.csv_schema.is_none() {
             rest_options.csv_schema = Some(first.schema());
         }
-        let rest: Vec<Arc<dyn FileReader>> = crate::pool::global().install(|| {
+        let open_rest = || {
             paths[1..]
                 .par_iter()
-                .map(|p| source::open_file(p, format, &rest_options))
+                .map(|p| p.open(format, &rest_options))
                 .collect::<Result<Vec<_>>>()
-        })?;
+        };
+        // Opening an object waits on the network, not the CPU: open many at once.
+        let rest: Vec<Arc<dyn FileReader>> =
+            if matches!(paths[0], Location::Object(_)) && paths.len() > 2 {
+                crate::pool::build(OBJECT_OPEN_THREADS, "zenith-open").install(open_rest)?
+            } else {
+                crate::pool::global().install(open_rest)?
+            };
         let schema = first.schema();
         for file in &rest {
             check_same_schema(first.path(), &schema, file.path(), &file.schema())?;
@@ -117,6 +136,23 @@ impl Dataset {
     /// Every unit of every file, in file order.
     pub fn units(&self) -> &[UnitRef] {
         &self.units
+    }
+
+    /// True when the files are objects in a bucket (reads wait on the network).
+    pub fn is_remote(&self) -> bool {
+        self.files
+            .first()
+            .is_some_and(|f| crate::store::is_url(&f.path().to_string_lossy()))
+    }
+
+    /// Decode threads to use for `workers` CPU workers (more for objects, see
+    /// [`OBJECT_THREADS_PER_WORKER`]).
+    pub fn decode_threads(&self, workers: usize) -> usize {
+        if self.is_remote() {
+            workers * OBJECT_THREADS_PER_WORKER
+        } else {
+            workers
+        }
     }
 
     /// Total rows.
@@ -190,29 +226,36 @@ impl Dataset {
         }
     }
 
-    /// Decodes every unit in parallel on the global pool, in file order.
+    /// Decodes every unit in parallel on the global pool (a wider one for objects), in file
+    /// order.
     pub fn read_all(&self, projection: &Projection) -> Result<Vec<RecordBatch>> {
-        crate::pool::global().install(|| {
+        let read = || {
             self.units
                 .par_iter()
                 .map(|u| self.read_unit(*u, projection))
                 .collect()
-        })
+        };
+        if self.is_remote() {
+            let threads = self.decode_threads(crate::pool::default_num_workers());
+            crate::pool::build(threads, "zenith-read-io").install(read)
+        } else {
+            crate::pool::global().install(read)
+        }
     }
 }
 
-fn detect_common_format(paths: &[PathBuf]) -> Result<Format> {
-    let first = source::detect_format(&paths[0])?;
+fn detect_common_format(paths: &[Location]) -> Result<Format> {
+    let first = paths[0].detect_format()?;
     for p in &paths[1..] {
-        let f = source::detect_format(p)?;
+        let f = p.detect_format()?;
         if f != first {
             return Err(Error::schema(
-                p,
+                p.path(),
                 format!(
                     "format {} differs from {} ({}); pass format= or separate the files",
                     f.name(),
                     first.name(),
-                    paths[0].display()
+                    paths[0].path().display()
                 ),
             ));
         }

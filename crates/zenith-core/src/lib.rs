@@ -20,6 +20,7 @@ pub mod plan;
 pub mod pool;
 pub mod read;
 pub mod source;
+pub mod store;
 
 pub use collate::{BatchColumn, DType, FieldSource, OutputField, Tensor, TensorData};
 pub use dataset::{Dataset, Projection, UnitRef};
@@ -32,6 +33,7 @@ pub use read::{
     ReadOptions,
 };
 pub use source::{DecodeOptions, Format};
+pub use store::StorageOptions;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -566,10 +566,11 @@ impl DataLoader {
             stats: self.stats.clone(),
             cancel: AtomicBool::new(false),
         });
-        let workers = self
-            .config
-            .num_workers
-            .unwrap_or_else(crate::pool::default_num_workers);
+        let workers = self.dataset().decode_threads(
+            self.config
+                .num_workers
+                .unwrap_or_else(crate::pool::default_num_workers),
+        );
         let prefetch = self.config.prefetch.unwrap_or(8);
         let (tx, rx) = bounded(prefetch);
         let producer_shared = shared.clone();

@@ -39,15 +39,24 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     let dataset = Dataset::open(specs, options.format, &options.decode)?;
     let projection = dataset.projection(options.columns.as_deref())?;
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
-    let cacheable =
-        !options.no_cache && !matches!(dataset.format(), Format::Ipc | Format::IpcStream);
-    // Decoder settings (CSV delimiter, image size, ...) change the result, so they are part of the key.
+    // Objects have no cheap local stamp, so a repeated read of a bucket fetches again.
+    let cacheable = !options.no_cache
+        && !matches!(dataset.format(), Format::Ipc | Format::IpcStream)
+        && !specs.iter().any(|s| crate::store::is_url(s));
+    // Decoder settings (CSV delimiter, image size, ...) change the result, so they are part of
+    // the key; storage settings are not (and may hold credentials).
+    let d = &options.decode;
     let key = format!(
-        "{:?}|{}|{:?}|{:?}",
+        "{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         specs,
         dataset.format().name(),
         options.columns,
-        options.decode
+        d.csv_schema,
+        d.csv_delimiter,
+        d.csv_unit_bytes,
+        d.image_size,
+        d.fields,
+        d.tar_unit_bytes
     );
     let stamps = if cacheable {
         dataset

@@ -1,6 +1,7 @@
 //! PyO3 bindings of Zenith (`zenith._zenith`): type conversion, GIL release and error mapping
 //! only. Every call that reads data releases the GIL; blocking waits poll for Ctrl-C.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use numpy::ndarray::{ArrayD, IxDyn};
@@ -15,7 +16,8 @@ use zenith_core::loader::Poll;
 mod jobs;
 use zenith_core::{
     BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format,
-    LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, TensorData,
+    LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, StorageOptions,
+    TensorData,
 };
 
 create_exception!(
@@ -82,6 +84,7 @@ fn parse_format(format: Option<&str>) -> PyResult<Option<Format>> {
 fn decode_options(
     csv_schema: Option<PySchema>,
     delimiter: Option<&str>,
+    storage_options: Option<HashMap<String, String>>,
     tar: TarOptions,
 ) -> PyResult<DecodeOptions> {
     let csv_delimiter = match delimiter {
@@ -96,9 +99,11 @@ fn decode_options(
     Ok(DecodeOptions {
         csv_schema: csv_schema.map(PySchema::into_inner),
         csv_delimiter,
+        csv_unit_bytes: None,
+        storage: StorageOptions::new(storage_options.unwrap_or_default()),
         image_size: tar.0,
         fields: tar.1,
-        ..Default::default()
+        tar_unit_bytes: None,
     })
 }
 
@@ -108,7 +113,7 @@ type TarOptions = (Option<(u32, u32)>, Option<Vec<String>>);
 /// Reads a dataset into a pyarrow.Table (GIL released while reading; buffers handed over
 /// through the Arrow C stream interface without a copy).
 #[pyfunction]
-#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, image_size=None, fields=None))]
+#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, storage_options=None, image_size=None, fields=None))]
 #[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
@@ -118,13 +123,14 @@ fn load<'py>(
     schema: Option<PySchema>,
     delimiter: Option<&str>,
     cache: bool,
+    storage_options: Option<HashMap<String, String>>,
     image_size: Option<(u32, u32)>,
     fields: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let options = ReadOptions {
         columns,
         format: parse_format(format)?,
-        decode: decode_options(schema, delimiter, (image_size, fields))?,
+        decode: decode_options(schema, delimiter, storage_options, (image_size, fields))?,
         no_cache: !cache,
     };
     let (schema, batches) = py
@@ -135,18 +141,19 @@ fn load<'py>(
 
 /// Summarises a dataset from footers and headers (no data pages read).
 #[pyfunction]
-#[pyo3(signature = (paths, format=None, schema=None, delimiter=None, image_size=None, fields=None))]
+#[pyo3(signature = (paths, format=None, schema=None, delimiter=None, storage_options=None, image_size=None, fields=None))]
 fn dataset_info<'py>(
     py: Python<'py>,
     paths: Vec<String>,
     format: Option<&str>,
     schema: Option<PySchema>,
     delimiter: Option<&str>,
+    storage_options: Option<HashMap<String, String>>,
     image_size: Option<(u32, u32)>,
     fields: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let format = parse_format(format)?;
-    let decode = decode_options(schema, delimiter, (image_size, fields))?;
+    let decode = decode_options(schema, delimiter, storage_options, (image_size, fields))?;
     let info = py
         .detach(|| zenith_core::info(&paths, format, &decode))
         .map_err(to_py_err)?;
@@ -189,6 +196,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         "formats",
         vec!["parquet", "csv", "arrow", "arrows", "webdataset"],
     )?;
+    d.set_item("storage", vec!["s3", "gs", "az", "memory"])?;
     let (limit, used, entries, hits, misses) = zenith_core::cache::stats();
     let cache = PyDict::new(py);
     cache.set_item("limit_bytes", limit)?;
@@ -197,6 +205,17 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     cache.set_item("hits", hits)?;
     cache.set_item("misses", misses)?;
     d.set_item("cache", cache)?;
+    Ok(d)
+}
+
+/// Object-storage traffic of this process: GET requests, payload bytes, list/HEAD requests.
+#[pyfunction]
+fn storage_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let s = zenith_core::store::stats();
+    let d = PyDict::new(py);
+    d.set_item("requests", s.requests)?;
+    d.set_item("bytes", s.bytes)?;
+    d.set_item("metadata_requests", s.metadata_requests)?;
     Ok(d)
 }
 
@@ -284,7 +303,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> PyResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, format=None, image_size=None, fields=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, format=None, storage_options=None, image_size=None, fields=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -303,6 +322,7 @@ impl Loader {
         shuffle_window: Option<usize>,
         memory_budget: Option<usize>,
         format: Option<&str>,
+        storage_options: Option<HashMap<String, String>>,
         image_size: Option<(u32, u32)>,
         fields: Option<Vec<String>>,
     ) -> PyResult<Self> {
@@ -339,11 +359,7 @@ impl Loader {
             shuffle_window,
             memory_budget,
             format: parse_format(format)?,
-            decode: DecodeOptions {
-                image_size,
-                fields,
-                ..Default::default()
-            },
+            decode: decode_options(None, None, storage_options, (image_size, fields))?,
         };
         let inner = py
             .detach(|| DataLoader::new(&paths, config))
@@ -495,6 +511,7 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    m.add_function(wrap_pyfunction!(storage_stats, m)?)?;
     m.add_function(wrap_pyfunction!(set_cache_limit, m)?)?;
     m.add_function(wrap_pyfunction!(clear_cache, m)?)?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;

@@ -42,7 +42,12 @@ pub struct CsvFile {
 impl CsvFile {
     /// Maps the file, reads its header, infers the schema (unless given) and finds the ranges.
     pub fn open(path: &Path, options: &DecodeOptions) -> Result<Self> {
-        let data = super::map_file(path)?;
+        Self::from_bytes(path, super::map_file(path)?, options)
+    }
+
+    /// Like [`CsvFile::open`] over bytes already in memory (e.g. a fetched object); `path`
+    /// names them in messages.
+    pub fn from_bytes(path: &Path, data: Bytes, options: &DecodeOptions) -> Result<Self> {
         let delimiter = options.csv_delimiter.unwrap_or(b',');
         let header_end = match find_record_end(&data, 0) {
             Some(end) => end,

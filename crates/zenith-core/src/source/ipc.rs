@@ -62,7 +62,11 @@ impl MappedBatches {
 impl IpcFile {
     /// Maps an IPC file and decodes its footer and batches in place.
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = super::map_file(path)?;
+        Self::from_bytes(path, super::map_file(path)?)
+    }
+
+    /// Like [`IpcFile::open`] over bytes already in memory (e.g. a fetched object).
+    pub fn from_bytes(path: &Path, bytes: bytes::Bytes) -> Result<Self> {
         let file_bytes = bytes.len() as u64;
         let buffer = Buffer::from(bytes);
         let fail = |loc: &str, e: &dyn std::fmt::Display| Error::format(path, loc, e.to_string());
@@ -120,7 +124,11 @@ impl IpcFile {
 
     /// Maps an IPC stream and decodes its messages in place.
     pub fn open_stream(path: &Path) -> Result<Self> {
-        let bytes = super::map_file(path)?;
+        Self::from_stream_bytes(path, super::map_file(path)?)
+    }
+
+    /// Like [`IpcStreamFile::open_stream`] over bytes already in memory.
+    pub fn from_stream_bytes(path: &Path, bytes: bytes::Bytes) -> Result<Self> {
         let file_bytes = bytes.len() as u64;
         let mut buffer = Buffer::from(bytes);
         let mut decoder = StreamDecoder::new();

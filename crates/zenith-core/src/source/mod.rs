@@ -7,6 +7,7 @@ pub mod detect;
 mod image_decode;
 pub mod ipc;
 pub mod listing;
+pub mod location;
 mod npy;
 pub mod parquet;
 pub mod webdataset;
@@ -18,6 +19,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 pub use detect::{detect_format, Format};
+pub use location::Location;
 
 use crate::error::Result;
 
@@ -62,6 +64,8 @@ pub struct DecodeOptions {
     pub fields: Option<Vec<String>>,
     /// WebDataset: target member bytes per work unit of a plain tar shard (default 1 MiB).
     pub tar_unit_bytes: Option<usize>,
+    /// Object-storage settings (credentials, endpoint, retries) for `s3://`, `gs://`, `az://`.
+    pub storage: crate::store::StorageOptions,
 }
 
 /// Opens one file as the given format.

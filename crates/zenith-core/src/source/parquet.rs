@@ -1,37 +1,57 @@
-//! Parquet: one unit per row group, column projection pushed into the decoder. Column chunks
-//! are read with positioned reads (`pread`), so threads share one descriptor without racing on
-//! a file offset and the process holds only the chunks it is decoding (a memory map would make
-//! every page read count towards the resident set until the map is dropped).
+//! Parquet: one unit per row group, column projection pushed into the decoder. Local column
+//! chunks are read with positioned reads (`pread`), so threads share one descriptor without
+//! racing on a file offset and the process holds only the chunks it is decoding (a memory map
+//! would make every page read count towards the resident set until the map is dropped).
+//! Objects in a bucket read their footer with one ranged GET and then, per row group, only the
+//! projected column chunks (coalesced, several requests in flight).
 
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::file::metadata::ParquetMetaData;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{
+    ColumnChunkMetaData, FooterTail, ParquetMetaData, ParquetMetaDataReader,
+};
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::{FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
+use crate::store::ObjectRef;
+
+/// Bytes fetched from the end of an object on open: the footer of most files fits, so one
+/// request reads it; a larger footer costs one more.
+const FOOTER_PREFETCH: u64 = 64 << 10;
+
+/// Where the file's bytes come from.
+enum ParquetData {
+    /// A local file read with positioned reads.
+    Local(PreadFile),
+    /// An object read by ranges.
+    Object(ObjectRef),
+}
 
 /// An opened Parquet file: its footer is parsed once; row groups are decoded on demand.
 pub struct ParquetFile {
     path: PathBuf,
-    data: PreadFile,
+    data: ParquetData,
+    file_bytes: u64,
     meta: ArrowReaderMetadata,
     units: Vec<UnitMeta>,
 }
 
 impl ParquetFile {
-    /// Maps the file and parses its footer (no data pages are read).
+    /// Opens the file and parses its footer (no data pages are read).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -41,75 +61,131 @@ impl ParquetFile {
         };
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
             .map_err(|e| Error::format(path, "footer", e))?;
+        Ok(Self::new(
+            path.to_path_buf(),
+            len,
+            ParquetData::Local(data),
+            meta,
+        ))
+    }
+
+    /// Reads an object's footer with one suffix GET (two when the footer is larger than
+    /// 64 KiB); no data pages are fetched.
+    pub fn open_object(object: ObjectRef) -> Result<Self> {
+        let path = PathBuf::from(object.url());
+        let size = object.size();
+        let fail =
+            |message: &dyn std::fmt::Display| Error::format(&path, "footer", message.to_string());
+        if size < 12 {
+            return Err(fail(&format!(
+                "{size} bytes is too small for a Parquet file"
+            )));
+        }
+        let tail = object.get_suffix(FOOTER_PREFETCH)?;
+        let n = tail.len();
+        let last8: [u8; 8] = tail
+            .get(n.saturating_sub(8)..)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| fail(&"short footer read"))?;
+        let footer = FooterTail::try_new(&last8).map_err(|e| fail(&e))?;
+        if footer.is_encrypted_footer() {
+            return Err(fail(&"encrypted Parquet footers are not supported"));
+        }
+        let meta_len = footer.metadata_length() as u64;
+        if meta_len + 12 > size {
+            return Err(fail(&format!(
+                "footer length {meta_len} exceeds the object ({size} bytes)"
+            )));
+        }
+        let meta_bytes = if meta_len + 8 <= n as u64 {
+            tail.slice(n - 8 - meta_len as usize..n - 8)
+        } else {
+            object.get_range(size - 8 - meta_len..size - 8)?
+        };
+        let metadata = ParquetMetaDataReader::decode_metadata(&meta_bytes).map_err(|e| fail(&e))?;
+        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+            .map_err(|e| fail(&e))?;
+        Ok(Self::new(path, size, ParquetData::Object(object), meta))
+    }
+
+    fn new(path: PathBuf, file_bytes: u64, data: ParquetData, meta: ArrowReaderMetadata) -> Self {
         let units = meta
             .metadata()
             .row_groups()
             .iter()
             .map(|rg| UnitMeta {
-                rows: rg.num_rows() as usize,
-                bytes: rg.compressed_size() as u64,
+                rows: rg.num_rows().max(0) as usize,
+                bytes: rg.compressed_size().max(0) as u64,
             })
             .collect();
-        Ok(ParquetFile {
-            path: path.to_path_buf(),
+        ParquetFile {
+            path,
             data,
+            file_bytes,
             meta,
             units,
-        })
+        }
     }
 
     /// The parsed footer (row groups, column chunks, statistics).
     pub fn metadata(&self) -> &ParquetMetaData {
         self.meta.metadata()
     }
-}
 
-impl FileReader for ParquetFile {
-    fn path(&self) -> &Path {
-        &self.path
+    /// Byte ranges of the column chunks that unit `index` decodes under `mask`.
+    pub fn column_ranges(&self, index: usize, mask: &ProjectionMask) -> Result<Vec<Range<u64>>> {
+        let rg = self.metadata().row_group(index);
+        rg.columns()
+            .iter()
+            .enumerate()
+            .filter(|(leaf, _)| mask.leaf_included(*leaf))
+            .map(|(leaf, c)| self.column_range(index, leaf, c))
+            .collect()
     }
 
-    fn format(&self) -> Format {
-        Format::Parquet
+    fn column_range(
+        &self,
+        index: usize,
+        leaf: usize,
+        c: &ColumnChunkMetaData,
+    ) -> Result<Range<u64>> {
+        let start = c
+            .dictionary_page_offset()
+            .unwrap_or_else(|| c.data_page_offset());
+        let len = c.compressed_size();
+        let range = u64::try_from(start)
+            .ok()
+            .zip(u64::try_from(len).ok())
+            .and_then(|(s, l)| Some(s..s.checked_add(l)?))
+            .filter(|r| r.end <= self.file_bytes);
+        range.ok_or_else(|| {
+            Error::format(
+                &self.path,
+                format!("row group {index} column {leaf}"),
+                format!(
+                    "column chunk at byte {start} of {len} bytes lies outside the file ({} bytes)",
+                    self.file_bytes
+                ),
+            )
+        })
     }
 
-    fn schema(&self) -> SchemaRef {
-        self.meta.schema().clone()
-    }
-
-    fn units(&self) -> &[UnitMeta] {
-        &self.units
-    }
-
-    fn file_bytes(&self) -> u64 {
-        self.data.len
-    }
-
-    fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+    fn decode<T: ChunkReader + 'static>(
+        &self,
+        input: T,
+        index: usize,
+        mask: Option<ProjectionMask>,
+        schema: SchemaRef,
+    ) -> Result<RecordBatch> {
         let location = || format!("row group {index}");
-        let rows =
-            self.units.get(index).map(|u| u.rows).ok_or_else(|| {
-                Error::format(&self.path, location(), "row group index out of range")
-            })?;
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
-            self.meta.clone(),
-        )
-        .with_row_groups(vec![index])
-        .with_batch_size(rows.max(1));
-        let schema = match projection {
-            Some(cols) => {
-                let mask = ProjectionMask::roots(self.meta.parquet_schema(), cols.iter().copied());
-                builder = builder.with_projection(mask);
-                std::sync::Arc::new(
-                    self.meta
-                        .schema()
-                        .project(cols)
-                        .map_err(|e| Error::schema(&self.path, e))?,
-                )
-            }
-            None => self.meta.schema().clone(),
-        };
+        let rows = self.units[index].rows;
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(input, self.meta.clone())
+                .with_row_groups(vec![index])
+                .with_batch_size(rows.max(1));
+        if let Some(mask) = mask {
+            builder = builder.with_projection(mask);
+        }
         let reader = builder
             .build()
             .map_err(|e| Error::format(&self.path, location(), e))?;
@@ -131,6 +207,118 @@ impl FileReader for ParquetFile {
             ));
         }
         Ok(batch)
+    }
+}
+
+/// The column chunks of one row group fetched from an object: a sparse view of the file that
+/// the decoder reads like the whole file.
+struct FetchedChunks {
+    file_bytes: u64,
+    /// (offset in the file, bytes), sorted by offset, disjoint.
+    parts: Vec<(u64, Bytes)>,
+}
+
+impl FetchedChunks {
+    fn slice(&self, start: u64, len: Option<u64>) -> Result<Bytes, ParquetError> {
+        let idx = self.parts.partition_point(|(off, _)| *off <= start);
+        let missing = || ParquetError::General(format!("byte {start} was not fetched"));
+        let (off, bytes) = idx
+            .checked_sub(1)
+            .and_then(|i| self.parts.get(i))
+            .ok_or_else(missing)?;
+        let from = (start - off) as usize;
+        let to = match len {
+            Some(l) => from
+                .checked_add(usize::try_from(l).map_err(|_| missing())?)
+                .ok_or_else(missing)?,
+            None => bytes.len(),
+        };
+        if from > bytes.len() || to > bytes.len() {
+            return Err(missing());
+        }
+        Ok(bytes.slice(from..to))
+    }
+}
+
+impl Length for FetchedChunks {
+    fn len(&self) -> u64 {
+        self.file_bytes
+    }
+}
+
+impl ChunkReader for FetchedChunks {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> Result<Self::T, ParquetError> {
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes, ParquetError> {
+        self.slice(start, Some(length as u64))
+    }
+}
+
+impl FileReader for ParquetFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn format(&self) -> Format {
+        Format::Parquet
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.meta.schema().clone()
+    }
+
+    fn units(&self) -> &[UnitMeta] {
+        &self.units
+    }
+
+    fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        if index >= self.units.len() {
+            return Err(Error::format(
+                &self.path,
+                format!("row group {index}"),
+                "row group index out of range",
+            ));
+        }
+        let (mask, schema) = match projection {
+            Some(cols) => (
+                Some(ProjectionMask::roots(
+                    self.meta.parquet_schema(),
+                    cols.iter().copied(),
+                )),
+                Arc::new(
+                    self.meta
+                        .schema()
+                        .project(cols)
+                        .map_err(|e| Error::schema(&self.path, e))?,
+                ),
+            ),
+            None => (None, self.meta.schema().clone()),
+        };
+        match &self.data {
+            ParquetData::Local(data) => self.decode(data.clone(), index, mask, schema),
+            ParquetData::Object(object) => {
+                let ranges =
+                    self.column_ranges(index, mask.as_ref().unwrap_or(&ProjectionMask::all()))?;
+                let parts = object.get_ranges(&ranges)?;
+                self.decode(
+                    FetchedChunks {
+                        file_bytes: self.file_bytes,
+                        parts,
+                    },
+                    index,
+                    mask,
+                    schema,
+                )
+            }
+        }
     }
 }
 

@@ -1,0 +1,263 @@
+"""Object storage benchmark: a shuffled epoch of a Parquet set from a real S3-compatible server
+on loopback, read three ways in the same run against the same server:
+
+1. Zenith: ``zenith.DataLoader("s3://bench/parquet", shuffle=True, ...)`` collating the 32
+   features into a ``[B, 32]`` float32 tensor and the label into ``[B]``.
+2. Mosaic Streaming: ``streaming.StreamingDataset`` over the same rows converted to MDS
+   (conversion untimed), shards fetched from the same server into a fresh local cache, through
+   ``torch.utils.data.DataLoader`` (best of the worker counts tried).
+3. The server's raw throughput: parallel ranged GETs (curl, SigV4) of exactly the byte
+   ranges Zenith needs (the column chunks of every row group), 8 in flight.
+
+Reported: rows/s and MB/s of each, Zenith's bytes fetched per epoch against the bytes of the
+columns read, and the ratios. The data is seeded; the server is s3s-fs (``make s3-server``).
+
+    python bench/s3_benchmark.py --rows 1000000 [--batch-size 64] [--runs 3] [--mosaic-runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "python" / "tests"))
+import zenith
+from s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from zenith import _zenith
+
+FEATURES = [f"f{i:02d}" for i in range(32)]
+FILES = 8
+ROW_GROUP_ROWS = 16384
+BUCKET = "bench"
+
+
+def generate(root: Path, rows: int) -> Path:
+    """The Parquet set: 32 float32 features, a sorted int64 label, 8 files, row groups of
+    16384 rows, snappy. Kept between runs (same rows, same bytes)."""
+    out = root / BUCKET / "parquet"
+    stamp = out / f".rows-{rows}"
+    if stamp.exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    per_file = rows // FILES
+    for i in range(FILES):
+        n = per_file if i < FILES - 1 else rows - per_file * (FILES - 1)
+        label = np.sort(rng.integers(0, 10, n)).astype(np.int64)
+        centre = label.astype(np.float32)
+        cols = {name: rng.standard_normal(n, dtype=np.float32) + centre for name in FEATURES}
+        cols["label"] = label
+        pq.write_table(pa.table(cols), out / f"part-{i:05d}.parquet",
+                       row_group_size=ROW_GROUP_ROWS, compression="snappy")
+    stamp.write_text("")
+    return out
+
+
+def upload(server: S3Server, data: Path) -> None:
+    """Puts the Parquet and MDS files into a fresh server through the S3 API (untimed), so
+    that the server stores each object's ETag as S3 does instead of hashing the whole file on
+    every ranged GET."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=ACCESS_KEY,
+                          aws_secret_access_key=SECRET_KEY, region_name=REGION)
+    client.create_bucket(Bucket=BUCKET)
+    for f in sorted((data / BUCKET).rglob("*")):
+        if f.is_file() and not f.name.startswith("."):
+            client.put_object(Bucket=BUCKET, Key=str(f.relative_to(data / BUCKET)),
+                              Body=f.read_bytes())
+
+
+def column_ranges(parquet_dir: Path) -> tuple[list[tuple[str, int, int]], int]:
+    """(key, start, end) of every row group's column chunks (contiguous here), and the bytes
+    of the columns read."""
+    ranges, column_bytes = [], 0
+    for f in sorted(parquet_dir.glob("*.parquet")):
+        meta = pq.ParquetFile(f).metadata
+        for rg in range(meta.num_row_groups):
+            cols = [meta.row_group(rg).column(c) for c in range(meta.num_columns)]
+            starts = [c.dictionary_page_offset or c.data_page_offset for c in cols]
+            ends = [s + c.total_compressed_size for s, c in zip(starts, cols)]
+            column_bytes += sum(c.total_compressed_size for c in cols)
+            ranges.append((f"parquet/{f.name}", min(starts), max(ends)))
+    return ranges, column_bytes
+
+
+def to_mds(parquet_dir: Path, out: Path, rows: int) -> None:
+    """Converts the rows to MDS shards (untimed), kept between runs."""
+    from streaming import MDSWriter
+
+    stamp = out.parent / f".mds-rows-{rows}"
+    if stamp.exists():
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    columns = {"x": "ndarray:float32:32", "y": "int64"}
+    with MDSWriter(out=str(out), columns=columns, size_limit=1 << 26) as writer:
+        for f in sorted(parquet_dir.glob("*.parquet")):
+            t = pq.read_table(f)
+            x = np.stack([t.column(c).to_numpy() for c in FEATURES], axis=1)
+            y = t.column("label").to_numpy()
+            for i in range(t.num_rows):
+                writer.write({"x": x[i], "y": int(y[i])})
+    for old in out.parent.glob(".mds-rows-*"):
+        old.unlink()
+    stamp.write_text("")
+
+
+def run_zenith(opts: dict[str, str], batch_size: int, seed: int) -> dict[str, float]:
+    # Timed from the constructor (listing, footers) to the last batch, like Mosaic below.
+    before = _zenith.storage_stats()
+    start = time.perf_counter()
+    loader = zenith.DataLoader(
+        f"s3://{BUCKET}/parquet", batch_size=batch_size, shuffle=True, seed=seed,
+        columns={"x": FEATURES, "y": "label"}, storage_options=opts,
+    )
+    rows, first = 0, None
+    for batch in loader:
+        if first is None:
+            first = time.perf_counter() - start
+        rows += len(batch["y"])
+    seconds = time.perf_counter() - start
+    after = _zenith.storage_stats()
+    return {"rows": rows, "seconds": seconds, "first_batch_s": first or 0.0,
+            "fetched_bytes": after["bytes"] - before["bytes"],
+            "requests": after["requests"] - before["requests"]}
+
+
+def run_mosaic(endpoint: str, batch_size: int, workers: int, seed: int) -> dict[str, float]:
+    import torch
+    from streaming import StreamingDataset
+    from streaming.base.util import clean_stale_shared_memory
+
+    clean_stale_shared_memory()
+    cache = tempfile.mkdtemp(prefix="mds-cache-")
+    try:
+        start = time.perf_counter()
+        ds = StreamingDataset(remote=f"s3://{BUCKET}/mds", local=cache, shuffle=True,
+                              shuffle_seed=seed, batch_size=batch_size)
+        dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
+        rows, first = 0, None
+        for batch in dl:
+            if first is None:
+                first = time.perf_counter() - start
+            rows += len(batch["y"])
+        seconds = time.perf_counter() - start
+        del dl, ds
+        return {"rows": rows, "seconds": seconds, "first_batch_s": first or 0.0}
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def run_raw(endpoint: str, ranges: list[tuple[str, int, int]], parallel: int) -> dict[str, float]:
+    """The same bytes with curl: parallel ranged GETs, signed with SigV4."""
+    with tempfile.NamedTemporaryFile("w", suffix=".curl", delete=False) as cfg:
+        for key, start, end in ranges:
+            cfg.write(f'url = "{endpoint}/{BUCKET}/{key}"\nrange = {start}-{end - 1}\n'
+                      'output = "/dev/null"\n')
+    try:
+        cmd = ["curl", "--no-progress-meter", "--fail", "--parallel", "--parallel-max",
+               str(parallel), "--aws-sigv4", f"aws:amz:{REGION}:s3", "--user",
+               f"{ACCESS_KEY}:{SECRET_KEY}", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+               "-K", cfg.name]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        seconds = time.perf_counter() - start
+    finally:
+        os.unlink(cfg.name)
+    return {"bytes": sum(e - s for _, s, e in ranges), "seconds": seconds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=3, help="timed epochs per system (median)")
+    ap.add_argument("--mosaic-workers", default="0,2", help="worker counts tried for Mosaic")
+    ap.add_argument("--mosaic-runs", type=int, help="timed Mosaic epochs (default: --runs)")
+    ap.add_argument("--parallel", type=int, default=8, help="raw GETs in flight")
+    ap.add_argument("--data", type=Path, default=REPO / "bench" / "data" / "s3root")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+
+    parquet_dir = generate(args.data, args.rows)
+    to_mds(parquet_dir, args.data / BUCKET / "mds", args.rows)
+    ranges, column_bytes = column_ranges(parquet_dir)
+    server_root = Path(tempfile.mkdtemp(prefix="s3-bench-"))
+    server = S3Server.start(server_root)
+    try:
+        upload(server, args.data)
+        opts = server.options()
+        os.environ.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                           "AWS_REGION": REGION, "S3_ENDPOINT_URL": server.endpoint})
+        results: dict[str, object] = {"rows": args.rows, "batch_size": args.batch_size,
+                                      "column_bytes": column_bytes, "cpus": os.cpu_count()}
+        raw = [run_raw(server.endpoint, ranges, args.parallel) for _ in range(args.runs)]
+        zen = [run_zenith(opts, args.batch_size, seed) for seed in range(args.runs)]
+        assert all(z["rows"] == args.rows for z in zen), zen
+        mosaic: dict[int, list[dict[str, float]]] = {}
+        failures: dict[int, str] = {}
+        for w in [int(x) for x in args.mosaic_workers.split(",") if x.strip()]:
+            runs = args.mosaic_runs or args.runs
+            try:
+                mosaic[w] = [run_mosaic(server.endpoint, args.batch_size, w, s)
+                             for s in range(runs)]
+            except (RuntimeError, IndexError, OSError) as e:  # reported, not fatal
+                failures[w] = f"{type(e).__name__}: {e}"[:300]
+                continue
+            assert all(m["rows"] == args.rows for m in mosaic[w]), mosaic[w]
+    finally:
+        server.stop()
+        shutil.rmtree(server_root, ignore_errors=True)
+
+    def med(xs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(x[key] for x in xs)
+
+    raw_mbs = column_bytes / med(raw, "seconds") / 1e6
+    zen_s = med(zen, "seconds")
+    fetched = med(zen, "fetched_bytes")
+    best_w = min(mosaic, key=lambda w: med(mosaic[w], "seconds")) if mosaic else -1
+    mos_s = med(mosaic[best_w], "seconds") if mosaic else float("nan")
+    results.update({
+        "raw": {"seconds": med(raw, "seconds"), "MB_per_s": raw_mbs, "parallel": args.parallel},
+        "zenith": {"seconds": zen_s, "rows_per_s": args.rows / zen_s,
+                   "MB_per_s": fetched / zen_s / 1e6, "first_batch_s": med(zen, "first_batch_s"),
+                   "fetched_bytes": fetched, "requests": med(zen, "requests")},
+        "mosaic": {"seconds": mos_s, "rows_per_s": args.rows / mos_s, "workers": best_w,
+                   "first_batch_s": med(mosaic[best_w], "first_batch_s") if mosaic else None,
+                   "all": {w: med(v, "seconds") for w, v in mosaic.items()},
+                   "failed": failures},
+    })
+    results["zenith_vs_mosaic"] = mos_s / zen_s
+    results["zenith_vs_raw"] = (fetched / zen_s / 1e6) / raw_mbs
+    results["fetched_vs_column_bytes"] = fetched / column_bytes
+    print(json.dumps(results, indent=2))
+    print(
+        f"\n{args.rows} rows, {column_bytes / 1e6:.1f} MB of columns, batch {args.batch_size}, "
+        f"{os.cpu_count()} CPUs, median of {args.runs}\n"
+        f"  raw ranged GETs ({args.parallel} in flight): {raw_mbs:8.1f} MB/s\n"
+        f"  zenith:  {zen_s:6.2f} s  {args.rows / zen_s:10.0f} rows/s  "
+        f"{fetched / zen_s / 1e6:8.1f} MB/s  ({results['zenith_vs_raw']:.0%} of raw)\n"
+        f"  mosaic:  {mos_s:6.2f} s  {args.rows / mos_s:10.0f} rows/s  (workers={best_w})  "
+        f"-> zenith {results['zenith_vs_mosaic']:.2f}x\n"
+        f"  bytes fetched / column bytes: {results['fetched_vs_column_bytes']:.3f}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
