@@ -67,6 +67,11 @@ impl Location {
                     &self.path(),
                     o.get_all()?,
                 )?),
+                Format::WebDataset => Arc::new(super::webdataset::TarShard::from_bytes(
+                    &self.path(),
+                    o.get_all()?,
+                    options,
+                )?),
             }),
         }
     }
@@ -153,6 +158,7 @@ mod tests {
                 w.write(b).unwrap();
                 w.finish().unwrap();
             }
+            Format::WebDataset => unreachable!("tar shards are written by the webdataset tests"),
         }
         out
     }

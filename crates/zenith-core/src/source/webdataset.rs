@@ -305,8 +305,12 @@ impl SampleIndex {
 enum ShardData {
     /// A plain tar, memory-mapped.
     Mapped(bytes::Bytes),
-    /// A gzip-compressed tar, decompressed up to this many bytes when its unit is read.
-    Gzip { decompressed_len: u64 },
+    /// A gzip-compressed tar (mapped or fetched), decompressed up to `decompressed_len` bytes
+    /// when its unit is read.
+    Gzip {
+        compressed: bytes::Bytes,
+        decompressed_len: u64,
+    },
 }
 
 /// One opened WebDataset shard.
@@ -325,6 +329,16 @@ pub struct TarShard {
 impl TarShard {
     /// Opens and indexes a shard (gzip-compressed when its name ends in `.tar.gz` or `.tgz`).
     pub fn open(path: &Path, options: &DecodeOptions) -> Result<TarShard> {
+        Self::from_bytes(path, super::map_file(path)?, options)
+    }
+
+    /// Indexes a shard held in memory (a fetched object); `path` names it in errors and
+    /// decides gzip by its suffix.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: bytes::Bytes,
+        options: &DecodeOptions,
+    ) -> Result<TarShard> {
         if let Some((h, w)) = options.image_size {
             if h == 0 || w == 0 {
                 return Err(Error::invalid(
@@ -333,23 +347,18 @@ impl TarShard {
                 ));
             }
         }
-        let file_bytes = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
+        let file_bytes = bytes.len() as u64;
         let (data, scan) = if is_gzip_path(path) {
-            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            let decoder = flate2::read::MultiGzDecoder::new(&bytes[..]);
             let mut archive = tar::Archive::new(decoder);
             let entries = archive.entries().map_err(|e| Error::io(path, e))?;
             let scan = scan_entries(entries, None);
-            (
-                ShardData::Gzip {
-                    decompressed_len: scan.end,
-                },
-                scan,
-            )
+            let data = ShardData::Gzip {
+                compressed: bytes.clone(),
+                decompressed_len: scan.end,
+            };
+            (data, scan)
         } else {
-            let bytes = super::map_file(path)?;
             let mut archive = tar::Archive::new(Cursor::new(&bytes[..]));
             let entries = archive
                 .entries_with_seek()
@@ -464,9 +473,11 @@ impl TarShard {
     fn tar_bytes(&self) -> Result<bytes::Bytes> {
         match &self.data {
             ShardData::Mapped(b) => Ok(b.clone()),
-            ShardData::Gzip { decompressed_len } => {
-                let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-                let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            ShardData::Gzip {
+                compressed,
+                decompressed_len,
+            } => {
+                let decoder = flate2::read::MultiGzDecoder::new(&compressed[..]);
                 let mut out = Vec::with_capacity(usize::try_from(*decompressed_len).unwrap_or(0));
                 decoder
                     .take(*decompressed_len)
