@@ -142,6 +142,7 @@ fn load<'py>(
 /// Summarises a dataset from footers and headers (no data pages read).
 #[pyfunction]
 #[pyo3(signature = (paths, format=None, schema=None, delimiter=None, storage_options=None, image_size=None, fields=None))]
+#[allow(clippy::too_many_arguments)]
 fn dataset_info<'py>(
     py: Python<'py>,
     paths: Vec<String>,
