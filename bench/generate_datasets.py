@@ -16,7 +16,7 @@ Layout under <out>/<scale>/:
     manifest.json                                      parameters, files, row counts, checksums
 
 The manifest's checksum (see benchlib.EpochChecksum) is what every benchmark run checks an epoch
-against. An existing dataset whose manifest matches the parameters is kept as it is.
+against. Formats already written with the same parameters are kept; only missing ones are written.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def write_wds(x: np.ndarray, y: np.ndarray, out: Path) -> list[Path]:
     return paths
 
 
-def parameters(scale: str, rows: int, formats: list[str]) -> dict:
-    """Everything the files depend on; a manifest with equal parameters means the files are current."""
+def parameters(scale: str, rows: int) -> dict:
+    """Everything the files depend on; a manifest with equal parameters holds the same rows."""
     return {
         "scale": scale,
         "rows": rows,
@@ -155,37 +155,41 @@ def parameters(scale: str, rows: int, formats: list[str]) -> dict:
         "parquet_files": PARQUET_FILES,
         "row_group_rows": ROW_GROUP_ROWS,
         "shard_samples": SHARD_SAMPLES,
-        "formats": sorted(formats),
         "layout_version": LAYOUT_VERSION,
     }
 
 
-def is_current(root: Path, params: dict) -> bool:
-    """True when root holds a manifest with these parameters and every file it lists."""
+def current_formats(root: Path, params: dict) -> dict:
+    """Formats already on disk under root with these parameters and all their files intact."""
     path = root / "manifest.json"
     if not path.exists():
-        return False
+        return {}
     manifest = json.loads(path.read_text())
     if manifest.get("parameters") != params:
-        return False
-    return all(
-        (root / f["path"]).is_file() and (root / f["path"]).stat().st_size == f["bytes"]
-        for fmt in manifest["formats"].values()
-        for f in fmt["files"]
-    )
+        return {}
+    return {
+        name: fmt
+        for name, fmt in manifest["formats"].items()
+        if all(
+            (root / f["path"]).is_file() and (root / f["path"]).stat().st_size == f["bytes"]
+            for f in fmt["files"]
+        )
+    }
 
 
 def generate(scale: str, out: Path, rows: int | None = None, formats: list[str] = FORMATS) -> dict:
-    """Write the dataset for `scale` under out/scale (unless current) and return its manifest."""
+    """Write the formats of `scale` under out/scale that are not current; return the manifest."""
     rows = rows or SCALES[scale]
     root = out / scale
-    params = parameters(scale, rows, list(formats))
-    if is_current(root, params):
+    params = parameters(scale, rows)
+    have = current_formats(root, params)
+    missing = [fmt for fmt in formats if fmt not in have]
+    if not missing:
         print(f"{root}: up to date ({rows:,} rows)")
         return json.loads((root / "manifest.json").read_text())
-    if root.exists():
+    if not have and root.exists():
         shutil.rmtree(root)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     x, y = make_rows(rows)
     checksum = benchlib.dataset_checksum(x, y)
@@ -196,9 +200,15 @@ def generate(scale: str, out: Path, rows: int | None = None, formats: list[str] 
         "ipc": lambda: write_ipc(table, root / "ipc"),
         "wds": lambda: write_wds(x, y, root / "wds"),
     }
-    manifest = {"parameters": params, "formats": {}}
-    for fmt in formats:
+    manifest = {
+        "parameters": params,
+        "label_std": float(y.std()),
+        "bytes_per_row": benchlib.NUM_FEATURES * 4 + 8,
+        "formats": dict(have),
+    }
+    for fmt in missing:
         t0 = time.perf_counter()
+        shutil.rmtree(root / fmt, ignore_errors=True)
         paths = writers[fmt]()
         files = [{"path": str(p.relative_to(root)), "bytes": p.stat().st_size} for p in paths]
         manifest["formats"][fmt] = {
@@ -208,12 +218,11 @@ def generate(scale: str, out: Path, rows: int | None = None, formats: list[str] 
             "bytes": sum(f["bytes"] for f in files),
             "checksum": checksum,
         }
+        size = manifest["formats"][fmt]["bytes"] / 2**20
         print(
-            f"  {fmt:8s} {len(files):4d} files {manifest['formats'][fmt]['bytes'] / 2**20:9.1f} MiB"
-            f"  {time.perf_counter() - t0:6.1f} s"
+            f"  {fmt:8s} {len(files):4d} files {size:9.1f} MiB  {time.perf_counter() - t0:6.1f} s"
         )
-    manifest["label_std"] = float(y.std())
-    manifest["feature_bytes_per_row"] = benchlib.NUM_FEATURES * 4 + 8
+    manifest["formats"] = dict(sorted(manifest["formats"].items()))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"{root}: {rows:,} rows in {time.perf_counter() - started:.1f} s")
     return manifest

@@ -152,7 +152,11 @@ def test_regeneration_is_skipped_and_deterministic(dataset, tmp_path):
     before = (root / "parquet" / "part-00000.parquet").stat().st_mtime_ns
     assert generator.generate("tiny", root.parent, rows=ROWS) == manifest
     assert (root / "parquet" / "part-00000.parquet").stat().st_mtime_ns == before
+    generator.generate("tiny", tmp_path, rows=ROWS, formats=["parquet"])
+    first = (tmp_path / "tiny" / "parquet" / "part-00000.parquet").stat().st_mtime_ns
     again = generator.generate("tiny", tmp_path, rows=ROWS, formats=["parquet", "wds"])
+    assert sorted(again["formats"]) == ["parquet", "wds"]
+    assert (tmp_path / "tiny" / "parquet" / "part-00000.parquet").stat().st_mtime_ns == first
     for rel in ("parquet/part-00003.parquet", "wds/shard-000001.tar"):
         digests = {
             hashlib.sha256((r / rel).read_bytes()).hexdigest() for r in (root, tmp_path / "tiny")
