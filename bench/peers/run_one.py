@@ -191,15 +191,16 @@ def _zenith_loader(ctx: Context, loader_cls) -> EpochFn:
 
 
 def _zenith_tar_batches(dl) -> Batches:
-    """Zenith's tar samples arrive as Arrow binary columns; view them as x and parse y."""
+    """Zenith's tar samples arrive as Arrow binary columns: view `bin` as x in place, parse `cls`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     for batch in dl:
         raw = batch.column("bin")
-        x = np.frombuffer(pc.binary_join_element_wise(raw, b"").buffers()[2], dtype="<f4")
+        offsets = raw.offsets.to_numpy()
+        data = np.frombuffer(raw.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
         y = pc.cast(pc.cast(batch.column("cls"), pa.string()), pa.int64())
-        yield x.reshape(-1, benchlib.NUM_FEATURES), y.to_numpy()
+        yield data.view("<f4").reshape(-1, benchlib.NUM_FEATURES), y.to_numpy()
 
 
 def build_zenith(ctx: Context) -> EpochFn:
