@@ -197,7 +197,10 @@ def _zenith_tar_batches(dl) -> Batches:
 
     for batch in dl:
         raw = batch.column("bin")
-        offsets = raw.offsets.to_numpy()
+        width = np.int64 if pa.types.is_large_binary(raw.type) else np.int32
+        offsets = np.frombuffer(raw.buffers()[1], dtype=width)[
+            raw.offset : raw.offset + len(raw) + 1
+        ]
         data = np.frombuffer(raw.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
         y = pc.cast(pc.cast(batch.column("cls"), pa.string()), pa.int64())
         yield data.view("<f4").reshape(-1, benchlib.NUM_FEATURES), y.to_numpy()
