@@ -120,6 +120,7 @@ impl Error {
 
 /// Coarse error classes; one Python exception class and one C error code each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Missing, empty or unreadable source.
     Source,

@@ -1,4 +1,32 @@
-//! Zenith's data-loading engine.
+//! Zenith's data-loading engine: format readers, a deterministic planner, a shuffle buffer,
+//! collation into contiguous tensors and a bounded prefetching pipeline. No Python here.
+//!
+//! ```no_run
+//! use zenith_core::{DataLoader, LoaderConfig};
+//! let loader = DataLoader::new(&["data/train/".to_string()], LoaderConfig { batch_size: 64, ..Default::default() })?;
+//! for batch in loader.record_batches()? {
+//!     let batch = batch?;
+//!     assert!(batch.num_rows() <= 64);
+//! }
+//! # Ok::<(), zenith_core::Error>(())
+//! ```
+
+pub mod cache;
+pub mod collate;
+pub mod dataset;
 pub mod error;
+pub mod loader;
+pub mod plan;
+pub mod pool;
+pub mod read;
 pub mod source;
+
+pub use dataset::{Dataset, Projection, UnitRef};
+pub use collate::{BatchColumn, DType, FieldSource, OutputField, Tensor, TensorData};
 pub use error::{Error, ErrorKind, Result};
+pub use loader::{Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot};
+pub use read::{info, load_arrow_ipc, load_csv, load_parquet, read, read_many, DatasetInfo, FileInfo, ReadOptions};
+pub use source::{DecodeOptions, Format};
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,1 +1,357 @@
-//! placeholder
+//! PyO3 bindings of Zenith (`zenith._zenith`): type conversion, GIL release and error mapping
+//! only. Every call that reads data releases the GIL; blocking waits poll for Ctrl-C.
+
+use std::time::Duration;
+
+use numpy::ndarray::{ArrayD, IxDyn};
+use numpy::PyArray;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
+use zenith_core::loader::Poll;
+use zenith_core::{
+    BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format, LoaderConfig, LoaderState,
+    OnError, OutputField, OutputKind, ReadOptions, TensorData,
+};
+
+create_exception!(_zenith, ZenithError, PyException, "Base class of every Zenith error.");
+create_exception!(_zenith, SourceError, ZenithError, "A path is missing, empty or unreadable.");
+create_exception!(_zenith, FormatError, ZenithError, "A file's bytes are not valid for its format.");
+create_exception!(_zenith, StorageError, ZenithError, "Object storage failed after retries.");
+create_exception!(_zenith, SchemaError, ZenithError, "Schemas differ, or a column is unknown.");
+create_exception!(_zenith, ValidationError, ZenithError, "An argument, job spec or state is invalid.");
+create_exception!(_zenith, JobError, ZenithError, "A job failed, or a job id is unknown.");
+
+/// Maps an engine error to the Python exception of its kind.
+pub(crate) fn to_py_err(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e.kind() {
+        ErrorKind::Source => SourceError::new_err(msg),
+        ErrorKind::Format => FormatError::new_err(msg),
+        ErrorKind::Schema => SchemaError::new_err(msg),
+        ErrorKind::Storage => StorageError::new_err(msg),
+        ErrorKind::InvalidArgument => ValidationError::new_err(msg),
+        ErrorKind::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
+        _ => ZenithError::new_err(msg),
+    }
+}
+
+fn parse_format(format: Option<&str>) -> PyResult<Option<Format>> {
+    format.map(Format::parse).transpose().map_err(to_py_err)
+}
+
+fn decode_options(csv_schema: Option<PySchema>, delimiter: Option<&str>) -> PyResult<DecodeOptions> {
+    let csv_delimiter = match delimiter {
+        None => None,
+        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+        Some(d) => return Err(ValidationError::new_err(format!("invalid argument `delimiter`: {d:?} is not one ASCII character"))),
+    };
+    Ok(DecodeOptions { csv_schema: csv_schema.map(PySchema::into_inner), csv_delimiter, csv_unit_bytes: None })
+}
+
+/// Reads a dataset into a pyarrow.Table (GIL released while reading; buffers handed over
+/// through the Arrow C stream interface without a copy).
+#[pyfunction]
+#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true))]
+fn load<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    columns: Option<Vec<String>>,
+    format: Option<&str>,
+    schema: Option<PySchema>,
+    delimiter: Option<&str>,
+    cache: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let options = ReadOptions {
+        columns,
+        format: parse_format(format)?,
+        decode: decode_options(schema, delimiter)?,
+        no_cache: !cache,
+    };
+    let (schema, batches) = py.detach(|| zenith_core::read_many(&paths, &options)).map_err(to_py_err)?;
+    PyTable::try_new(batches, schema)?.into_pyarrow(py)
+}
+
+/// Summarises a dataset from footers and headers (no data pages read).
+#[pyfunction]
+#[pyo3(signature = (paths, format=None, schema=None, delimiter=None))]
+fn dataset_info<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    format: Option<&str>,
+    schema: Option<PySchema>,
+    delimiter: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let format = parse_format(format)?;
+    let decode = decode_options(schema, delimiter)?;
+    let info = py.detach(|| zenith_core::info(&paths, format, &decode)).map_err(to_py_err)?;
+    let out = PyDict::new(py);
+    out.set_item("format", info.format.name())?;
+    out.set_item("schema", PySchema::new(info.schema.clone()).into_pyarrow(py)?)?;
+    out.set_item("rows", info.rows)?;
+    out.set_item("bytes", info.bytes)?;
+    let files = PyList::empty(py);
+    for f in &info.files {
+        let d = PyDict::new(py);
+        d.set_item("path", f.path.to_string_lossy().to_string())?;
+        d.set_item("rows", f.rows)?;
+        d.set_item("units", f.units)?;
+        d.set_item("bytes", f.bytes)?;
+        files.append(d)?;
+    }
+    out.set_item("files", files)?;
+    Ok(out)
+}
+
+/// Build facts: version, profile, default thread count, features, cache settings.
+#[pyfunction]
+fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", zenith_core::VERSION)?;
+    d.set_item("profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
+    d.set_item("threads", zenith_core::pool::default_num_workers())?;
+    d.set_item("formats", vec!["parquet", "csv", "arrow", "arrows"])?;
+    let (limit, used, entries, hits, misses) = zenith_core::cache::stats();
+    let cache = PyDict::new(py);
+    cache.set_item("limit_bytes", limit)?;
+    cache.set_item("used_bytes", used)?;
+    cache.set_item("entries", entries)?;
+    cache.set_item("hits", hits)?;
+    cache.set_item("misses", misses)?;
+    d.set_item("cache", cache)?;
+    Ok(d)
+}
+
+/// Sets the small-dataset cache budget in bytes (0 disables it).
+#[pyfunction]
+fn set_cache_limit(limit_bytes: usize) {
+    zenith_core::cache::set_limit(limit_bytes);
+}
+
+/// Drops every cache entry.
+#[pyfunction]
+fn clear_cache() {
+    zenith_core::cache::clear();
+}
+
+/// Installs the tracing subscriber with a filter (`ZENITH_LOG_LEVEL` syntax); first call wins.
+#[pyfunction]
+fn init_logging(filter: &str) -> bool {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init().is_ok()
+}
+
+fn tensor_to_numpy<'py>(py: Python<'py>, data: TensorData, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    fn make<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+        if shape.len() == 1 {
+            return Ok(PyArray::from_vec(py, v).into_any());
+        }
+        let arr = ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| ZenithError::new_err(e.to_string()))?;
+        Ok(PyArray::from_owned_array(py, arr).into_any())
+    }
+    zenith_core::with_tensor_data!(data, v => make(py, v, shape))
+}
+
+/// A loader over a dataset; `iter()` starts an epoch.
+#[pyclass(module = "zenith._zenith")]
+struct Loader {
+    inner: DataLoader,
+    arrow_output: bool,
+}
+
+fn parse_fields(columns: Vec<(String, Vec<String>, bool, Option<String>)>) -> PyResult<Vec<OutputField>> {
+    columns
+        .into_iter()
+        .map(|(name, cols, stacked, dtype)| {
+            let dtype = dtype.as_deref().map(DType::parse).transpose().map_err(to_py_err)?;
+            let source = if stacked {
+                FieldSource::Stack(cols)
+            } else {
+                FieldSource::Column(cols.into_iter().next().ok_or_else(|| ValidationError::new_err("invalid argument `columns`: empty column"))?)
+            };
+            Ok(OutputField { name, source, dtype })
+        })
+        .collect()
+}
+
+#[pymethods]
+impl Loader {
+    /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
+    #[new]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, format=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        paths: Vec<String>,
+        batch_size: usize,
+        shuffle: bool,
+        seed: u64,
+        columns: Option<Vec<(String, Vec<String>, bool, Option<String>)>>,
+        num_workers: Option<usize>,
+        drop_last: bool,
+        prefetch: Option<usize>,
+        rank: usize,
+        world_size: usize,
+        on_error: &str,
+        output: &str,
+        shuffle_window: Option<usize>,
+        memory_budget: Option<usize>,
+        format: Option<&str>,
+    ) -> PyResult<Self> {
+        let on_error = match on_error {
+            "raise" => OnError::Raise,
+            "skip" => OnError::Skip,
+            other => return Err(ValidationError::new_err(format!("invalid argument `on_error`: {other:?}; expected \"raise\" or \"skip\""))),
+        };
+        let (output, arrow_output) = match output {
+            "numpy" | "torch" => (OutputKind::Tensors, false),
+            "arrow" => (OutputKind::Arrow, true),
+            other => return Err(ValidationError::new_err(format!("invalid argument `output`: {other:?}; expected \"numpy\", \"torch\" or \"arrow\""))),
+        };
+        let config = LoaderConfig {
+            batch_size,
+            shuffle,
+            seed,
+            columns: columns.map(parse_fields).transpose()?,
+            num_workers,
+            drop_last,
+            prefetch,
+            rank,
+            world_size,
+            on_error,
+            output,
+            shuffle_window,
+            memory_budget,
+            format: parse_format(format)?,
+            decode: DecodeOptions::default(),
+        };
+        let inner = py.detach(|| DataLoader::new(&paths, config)).map_err(to_py_err)?;
+        Ok(Loader { inner, arrow_output })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Starts an iteration of the current epoch.
+    fn iter(&self, py: Python<'_>) -> PyResult<LoaderIter> {
+        let it = py.detach(|| self.inner.iter()).map_err(to_py_err)?;
+        Ok(LoaderIter { inner: Some(it), arrow_output: self.arrow_output })
+    }
+
+    /// The epoch the next iteration runs.
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+
+    /// Rows per shuffle window in use.
+    #[getter]
+    fn window_rows(&self) -> usize {
+        self.inner.window_rows()
+    }
+
+    /// Rows of this rank per epoch.
+    #[getter]
+    fn rows_per_epoch(&self) -> usize {
+        self.inner.rows_per_epoch()
+    }
+
+    /// Sets the epoch of the next iteration.
+    fn set_epoch(&self, epoch: u64) {
+        self.inner.set_epoch(epoch);
+    }
+
+    /// The resume state as a JSON string.
+    fn state_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.state()).map_err(|e| ZenithError::new_err(e.to_string()))
+    }
+
+    /// Restores a state from its JSON string.
+    fn load_state_json(&mut self, state: &str) -> PyResult<()> {
+        let state: LoaderState = serde_json::from_str(state).map_err(|e| ValidationError::new_err(format!("invalid argument `state`: {e}")))?;
+        self.inner.load_state(&state).map_err(to_py_err)
+    }
+
+    /// Counters as a JSON string.
+    fn stats_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.inner.stats()).map_err(|e| ZenithError::new_err(e.to_string()))
+    }
+}
+
+/// A running iteration; dropping or closing it stops the decode threads.
+#[pyclass(module = "zenith._zenith")]
+struct LoaderIter {
+    inner: Option<zenith_core::BatchIterator>,
+    arrow_output: bool,
+}
+
+#[pymethods]
+impl LoaderIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(it) = self.inner.as_mut() else { return Ok(None) };
+        let batch = loop {
+            match py.detach(|| it.poll_next(Duration::from_millis(50))) {
+                Poll::Pending => py.check_signals()?,
+                Poll::Ready(None) => {
+                    self.inner = None;
+                    return Ok(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.inner = None;
+                    return Err(to_py_err(e));
+                }
+                Poll::Ready(Some(Ok(b))) => break b,
+            }
+        };
+        if self.arrow_output {
+            let rb = batch.to_record_batch().map_err(to_py_err)?;
+            return Ok(Some(PyRecordBatch::new(rb).into_pyarrow(py)?));
+        }
+        let out = PyDict::new(py);
+        for (name, col) in batch.columns {
+            let value = match col {
+                BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
+                BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a).to_pyarrow(py)?.unbind().into_bound(py),
+            };
+            out.set_item(name, value)?;
+        }
+        Ok(Some(out.into_any()))
+    }
+
+    /// Stops the pipeline and joins its threads.
+    fn close(&mut self, py: Python<'_>) {
+        if let Some(mut it) = self.inner.take() {
+            py.detach(|| it.stop());
+        }
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", zenith_core::VERSION)?;
+    m.add("ZenithError", py.get_type::<ZenithError>())?;
+    m.add("SourceError", py.get_type::<SourceError>())?;
+    m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("StorageError", py.get_type::<StorageError>())?;
+    m.add("SchemaError", py.get_type::<SchemaError>())?;
+    m.add("ValidationError", py.get_type::<ValidationError>())?;
+    m.add("JobError", py.get_type::<JobError>())?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
+    m.add_function(wrap_pyfunction!(build_info, m)?)?;
+    m.add_function(wrap_pyfunction!(set_cache_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(init_logging, m)?)?;
+    m.add_class::<Loader>()?;
+    m.add_class::<LoaderIter>()?;
+    Ok(())
+}

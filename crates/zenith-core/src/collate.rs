@@ -1,0 +1,530 @@
+//! Collation: Arrow columns into contiguous row-major tensors. A decoded unit is converted once
+//! into the output layout (stacked features become a `[rows, k]` block), so gathering a shuffled
+//! batch is one short contiguous copy per row instead of one cache miss per column per row.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, PrimitiveArray, UInt32Array};
+use arrow_schema::{DataType, Field};
+
+use crate::error::{Error, Result};
+
+/// Element types of output tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// bool
+    Bool,
+    /// int8
+    I8,
+    /// int16
+    I16,
+    /// int32
+    I32,
+    /// int64
+    I64,
+    /// uint8
+    U8,
+    /// uint16
+    U16,
+    /// uint32
+    U32,
+    /// uint64
+    U64,
+    /// float32
+    F32,
+    /// float64
+    F64,
+}
+
+impl DType {
+    /// Parses numpy/torch style names: `float32`, `f4`, `int64`, `uint8`, `bool`, ...
+    pub fn parse(name: &str) -> Result<DType> {
+        Ok(match name.trim().trim_start_matches("torch.").to_ascii_lowercase().as_str() {
+            "bool" => DType::Bool,
+            "int8" | "i1" => DType::I8,
+            "int16" | "i2" => DType::I16,
+            "int32" | "i4" | "int" => DType::I32,
+            "int64" | "i8" | "long" => DType::I64,
+            "uint8" | "u1" => DType::U8,
+            "uint16" | "u2" => DType::U16,
+            "uint32" | "u4" => DType::U32,
+            "uint64" | "u8" => DType::U64,
+            "float32" | "f4" | "float" => DType::F32,
+            "float64" | "f8" | "double" => DType::F64,
+            other => return Err(Error::invalid("dtype", format!("unsupported dtype {other:?}"))),
+        })
+    }
+
+    /// The numpy name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+
+    /// The Arrow type of this element type.
+    pub fn arrow(&self) -> DataType {
+        match self {
+            DType::Bool => DataType::Boolean,
+            DType::I8 => DataType::Int8,
+            DType::I16 => DataType::Int16,
+            DType::I32 => DataType::Int32,
+            DType::I64 => DataType::Int64,
+            DType::U8 => DataType::UInt8,
+            DType::U16 => DataType::UInt16,
+            DType::U32 => DataType::UInt32,
+            DType::U64 => DataType::UInt64,
+            DType::F32 => DataType::Float32,
+            DType::F64 => DataType::Float64,
+        }
+    }
+
+    /// The tensor element type of an Arrow type, if it is a plain number or bool.
+    pub fn of_arrow(dt: &DataType) -> Option<DType> {
+        Some(match dt {
+            DataType::Boolean => DType::Bool,
+            DataType::Int8 => DType::I8,
+            DataType::Int16 => DType::I16,
+            DataType::Int32 => DType::I32,
+            DataType::Int64 => DType::I64,
+            DataType::UInt8 => DType::U8,
+            DataType::UInt16 => DType::U16,
+            DataType::UInt32 => DType::U32,
+            DataType::UInt64 => DType::U64,
+            DataType::Float16 | DataType::Float32 => DType::F32,
+            DataType::Float64 => DType::F64,
+            _ => return None,
+        })
+    }
+}
+
+/// Owned, contiguous tensor storage.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum TensorData {
+    Bool(Vec<bool>),
+    I8(Vec<i8>),
+    I16(Vec<i16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// Runs `$body` with `$v` bound to the inner vector of a [`TensorData`].
+#[macro_export]
+macro_rules! with_tensor_data {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            $crate::collate::TensorData::Bool($v) => $body,
+            $crate::collate::TensorData::I8($v) => $body,
+            $crate::collate::TensorData::I16($v) => $body,
+            $crate::collate::TensorData::I32($v) => $body,
+            $crate::collate::TensorData::I64($v) => $body,
+            $crate::collate::TensorData::U8($v) => $body,
+            $crate::collate::TensorData::U16($v) => $body,
+            $crate::collate::TensorData::U32($v) => $body,
+            $crate::collate::TensorData::U64($v) => $body,
+            $crate::collate::TensorData::F32($v) => $body,
+            $crate::collate::TensorData::F64($v) => $body,
+        }
+    };
+}
+
+impl TensorData {
+    fn empty(dtype: DType, capacity: usize) -> TensorData {
+        match dtype {
+            DType::Bool => TensorData::Bool(Vec::with_capacity(capacity)),
+            DType::I8 => TensorData::I8(Vec::with_capacity(capacity)),
+            DType::I16 => TensorData::I16(Vec::with_capacity(capacity)),
+            DType::I32 => TensorData::I32(Vec::with_capacity(capacity)),
+            DType::I64 => TensorData::I64(Vec::with_capacity(capacity)),
+            DType::U8 => TensorData::U8(Vec::with_capacity(capacity)),
+            DType::U16 => TensorData::U16(Vec::with_capacity(capacity)),
+            DType::U32 => TensorData::U32(Vec::with_capacity(capacity)),
+            DType::U64 => TensorData::U64(Vec::with_capacity(capacity)),
+            DType::F32 => TensorData::F32(Vec::with_capacity(capacity)),
+            DType::F64 => TensorData::F64(Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::Bool(_) => DType::Bool,
+            TensorData::I8(_) => DType::I8,
+            TensorData::I16(_) => DType::I16,
+            TensorData::I32(_) => DType::I32,
+            TensorData::I64(_) => DType::I64,
+            TensorData::U8(_) => DType::U8,
+            TensorData::U16(_) => DType::U16,
+            TensorData::U32(_) => DType::U32,
+            TensorData::U64(_) => DType::U64,
+            TensorData::F32(_) => DType::F32,
+            TensorData::F64(_) => DType::F64,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_tensor_data!(self, v => v.len())
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the elements.
+    pub fn nbytes(&self) -> usize {
+        with_tensor_data!(self, v => std::mem::size_of_val(v.as_slice()))
+    }
+}
+
+/// A row-major tensor: `shape[0]` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Elements, row-major.
+    pub data: TensorData,
+    /// Dimensions; `[rows]` or `[rows, k]`.
+    pub shape: Vec<usize>,
+}
+
+impl Tensor {
+    /// Converts to an Arrow array: `[rows]` to a primitive array, `[rows, k]` to a fixed-size list.
+    pub fn to_arrow(&self) -> ArrayRef {
+        let flat: ArrayRef = match &self.data {
+            TensorData::Bool(v) => Arc::new(BooleanArray::from(v.clone())),
+            TensorData::I8(v) => Arc::new(PrimitiveArray::<Int8Type>::from(v.clone())),
+            TensorData::I16(v) => Arc::new(PrimitiveArray::<Int16Type>::from(v.clone())),
+            TensorData::I32(v) => Arc::new(PrimitiveArray::<Int32Type>::from(v.clone())),
+            TensorData::I64(v) => Arc::new(PrimitiveArray::<Int64Type>::from(v.clone())),
+            TensorData::U8(v) => Arc::new(PrimitiveArray::<UInt8Type>::from(v.clone())),
+            TensorData::U16(v) => Arc::new(PrimitiveArray::<UInt16Type>::from(v.clone())),
+            TensorData::U32(v) => Arc::new(PrimitiveArray::<UInt32Type>::from(v.clone())),
+            TensorData::U64(v) => Arc::new(PrimitiveArray::<UInt64Type>::from(v.clone())),
+            TensorData::F32(v) => Arc::new(PrimitiveArray::<Float32Type>::from(v.clone())),
+            TensorData::F64(v) => Arc::new(PrimitiveArray::<Float64Type>::from(v.clone())),
+        };
+        if self.shape.len() == 1 {
+            return flat;
+        }
+        let width: usize = self.shape[1..].iter().product();
+        let field = Arc::new(Field::new("item", flat.data_type().clone(), false));
+        Arc::new(FixedSizeListArray::new(field, width as i32, flat, None))
+    }
+}
+
+/// What one output field is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldSource {
+    /// One column; numbers and fixed-size lists of numbers become tensors, the rest stays Arrow.
+    Column(String),
+    /// Several numeric columns stacked into one `[rows, k]` tensor.
+    Stack(Vec<String>),
+}
+
+/// One named output field with an optional element type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputField {
+    /// Name in the batch.
+    pub name: String,
+    /// Where its values come from.
+    pub source: FieldSource,
+    /// Element type; the column's own when `None` (float32 for stacks of mixed types).
+    pub dtype: Option<DType>,
+}
+
+/// How a field is laid out once planned against a schema.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldPlan {
+    /// Tensor of `dtype`, `width` elements per row, from these projected column positions.
+    Tensor { dtype: DType, width: usize, columns: Vec<usize>, list: bool },
+    /// Arrow array of this projected column position.
+    Arrow { column: usize },
+}
+
+/// A field's values for a run of rows, in output layout.
+#[derive(Debug, Clone)]
+pub(crate) enum Block {
+    Tensor(TensorData),
+    Arrow(ArrayRef),
+}
+
+macro_rules! prim_to_vec {
+    ($arr:expr, $t:ty) => {
+        $arr.as_primitive::<$t>().values().to_vec()
+    };
+}
+
+fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
+    if array.null_count() > 0 {
+        return Err(Error::invalid(
+            "columns",
+            format!("{} has {} null values; tensors cannot hold nulls (fill them, or use output=\"arrow\")", what(), array.null_count()),
+        ));
+    }
+    let target = dtype.arrow();
+    let array = if array.data_type() == &target {
+        array.clone()
+    } else {
+        arrow_cast::cast(array, &target).map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))?
+    };
+    Ok(match dtype {
+        DType::Bool => TensorData::Bool(array.as_boolean().iter().map(|v| v.unwrap_or(false)).collect()),
+        DType::I8 => TensorData::I8(prim_to_vec!(array, Int8Type)),
+        DType::I16 => TensorData::I16(prim_to_vec!(array, Int16Type)),
+        DType::I32 => TensorData::I32(prim_to_vec!(array, Int32Type)),
+        DType::I64 => TensorData::I64(prim_to_vec!(array, Int64Type)),
+        DType::U8 => TensorData::U8(prim_to_vec!(array, UInt8Type)),
+        DType::U16 => TensorData::U16(prim_to_vec!(array, UInt16Type)),
+        DType::U32 => TensorData::U32(prim_to_vec!(array, UInt32Type)),
+        DType::U64 => TensorData::U64(prim_to_vec!(array, UInt64Type)),
+        DType::F32 => TensorData::F32(prim_to_vec!(array, Float32Type)),
+        DType::F64 => TensorData::F64(prim_to_vec!(array, Float64Type)),
+    })
+}
+
+fn interleave<T: Copy + Default>(columns: Vec<Vec<T>>, rows: usize) -> Vec<T> {
+    let k = columns.len();
+    let mut out = vec![T::default(); rows * k];
+    for (j, col) in columns.iter().enumerate() {
+        for (i, v) in col.iter().enumerate() {
+            out[i * k + j] = *v;
+        }
+    }
+    out
+}
+
+macro_rules! interleave_variant {
+    ($cols:expr, $rows:expr, $variant:ident) => {{
+        let cols = $cols
+            .into_iter()
+            .map(|c| match c {
+                TensorData::$variant(v) => v,
+                _ => unreachable!("all columns were cast to one dtype"),
+            })
+            .collect::<Vec<_>>();
+        TensorData::$variant(interleave(cols, $rows))
+    }};
+}
+
+fn stack(columns: Vec<TensorData>, dtype: DType, rows: usize) -> TensorData {
+    match dtype {
+        DType::Bool => interleave_variant!(columns, rows, Bool),
+        DType::I8 => interleave_variant!(columns, rows, I8),
+        DType::I16 => interleave_variant!(columns, rows, I16),
+        DType::I32 => interleave_variant!(columns, rows, I32),
+        DType::I64 => interleave_variant!(columns, rows, I64),
+        DType::U8 => interleave_variant!(columns, rows, U8),
+        DType::U16 => interleave_variant!(columns, rows, U16),
+        DType::U32 => interleave_variant!(columns, rows, U32),
+        DType::U64 => interleave_variant!(columns, rows, U64),
+        DType::F32 => interleave_variant!(columns, rows, F32),
+        DType::F64 => interleave_variant!(columns, rows, F64),
+    }
+}
+
+/// Plans output fields against the projected schema (columns in `names` order).
+pub(crate) fn plan_fields(
+    fields: &[OutputField],
+    names: &[String],
+    schema: &arrow_schema::Schema,
+    arrow_output: bool,
+) -> Result<Vec<FieldPlan>> {
+    let pos = |c: &String| names.iter().position(|n| n == c).expect("projected");
+    fields
+        .iter()
+        .map(|f| match &f.source {
+            FieldSource::Column(c) => {
+                let i = pos(c);
+                let dt = schema.field(i).data_type();
+                if arrow_output {
+                    return Ok(FieldPlan::Arrow { column: i });
+                }
+                if let Some(own) = DType::of_arrow(dt) {
+                    return Ok(FieldPlan::Tensor { dtype: f.dtype.unwrap_or(own), width: 1, columns: vec![i], list: false });
+                }
+                if let DataType::FixedSizeList(inner, k) = dt {
+                    if let Some(own) = DType::of_arrow(inner.data_type()) {
+                        return Ok(FieldPlan::Tensor { dtype: f.dtype.unwrap_or(own), width: *k as usize, columns: vec![i], list: true });
+                    }
+                }
+                if f.dtype.is_some() {
+                    return Err(Error::invalid("columns", format!("column {c:?} of type {dt} cannot become a tensor")));
+                }
+                Ok(FieldPlan::Arrow { column: i })
+            }
+            FieldSource::Stack(cols) => {
+                if arrow_output {
+                    return Err(Error::invalid("columns", "stacked columns need output=\"numpy\" or \"torch\", not \"arrow\""));
+                }
+                if cols.is_empty() {
+                    return Err(Error::invalid("columns", format!("field {:?} stacks no columns", f.name)));
+                }
+                let mut own = Vec::new();
+                for c in cols {
+                    let dt = schema.field(pos(c)).data_type();
+                    own.push(DType::of_arrow(dt).ok_or_else(|| {
+                        Error::invalid("columns", format!("column {c:?} of type {dt} cannot be stacked into {:?}: only numeric columns stack", f.name))
+                    })?);
+                }
+                let dtype = f.dtype.unwrap_or_else(|| if own.iter().all(|d| *d == own[0]) { own[0] } else { DType::F32 });
+                Ok(FieldPlan::Tensor { dtype, width: cols.len(), columns: cols.iter().map(pos).collect(), list: false })
+            }
+        })
+        .collect()
+}
+
+/// Converts a decoded batch (projected columns) into one block per field.
+pub(crate) fn to_blocks(batch: &arrow_array::RecordBatch, plans: &[FieldPlan], location: &dyn Fn() -> String) -> Result<Vec<Block>> {
+    let rows = batch.num_rows();
+    plans
+        .iter()
+        .map(|p| match p {
+            FieldPlan::Arrow { column } => Ok(Block::Arrow(batch.column(*column).clone())),
+            FieldPlan::Tensor { dtype, columns, list: true, width } => {
+                let col = batch.column(columns[0]);
+                let name = batch.schema().field(columns[0]).name().clone();
+                let what = || format!("{}: column {name:?}", location());
+                if col.null_count() > 0 {
+                    return Err(Error::invalid("columns", format!("{} has null lists; tensors cannot hold nulls", what())));
+                }
+                let fsl = col.as_fixed_size_list();
+                let values = fsl.values().slice(0, rows * width);
+                cast_values(&values, *dtype, &what).map(Block::Tensor)
+            }
+            FieldPlan::Tensor { dtype, columns, .. } => {
+                let mut cast = Vec::with_capacity(columns.len());
+                for &c in columns {
+                    let name = batch.schema().field(c).name().clone();
+                    cast.push(cast_values(batch.column(c), *dtype, &|| format!("{}: column {name:?}", location()))?);
+                }
+                if cast.len() == 1 {
+                    Ok(Block::Tensor(cast.pop().expect("one")))
+                } else {
+                    Ok(Block::Tensor(stack(cast, *dtype, rows)))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Gathers rows into one output column. Each chunk is (blocks of one window indexed by
+/// slice, (slice, row) picks); the output has the picks of all chunks in order.
+pub(crate) fn gather_chunks(plan: &FieldPlan, chunks: &[(Vec<&Block>, &[(u32, u32)])]) -> Result<BatchColumn> {
+    let total: usize = chunks.iter().map(|c| c.1.len()).sum();
+    match plan {
+        FieldPlan::Tensor { dtype, width, .. } => {
+            let w = *width;
+            let mut out = TensorData::empty(*dtype, total * w);
+            macro_rules! fill {
+                ($variant:ident, $out:expr) => {{
+                    for (blocks, picks) in chunks {
+                        for &(b, r) in picks.iter() {
+                            let Block::Tensor(TensorData::$variant(src)) = blocks[b as usize] else {
+                                unreachable!("block layout follows the plan")
+                            };
+                            let r = r as usize;
+                            if w == 1 {
+                                $out.push(src[r]);
+                            } else {
+                                $out.extend_from_slice(&src[r * w..(r + 1) * w]);
+                            }
+                        }
+                    }
+                }};
+            }
+            match &mut out {
+                TensorData::Bool(o) => fill!(Bool, o),
+                TensorData::I8(o) => fill!(I8, o),
+                TensorData::I16(o) => fill!(I16, o),
+                TensorData::I32(o) => fill!(I32, o),
+                TensorData::I64(o) => fill!(I64, o),
+                TensorData::U8(o) => fill!(U8, o),
+                TensorData::U16(o) => fill!(U16, o),
+                TensorData::U32(o) => fill!(U32, o),
+                TensorData::U64(o) => fill!(U64, o),
+                TensorData::F32(o) => fill!(F32, o),
+                TensorData::F64(o) => fill!(F64, o),
+            }
+            let mut shape = vec![total];
+            if w > 1 {
+                shape.push(w);
+            }
+            Ok(BatchColumn::Tensor(Tensor { data: out, shape }))
+        }
+        FieldPlan::Arrow { .. } => {
+            // Runs of picks from the same block are taken together, then concatenated.
+            let mut parts: Vec<ArrayRef> = Vec::new();
+            let mut data_type = DataType::Null;
+            for (blocks, picks) in chunks {
+                let mut i = 0;
+                while i < picks.len() {
+                    let b = picks[i].0;
+                    let mut j = i;
+                    while j < picks.len() && picks[j].0 == b {
+                        j += 1;
+                    }
+                    let Block::Arrow(src) = blocks[b as usize] else { unreachable!("block layout follows the plan") };
+                    data_type = src.data_type().clone();
+                    let idx = UInt32Array::from_iter_values(picks[i..j].iter().map(|p| p.1));
+                    parts.push(arrow_select::take::take(src.as_ref(), &idx, None).map_err(|e| Error::invalid("columns", e))?);
+                    i = j;
+                }
+            }
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            let array = match refs.len() {
+                0 => arrow_array::new_empty_array(&data_type),
+                1 => parts.pop().expect("one"),
+                _ => arrow_select::concat::concat(&refs).map_err(|e| Error::invalid("columns", e))?,
+            };
+            Ok(BatchColumn::Arrow(array))
+        }
+    }
+}
+
+/// One column of an output batch.
+#[derive(Debug, Clone)]
+pub enum BatchColumn {
+    /// A contiguous tensor.
+    Tensor(Tensor),
+    /// An Arrow array (strings, binary, nested, or `output="arrow"`).
+    Arrow(ArrayRef),
+}
+
+impl BatchColumn {
+    /// Bytes held by the column.
+    pub fn nbytes(&self) -> usize {
+        match self {
+            BatchColumn::Tensor(t) => t.data.nbytes(),
+            BatchColumn::Arrow(a) => a.get_array_memory_size(),
+        }
+    }
+
+    /// As an Arrow array.
+    pub fn to_arrow(&self) -> ArrayRef {
+        match self {
+            BatchColumn::Tensor(t) => t.to_arrow(),
+            BatchColumn::Arrow(a) => a.clone(),
+        }
+    }
+}
+

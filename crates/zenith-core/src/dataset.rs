@@ -1,0 +1,239 @@
+//! A dataset is a list of opened files of one format that share one schema. It hands out
+//! work units and decodes them with a column projection; it knows nothing of shuffling.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::source::{self, listing, DecodeOptions, FileReader, Format};
+
+/// One work unit of a dataset: unit `unit` of file `file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitRef {
+    /// Index of the file in [`Dataset::files`].
+    pub file: usize,
+    /// Index of the unit in the file (row group, record batch, byte range).
+    pub unit: usize,
+    /// Rows in the unit.
+    pub rows: usize,
+}
+
+/// Column selection resolved against a schema: the sorted indices the readers decode and the
+/// order in which the caller asked for them.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// Sorted, unique file column indices (`None` = all columns).
+    pub indices: Option<Vec<usize>>,
+    /// For each requested column, its position within the decoded (sorted) batch.
+    pub order: Option<Vec<usize>>,
+    /// The schema of the batches after projection and reordering.
+    pub schema: SchemaRef,
+}
+
+/// Opened files sharing one schema.
+pub struct Dataset {
+    specs: Vec<String>,
+    format: Format,
+    schema: SchemaRef,
+    files: Vec<Arc<dyn FileReader>>,
+    units: Vec<UnitRef>,
+}
+
+impl Dataset {
+    /// Lists `specs` (files, directories, globs), detects or applies the format, opens every
+    /// file's metadata and checks that all files share the first file's schema.
+    pub fn open(specs: &[String], format: Option<Format>, options: &DecodeOptions) -> Result<Dataset> {
+        let paths = listing::list_all(specs)?;
+        let format = match format {
+            Some(f) => f,
+            None => detect_common_format(&paths)?,
+        };
+        let first = source::open_file(&paths[0], format, options)?;
+        let mut rest_options = options.clone();
+        if format == Format::Csv && rest_options.csv_schema.is_none() {
+            rest_options.csv_schema = Some(first.schema());
+        }
+        let rest: Vec<Arc<dyn FileReader>> = crate::pool::global().install(|| {
+            paths[1..]
+                .par_iter()
+                .map(|p| source::open_file(p, format, &rest_options))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let schema = first.schema();
+        for file in &rest {
+            check_same_schema(first.path(), &schema, file.path(), &file.schema())?;
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        files.push(first);
+        files.extend(rest);
+        let units = files
+            .iter()
+            .enumerate()
+            .flat_map(|(fi, f)| {
+                f.units()
+                    .iter()
+                    .enumerate()
+                    .map(move |(ui, u)| UnitRef { file: fi, unit: ui, rows: u.rows })
+            })
+            .collect();
+        Ok(Dataset {
+            specs: specs.to_vec(),
+            format,
+            schema,
+            files,
+            units,
+        })
+    }
+
+    /// The path specs the dataset was opened from.
+    pub fn specs(&self) -> &[String] {
+        &self.specs
+    }
+
+    /// The common format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The common (full) schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The opened files in listing order.
+    pub fn files(&self) -> &[Arc<dyn FileReader>] {
+        &self.files
+    }
+
+    /// Every unit of every file, in file order.
+    pub fn units(&self) -> &[UnitRef] {
+        &self.units
+    }
+
+    /// Total rows.
+    pub fn num_rows(&self) -> usize {
+        self.units.iter().map(|u| u.rows).sum()
+    }
+
+    /// Resolves column names against the schema; unknown names are an error naming the file.
+    pub fn projection(&self, columns: Option<&[String]>) -> Result<Projection> {
+        let Some(columns) = columns else {
+            return Ok(Projection {
+                indices: None,
+                order: None,
+                schema: self.schema.clone(),
+            });
+        };
+        let mut wanted = Vec::with_capacity(columns.len());
+        for name in columns {
+            let idx = self.schema.index_of(name).map_err(|_| Error::UnknownColumn {
+                path: self.files[0].path().to_path_buf(),
+                column: name.clone(),
+                available: self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+            if wanted.contains(&idx) {
+                return Err(Error::invalid("columns", format!("column {name:?} is listed twice")));
+            }
+            wanted.push(idx);
+        }
+        let mut sorted = wanted.clone();
+        sorted.sort_unstable();
+        let order: Vec<usize> = wanted
+            .iter()
+            .map(|w| sorted.binary_search(w).expect("present"))
+            .collect();
+        let schema = Arc::new(Schema::new(
+            wanted.iter().map(|&i| self.schema.field(i).clone()).collect::<Vec<_>>(),
+        ));
+        Ok(Projection {
+            indices: Some(sorted),
+            order: Some(order),
+            schema,
+        })
+    }
+
+    /// Decodes one unit with a projection; columns come back in the requested order.
+    pub fn read_unit(&self, unit: UnitRef, projection: &Projection) -> Result<RecordBatch> {
+        let file = &self.files[unit.file];
+        let batch = file.read_unit(unit.unit, projection.indices.as_deref())?;
+        match &projection.order {
+            Some(order) => {
+                let columns = order.iter().map(|&i| batch.column(i).clone()).collect();
+                RecordBatch::try_new(projection.schema.clone(), columns)
+                    .map_err(|e| Error::format(file.path(), format!("unit {}", unit.unit), e))
+            }
+            None => Ok(batch),
+        }
+    }
+
+    /// Decodes every unit in parallel on the global pool, in file order.
+    pub fn read_all(&self, projection: &Projection) -> Result<Vec<RecordBatch>> {
+        crate::pool::global().install(|| {
+            self.units
+                .par_iter()
+                .map(|u| self.read_unit(*u, projection))
+                .collect()
+        })
+    }
+}
+
+fn detect_common_format(paths: &[PathBuf]) -> Result<Format> {
+    let first = source::detect_format(&paths[0])?;
+    for p in &paths[1..] {
+        let f = source::detect_format(p)?;
+        if f != first {
+            return Err(Error::schema(
+                p,
+                format!(
+                    "format {} differs from {} ({}); pass format= or separate the files",
+                    f.name(),
+                    first.name(),
+                    paths[0].display()
+                ),
+            ));
+        }
+    }
+    Ok(first)
+}
+
+/// Checks that `other` has the same column names and types as `first`; the error says how
+/// they differ.
+pub fn check_same_schema(first_path: &Path, first: &Schema, path: &Path, other: &Schema) -> Result<()> {
+    let names = |s: &Schema| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    if names(first) != names(other) {
+        return Err(Error::schema(
+            path,
+            format!(
+                "schema differs from {}: columns {:?} here, {:?} there",
+                first_path.display(),
+                names(other),
+                names(first)
+            ),
+        ));
+    }
+    for (a, b) in first.fields().iter().zip(other.fields()) {
+        if a.data_type() != b.data_type() {
+            return Err(Error::schema(
+                path,
+                format!(
+                    "schema differs from {}: column {:?} is {} here but {} there",
+                    first_path.display(),
+                    a.name(),
+                    b.data_type(),
+                    a.data_type()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Whole-dataset reads (`zenith.load`) and metadata summaries (`zenith.info`).
+
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::cache::{self, FileStamp};
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::source::{DecodeOptions, Format};
+
+/// Options of [`read`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Columns to keep, in this order (all when `None`).
+    pub columns: Option<Vec<String>>,
+    /// Format override; detected from magic bytes, then extension, when `None`.
+    pub format: Option<Format>,
+    /// Decoder settings (CSV schema, delimiter, unit size).
+    pub decode: DecodeOptions,
+    /// Skip the small-dataset cache.
+    pub no_cache: bool,
+}
+
+/// Reads a whole dataset (file, directory or glob) into record batches, decoding units in
+/// parallel. Small datasets are served from the cache on a repeated call while unchanged.
+///
+/// ```no_run
+/// let batches = zenith_core::read("train.parquet", &zenith_core::ReadOptions::default())?;
+/// # Ok::<(), zenith_core::Error>(())
+/// ```
+pub fn read(path: &str, options: &ReadOptions) -> Result<Vec<RecordBatch>> {
+    read_many(&[path.to_string()], options).map(|(_, b)| b)
+}
+
+/// Like [`read`] over several path specs; also returns the output schema.
+pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let dataset = Dataset::open(specs, options.format, &options.decode)?;
+    let projection = dataset.projection(options.columns.as_deref())?;
+    // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
+    let cacheable = !options.no_cache && !matches!(dataset.format(), Format::Ipc | Format::IpcStream);
+    let key = format!("{:?}|{}|{:?}", specs, dataset.format().name(), options.columns);
+    let stamps = if cacheable {
+        dataset
+            .files()
+            .iter()
+            .map(|f| FileStamp::of(f.path()).map_err(|e| Error::io(f.path(), e)))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    if cacheable {
+        if let Some(batches) = cache::get(&key, &stamps) {
+            tracing::debug!(key, "served from cache");
+            return Ok((projection.schema, batches));
+        }
+    }
+    let batches = dataset.read_all(&projection)?;
+    if cacheable {
+        cache::put(key, stamps, &batches);
+    }
+    Ok((projection.schema, batches))
+}
+
+/// Reads Parquet files (format fixed).
+pub fn load_parquet(path: &str) -> Result<Vec<RecordBatch>> {
+    read(path, &fixed(Format::Parquet))
+}
+
+/// Reads CSV files with a header row (format fixed, schema inferred).
+pub fn load_csv(path: &str) -> Result<Vec<RecordBatch>> {
+    read(path, &fixed(Format::Csv))
+}
+
+/// Reads Arrow IPC files (format fixed), memory-mapped.
+pub fn load_arrow_ipc(path: &str) -> Result<Vec<RecordBatch>> {
+    read(path, &fixed(Format::Ipc))
+}
+
+fn fixed(format: Format) -> ReadOptions {
+    ReadOptions {
+        format: Some(format),
+        ..Default::default()
+    }
+}
+
+/// Per-file metadata in a [`DatasetInfo`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileInfo {
+    /// The file's path.
+    pub path: PathBuf,
+    /// Rows in the file.
+    pub rows: usize,
+    /// Work units: row groups (Parquet), record batches (IPC), byte ranges (CSV).
+    pub units: usize,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// What `zenith.info(path)` reports: read from footers and headers, no data pages.
+#[derive(Debug, Clone)]
+pub struct DatasetInfo {
+    /// Common format.
+    pub format: Format,
+    /// Common schema.
+    pub schema: SchemaRef,
+    /// Total rows.
+    pub rows: usize,
+    /// Total bytes on disk.
+    pub bytes: u64,
+    /// One entry per file.
+    pub files: Vec<FileInfo>,
+}
+
+/// Summarises a dataset without decoding its data.
+pub fn info(specs: &[String], format: Option<Format>, decode: &DecodeOptions) -> Result<DatasetInfo> {
+    let dataset = Dataset::open(specs, format, decode)?;
+    let files: Vec<FileInfo> = dataset
+        .files()
+        .iter()
+        .map(|f| FileInfo {
+            path: f.path().to_path_buf(),
+            rows: f.units().iter().map(|u| u.rows).sum(),
+            units: f.units().len(),
+            bytes: f.file_bytes(),
+        })
+        .collect();
+    Ok(DatasetInfo {
+        format: dataset.format(),
+        schema: dataset.schema(),
+        rows: files.iter().map(|f| f.rows).sum(),
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        files,
+    })
+}

@@ -1,0 +1,136 @@
+"""``zenith.DataLoader``: the streaming loader over Parquet, CSV and Arrow IPC datasets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from zenith import _zenith
+from zenith._args import check_int, columns_spec, paths_of
+from zenith.exceptions import ValidationError
+
+
+class DataLoader:
+    """Streams shuffled, exact-size batches from files, decoded on Rust threads.
+
+    Args:
+        source: a file, directory, glob, or a list of them.
+        batch_size: rows per batch; the last batch of an epoch is shorter unless ``drop_last``.
+        shuffle: permute row groups and rows each epoch (``False`` gives file order).
+        seed: base seed; the order depends only on (files, seed, epoch, rank, world_size).
+        columns: ``None`` (all), a list of names, or a dict mapping an output name to one column,
+            to a list of numeric columns stacked in Rust into one ``[B, k]`` array, or to
+            ``{"columns": [...], "dtype": "float32"}``.
+        num_workers: decode threads (default ``ZENITH_NUM_WORKERS`` or the CPU count).
+        drop_last: drop the last short batch.
+        prefetch: batches prepared ahead of the consumer (default 8).
+        rank, world_size: this process's share; every rank gets the same number of rows
+            (the last ``rows % world_size`` rows of an epoch's order are left out).
+        on_error: ``"raise"`` or ``"skip"`` (corrupt units are skipped, counted in ``stats()``
+            and logged with their file and row group).
+        output: ``"numpy"`` (dict of arrays) or ``"arrow"`` (``pyarrow.RecordBatch``).
+        shuffle_window: rows permuted together; by default the whole dataset when it fits
+            ``memory_budget``, else a window sized from it.
+        memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
+        format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``).
+
+    Each completed pass advances the epoch; ``set_epoch`` sets it explicitly. ``state_dict()``
+    taken mid-epoch and given to ``load_state_dict`` makes the next pass continue with no row
+    lost or repeated, also with another ``num_workers`` or ``world_size``.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int = 0,
+        columns: Any = None,
+        num_workers: int | None = None,
+        drop_last: bool = False,
+        prefetch: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        on_error: str = "raise",
+        output: str = "numpy",
+        shuffle_window: int | None = None,
+        memory_budget: int | None = None,
+        format: str | None = None,
+    ) -> None:
+        paths = paths_of(source)
+        check_int("batch_size", batch_size, 1)
+        check_int("seed", seed, 0)
+        check_int("num_workers", num_workers, 1, optional=True)
+        check_int("prefetch", prefetch, 1, optional=True)
+        check_int("world_size", world_size, 1)
+        check_int("rank", rank, 0)
+        check_int("shuffle_window", shuffle_window, 1, optional=True)
+        check_int("memory_budget", memory_budget, 1, optional=True)
+        if rank >= world_size:
+            raise ValidationError(
+                f"invalid argument `rank`: {rank} must be below world_size {world_size}"
+            )
+        if output not in ("numpy", "arrow", "torch"):
+            raise ValidationError(
+                f"invalid argument `output`: {output!r}; expected 'numpy' or 'arrow'"
+            )
+        self.batch_size = batch_size
+        self.output = output
+        self._inner = _zenith.Loader(
+            paths,
+            batch_size,
+            bool(shuffle),
+            seed,
+            columns_spec(columns),
+            num_workers,
+            bool(drop_last),
+            prefetch,
+            rank,
+            world_size,
+            on_error,
+            output,
+            shuffle_window=shuffle_window,
+            memory_budget=memory_budget,
+            format=format,
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        """Starts a pass over the current epoch; breaking out stops its threads."""
+        return self._inner.iter()
+
+    def __len__(self) -> int:
+        """Batches this rank receives per epoch."""
+        return len(self._inner)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass runs."""
+        return self._inner.epoch
+
+    @property
+    def rows_per_epoch(self) -> int:
+        """Rows this rank receives per epoch."""
+        return self._inner.rows_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch of the next pass (its order changes with the epoch)."""
+        check_int("epoch", epoch, 0)
+        self._inner.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """A small, JSON-serialisable resume state (epoch, seed, rows consumed, ...)."""
+        state: dict[str, Any] = json.loads(self._inner.state_json())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues from ``state`` on the next pass."""
+        if not isinstance(state, dict):
+            raise ValidationError("invalid argument `state`: expected the dict from state_dict()")
+        self._inner.load_state_json(json.dumps(state))
+
+    def stats(self) -> dict[str, Any]:
+        """Rows, batches, bytes, seconds per stage (read, decode, shuffle, collate, wait) and
+        skipped units with their locations, summed over passes."""
+        stats: dict[str, Any] = json.loads(self._inner.stats_json())
+        return stats

@@ -1,0 +1,189 @@
+"""``zenith.torch.DataLoader``: a drop-in for ``torch.utils.data.DataLoader``'s common use.
+
+Batches are dicts of ``torch.Tensor`` made from the Rust buffers without a copy
+(``torch.from_numpy``). Under ``torch.distributed`` the rank and world size come from the
+process group, so every rank reads its own share and all ranks get the same number of batches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from zenith._loader import DataLoader as _CoreLoader
+from zenith.exceptions import ValidationError
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _dist_rank_world() -> tuple[int, int] | None:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+class DataLoader:
+    """Streams batches of ``torch.Tensor`` from Parquet, CSV or Arrow IPC files.
+
+    Accepts ``torch.utils.data.DataLoader``'s common arguments:
+
+    - ``batch_size``, ``shuffle``, ``drop_last``: as in torch (defaults 1, False, False).
+    - ``num_workers``: decode *threads* in Rust (no worker processes, nothing pickled);
+      ``0`` (torch's default) means Zenith's default (``ZENITH_NUM_WORKERS`` or the CPU count).
+    - ``pin_memory``: batches are copied into pinned host memory when CUDA is present;
+      without CUDA it is ignored with a one-time warning.
+    - ``collate_fn``: applied to each batch dict after conversion (the default keeps the dict).
+    - ``prefetch_factor``: mapped to the prefetch queue depth (``prefetch_factor`` times the
+      thread count batches).
+    - ``persistent_workers``: accepted and ignored: decode threads are cheap and start per epoch.
+    - ``sampler`` / ``batch_sampler``: rejected; Zenith plans the order itself (``shuffle``,
+      ``seed``, rank/world size).
+
+    Plus ``seed``, ``columns`` (see ``zenith.DataLoader``), ``device`` (``"cuda"`` moves each
+    batch with non-blocking copies from pinned memory; falls back to CPU with a warning when
+    CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int | None = 1,
+        shuffle: bool | None = None,
+        sampler: Any = None,
+        batch_sampler: Any = None,
+        num_workers: int = 0,
+        collate_fn: Callable[[dict[str, Any]], Any] | None = None,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Any = None,
+        multiprocessing_context: Any = None,
+        generator: Any = None,
+        *,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
+        seed: int | None = None,
+        columns: Any = None,
+        device: str | torch.device | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        on_error: str = "raise",
+        shuffle_window: int | None = None,
+        memory_budget: int | None = None,
+        format: str | None = None,
+    ) -> None:
+        if sampler is not None or batch_sampler is not None:
+            raise ValidationError(
+                "invalid argument `sampler`: zenith.torch.DataLoader plans the sample order "
+                "itself; use shuffle=True and seed= for the order, and torch.distributed (or "
+                "rank=/world_size=) to split it between processes"
+            )
+        if worker_init_fn is not None:
+            raise ValidationError(
+                "invalid argument `worker_init_fn`: there are no worker processes (decoding "
+                "runs on Rust threads); transform batches in collate_fn instead"
+            )
+        if batch_size is None:
+            raise ValidationError("invalid argument `batch_size`: must be a positive int")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValidationError(f"invalid argument `num_workers`: {num_workers!r}")
+        del timeout, multiprocessing_context, persistent_workers
+        if seed is None:
+            seed = int(generator.initial_seed()) if generator is not None else 0
+        dist = _dist_rank_world()
+        if rank is None:
+            rank = dist[0] if dist else 0
+        if world_size is None:
+            world_size = dist[1] if dist else 1
+        threads = num_workers if num_workers > 0 else None
+        prefetch = None
+        if prefetch_factor is not None:
+            prefetch = max(1, int(prefetch_factor) * (num_workers or 1))
+        self._loader = _CoreLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=bool(shuffle),
+            seed=seed,
+            columns=columns,
+            num_workers=threads,
+            drop_last=drop_last,
+            prefetch=prefetch,
+            rank=rank,
+            world_size=world_size,
+            on_error=on_error,
+            output="numpy",
+            shuffle_window=shuffle_window,
+            memory_budget=memory_budget,
+            format=format,
+        )
+        self.batch_size = batch_size
+        self.collate_fn = collate_fn
+        self.rank = rank
+        self.world_size = world_size
+        cuda = torch.cuda.is_available()
+        self.device: torch.device | None = None
+        if device is not None:
+            dev = torch.device(device)
+            if dev.type == "cuda" and not cuda:
+                _warn_once("device", f"device={device!r} requested but CUDA is not available; "
+                           "batches stay on the CPU")
+            else:
+                self.device = dev
+        self.pin_memory = bool(pin_memory) and cuda
+        if pin_memory and not cuda:
+            _warn_once("pin", "pin_memory=True ignored: CUDA is not available")
+        if self.device is not None and self.device.type == "cuda":
+            self.pin_memory = True
+
+    def _convert(self, batch: dict[str, Any]) -> Any:
+        out: dict[str, Any] = {}
+        for name, value in batch.items():
+            if hasattr(value, "__array_interface__"):
+                tensor = torch.from_numpy(value)
+                if self.pin_memory:
+                    tensor = tensor.pin_memory()
+                if self.device is not None:
+                    tensor = tensor.to(self.device, non_blocking=True)
+                out[name] = tensor
+            else:
+                out[name] = value
+        return self.collate_fn(out) if self.collate_fn is not None else out
+
+    def __iter__(self) -> Iterator[Any]:
+        """One pass over the current epoch."""
+        it = iter(self._loader)
+        try:
+            for batch in it:
+                yield self._convert(batch)
+        finally:
+            it.close()
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        return len(self._loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch of the next pass (as ``DistributedSampler.set_epoch``)."""
+        self._loader.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resume state (see ``zenith.DataLoader.state_dict``)."""
+        return self._loader.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues from ``state`` on the next pass."""
+        self._loader.load_state_dict(state)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters per stage (see ``zenith.DataLoader.stats``)."""
+        return self._loader.stats()
