@@ -326,3 +326,19 @@ def median(values: list[float]) -> float | None:
     """Median of the values that are present, None when there are none."""
     present = sorted(v for v in values if v is not None)
     return float(np.median(present)) if present else None
+
+
+def table_to_xy(table) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major x float32 [N, 32] and y int64 [N] from a pyarrow.Table of the benchmark schema.
+
+    Filled one record batch at a time: writing a whole column into a row-major array strides over
+    all of it 32 times, a batch's slice stays in cache.
+    """
+    x = np.empty((table.num_rows, NUM_FEATURES), dtype=np.float32)
+    start = 0
+    for batch in table.select(FEATURES).to_batches():
+        rows = x[start : start + batch.num_rows]
+        for i, column in enumerate(batch.columns):
+            rows[:, i] = column.to_numpy()
+        start += batch.num_rows
+    return x, table.column(LABEL).to_numpy()

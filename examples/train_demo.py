@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -60,8 +59,7 @@ def torch_epochs(parquet_dir: Path, batch_size: int) -> Callable[[int], Batches]
     from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
     table = pq.read_table(parquet_dir, columns=[*benchlib.FEATURES, benchlib.LABEL])
-    x = torch.from_numpy(np.stack([table[c].to_numpy() for c in benchlib.FEATURES], axis=1))
-    y = torch.from_numpy(table[benchlib.LABEL].to_numpy())
+    x, y = (torch.from_numpy(a) for a in benchlib.table_to_xy(table))
 
     class Rows(Dataset):
         def __len__(self) -> int:

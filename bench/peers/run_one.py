@@ -60,10 +60,7 @@ def _pyarrow_arrays(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(ctx.root / "parquet", columns=[*benchlib.FEATURES, benchlib.LABEL])
-    x = np.empty((table.num_rows, benchlib.NUM_FEATURES), dtype=np.float32)
-    for i, name in enumerate(benchlib.FEATURES):
-        x[:, i] = table.column(name).to_numpy()
-    return x, table.column(benchlib.LABEL).to_numpy()
+    return benchlib.table_to_xy(table)
 
 
 def build_pyarrow(ctx: Context) -> EpochFn:
