@@ -252,7 +252,7 @@ def main() -> None:
         help=f"comma-separated subset of {','.join(FORMATS)} (default all)",
     )
     args = parser.parse_args()
-    formats = [f for f in args.formats.split(",") if f]
+    formats = list(dict.fromkeys(f for f in args.formats.split(",") if f))
     unknown = set(formats) - set(FORMATS)
     if unknown:
         parser.error(f"unknown format(s): {', '.join(sorted(unknown))}")
