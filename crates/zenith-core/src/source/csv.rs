@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::{DecodeOptions, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 
-const DEFAULT_UNIT_BYTES: usize = 8 << 20;
+const DEFAULT_UNIT_BYTES: usize = 4 << 20;
 const INFER_BYTES: usize = 1 << 20;
 const INFER_RECORDS: usize = 1000;
 
@@ -189,7 +189,7 @@ fn infer_schema(path: &Path, data: &[u8], delimiter: u8) -> Result<SchemaRef> {
         .with_header(true)
         .with_delimiter(delimiter)
         .infer_schema(Cursor::new(&data[..sample_end]), Some(INFER_RECORDS))
-        .map_err(|e| Error::format(path, "header", e))?;
+        .map_err(|e| Error::format(path, "schema inference", e))?;
     Ok(Arc::new(Schema::new(schema.fields().clone())))
 }
 

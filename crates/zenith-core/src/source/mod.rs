@@ -50,7 +50,7 @@ pub struct DecodeOptions {
     pub csv_schema: Option<SchemaRef>,
     /// CSV delimiter (default `,`).
     pub csv_delimiter: Option<u8>,
-    /// Target bytes per CSV work unit (default 8 MiB).
+    /// Target bytes per CSV work unit (default 4 MiB).
     pub csv_unit_bytes: Option<usize>,
 }
 
