@@ -94,18 +94,27 @@ def big_ipc(data: Path) -> tuple[Path, dict]:
     return path, expected
 
 
+def anon_rss() -> int:
+    """Anonymous (private) resident bytes of this process: RSS without mapped file pages."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def load_once(system: str, fmt: str, path: Path) -> dict:
     """One timed load in this process: seconds, RSS growth before touching, rows, label sum."""
     for module in IMPORTS[system]:
         importlib.import_module(module)
-    rss_before = benchlib.tree_memory()[0]
+    rss_before, anon_before = benchlib.tree_memory()[0], anon_rss()
     start = time.perf_counter()
     table = load_table(system, fmt, path)
     seconds = time.perf_counter() - start
-    rss_after_load = benchlib.tree_memory()[0]
+    rss_after_load, anon_after_load = benchlib.tree_memory()[0], anon_rss()
     return {
         "seconds": seconds,
         "rss_growth_mb": (rss_after_load - rss_before) / 2**20,
+        "anon_growth_mb": (anon_after_load - anon_before) / 2**20,
         "rows": len(table),
         "label_sum": _label_sum(table),
     }
@@ -131,8 +140,8 @@ def markdown(report: dict) -> str:
         + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
         + ".",
         "",
-        "| data | system | status | seconds | × zenith | RSS growth after load MB |",
-        "|---|---|---|---:|---:|---:|",
+        "| data | system | status | seconds | × zenith | RSS growth MB | private (anon) MB |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         zenith = next(
@@ -149,7 +158,9 @@ def markdown(report: dict) -> str:
             else f"{r['seconds'] / zenith['seconds']:.2f}"
         )
         seconds = "–" if r["status"] != "OK" else f"{r['seconds']:.4f}"
-        rss = "–" if r["status"] != "OK" else f"{r['rss_growth_mb']:.0f}"
+        rss = (
+            "–" if r["status"] != "OK" else f"{r['rss_growth_mb']:.0f} | {r['anon_growth_mb']:.0f}"
+        )
         status = r["status"] if r["status"] != "ERROR" else f"ERROR: {r['error'][:60]}"
         lines.append(f"| {r['what']} | {r['system']} | {status} | {seconds} | {ratio} | {rss} |")
     lines += [
@@ -221,6 +232,7 @@ def main() -> None:
                 "status": "WRONG" if wrong else "OK",
                 "seconds": benchlib.median([r["seconds"] for r in good]),
                 "rss_growth_mb": benchlib.median([r["rss_growth_mb"] for r in good]),
+                "anon_growth_mb": benchlib.median([r["anon_growth_mb"] for r in good]),
             }
         results.append(row)
     report = {
