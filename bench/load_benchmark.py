@@ -165,8 +165,14 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['what']} | {r['system']} | {status} | {seconds} | {ratio} | {rss} |")
     lines += [
         "",
-        "× zenith: the system's time divided by zenith.load's (above 1: zenith is faster).",
+        (
+            "× zenith: the system's time divided by zenith.load's (above 1: zenith is faster). Memory is "
+            "measured right after the call, before any column is touched; RSS includes pages of a "
+            "memory-mapped file that are resident in the page cache, private (anon) does not."
+        ),
     ]
+    if report["neighbours"]:
+        lines.append(f"Note: {', '.join(report['neighbours'])} ran during the benchmark.")
     return "\n".join(lines) + "\n"
 
 
