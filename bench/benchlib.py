@@ -6,10 +6,13 @@ the generator's manifest is computed by the very code that later verifies an epo
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -359,3 +362,34 @@ def table_to_xy(table) -> tuple[np.ndarray, np.ndarray]:
             rows[:, i] = column.to_numpy()
         start += batch.num_rows
     return x, table.column(LABEL).to_numpy()
+
+
+def run_json(cmd: list[str], timeout: float) -> dict:
+    """Run a benchmark child in a fresh process: its last stdout line as JSON, or {"error": why}."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
+    return json.loads(lines[-1])
+
+
+def report_context() -> dict:
+    """What every results file starts with: when, the command, the machine, the versions."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(sys.argv),
+        "machine": machine_info(),
+        "versions": versions(),
+    }
+
+
+def write_report(stem: Path, report: dict, markdown: str) -> None:
+    """Write <stem>.json and <stem>.md and show the Markdown."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {stem}.json, {stem}.md")

@@ -14,10 +14,8 @@ file, against the sums written alongside it). Writes bench/results/load-<scale>.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -123,10 +121,7 @@ def load_once(system: str, fmt: str, path: Path) -> dict:
 def run_case(system: str, fmt: str, path: Path, timeout: float) -> dict:
     """load_once in a fresh process."""
     cmd = [sys.executable, __file__, "--one", system, "--format", fmt, "--path", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return benchlib.run_json(cmd, timeout)
 
 
 def markdown(report: dict) -> str:
@@ -241,23 +236,13 @@ def main() -> None:
                 "anon_growth_mb": benchlib.median([r["anon_growth_mb"] for r in good]),
             }
         results.append(row)
-    report = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(sys.argv),
+    report = benchlib.report_context() | {
         "scale": args.scale,
         "runs": args.runs,
-        "machine": benchlib.machine_info(),
-        "versions": benchlib.versions(),
         "neighbours": sorted(neighbours),
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"load-{args.scale}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    text = markdown(report)
-    stem.with_suffix(".md").write_text(text)
-    print(text)
-    print(f"wrote {stem}.json, .md")
+    benchlib.write_report(args.out / f"load-{args.scale}", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,6 @@ Writes bench/results/suite-<scale>.json, .md and .png.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,14 +57,7 @@ def run_config(config: dict, scale: str, data: Path, verify: bool, timeout: floa
     ]
     if verify:
         cmd.append("--verify")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
-    return json.loads(lines[-1])
+    return benchlib.run_json(cmd, timeout)
 
 
 def summarise(config: dict, runs: list[dict]) -> dict:
@@ -307,27 +297,19 @@ def main() -> None:
 
     results = [summarise(c, r) for c, r in zip(configs, runs)]
     add_ratios(results)
-    report = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(sys.argv),
+    report = benchlib.report_context() | {
         "scale": args.scale,
         "tar_scale": args.tar_scale,
         "runs": args.runs,
         "workloads": workloads,
         "batch_sizes": batch_sizes,
-        "machine": benchlib.machine_info(),
-        "versions": benchlib.versions(),
         "neighbours": sorted(neighbours),
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"suite-{args.scale}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    text = markdown(report)
-    stem.with_suffix(".md").write_text(text)
+    benchlib.write_report(stem, report, markdown(report))
     plot(report, stem.with_suffix(".png"))
-    print(text)
-    print(f"wrote {stem}.json, .md, .png")
+    print(f"wrote {stem}.png")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ generated first if it is missing. Writes bench/results/zenith-<scale>-<format>-b
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import sys
 import time
@@ -118,15 +117,11 @@ def main() -> None:
     result = run(
         source_path(root, manifest, args.format), args, manifest["formats"][args.format]["rows"]
     )
-    result |= {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(sys.argv),
+    result |= benchlib.report_context() | {
         "scale": args.scale,
         "format": args.format,
         "batch_size": args.batch_size,
         "workers": args.workers,
-        "machine": benchlib.machine_info(),
-        "versions": benchlib.versions(),
         "neighbours": benchlib.busy_neighbours(),
     }
     lat = result["batch_latency_ms"]
