@@ -97,3 +97,10 @@ def test_errors_and_panics_come_back_as_codes(core: ctypes.CDLL) -> None:
     assert core.zenith_test_panic() == ZENITH_FFI_PANIC
     assert b"panic" in core.zenith_last_error()
     assert core.zenith_init(None) == ZENITH_OK
+
+
+def test_info_reports_the_core_library(core: ctypes.CDLL, capsys: pytest.CaptureFixture[str]) -> None:
+    path = find_core_lib()
+    assert path is not None
+    assert zenith.info()["core_lib"] == path
+    assert f"core lib: {path}" in capsys.readouterr().out

@@ -7,6 +7,7 @@ from typing import Any
 
 from zenith import _zenith
 from zenith._args import fields_of, image_size_of, paths_of, storage_options_of
+from zenith._core_lib import find_core_lib
 from zenith.exceptions import ValidationError
 
 _ENV_SETTINGS = (
@@ -98,6 +99,7 @@ def info(
     if path is None:
         build = dict(_zenith.build_info())
         build["env"] = {k: os.environ.get(k) for k in _ENV_SETTINGS}
+        build["core_lib"] = find_core_lib()
         if verbose:
             print(f"zenith {build['version']} ({build['profile']} build)")
             print(f"  threads: {build['threads']}")
@@ -108,6 +110,7 @@ def info(
                 f"  cache:   {cache['used_bytes']}/{cache['limit_bytes']} bytes, "
                 f"{cache['entries']} entries"
             )
+            print(f"  core lib: {build['core_lib'] or '(not found; set ZENITH_CORE_LIB)'}")
             for key, value in build["env"].items():
                 print(f"  {key}={value if value is not None else '(unset)'}")
         return build

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
 from zenith._loader import DataLoader as _CoreLoader
@@ -155,17 +156,16 @@ class DataLoader:
             self.pin_memory = True
 
     def _convert(self, batch: dict[str, Any]) -> Any:
-        out: dict[str, Any] = {}
-        for name, value in batch.items():
-            if hasattr(value, "__array_interface__"):
-                tensor = torch.from_numpy(value)
-                if self.pin_memory:
-                    tensor = tensor.pin_memory()
-                if self.device is not None:
-                    tensor = tensor.to(self.device, non_blocking=True)
-                out[name] = tensor
-            else:
-                out[name] = value
+        from_numpy = torch.from_numpy
+        out = {k: from_numpy(v) if type(v) is np.ndarray else v for k, v in batch.items()}
+        if self.pin_memory or self.device is not None:
+            for name, value in out.items():
+                if isinstance(value, torch.Tensor):
+                    if self.pin_memory:
+                        value = value.pin_memory()
+                    if self.device is not None:
+                        value = value.to(self.device, non_blocking=True)
+                    out[name] = value
         return self.collate_fn(out) if self.collate_fn is not None else out
 
     def __iter__(self) -> Iterator[Any]:

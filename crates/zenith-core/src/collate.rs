@@ -342,17 +342,22 @@ fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Res
 const TRANSPOSE_ROWS: usize = 128;
 
 /// Interleaves `k` columns into a row-major `[rows, k]` buffer, a block of rows at a time.
-fn interleave<T: Copy + Default>(columns: &[&[T]], rows: usize) -> Vec<T> {
+/// Every element is written exactly once, so the buffer is not zeroed first.
+fn interleave<T: Copy>(columns: &[&[T]], rows: usize) -> Vec<T> {
     let k = columns.len();
-    let mut out = vec![T::default(); rows * k];
+    assert!(columns.iter().all(|c| c.len() >= rows), "every column holds `rows` values");
+    let mut out: Vec<T> = Vec::with_capacity(rows * k);
+    let spare = &mut out.spare_capacity_mut()[..rows * k];
     for start in (0..rows).step_by(TRANSPOSE_ROWS) {
         let end = (start + TRANSPOSE_ROWS).min(rows);
         for (j, col) in columns.iter().enumerate() {
             for (i, v) in col[start..end].iter().enumerate() {
-                out[(start + i) * k + j] = *v;
+                spare[(start + i) * k + j].write(*v);
             }
         }
     }
+    // SAFETY: the loops above wrote every index `i * k + j` for `i < rows`, `j < k`.
+    unsafe { out.set_len(rows * k) };
     out
 }
 

@@ -1,0 +1,165 @@
+"""The benchmark generator writes the same rows in every format, and its manifest checksums are right.
+
+Each format is read back with an independent reader (pyarrow, the csv module's typed reader, tarfile)
+and checked against the manifest, so a benchmark that trusts the manifest trusts real values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from pyarrow import ipc
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+ROWS = 23_456  # not a multiple of the file, row-group or shard sizes: the last of each is short
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+benchlib = _load("benchlib")
+generator = _load("generate_datasets")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    manifest = generator.generate("tiny", out, rows=ROWS)
+    return out / "tiny", manifest
+
+
+def _columns_to_xy(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    x = np.stack([table[name].to_numpy() for name in benchlib.FEATURES], axis=1)
+    return x, table[benchlib.LABEL].to_numpy()
+
+
+def _checksum_of(x: np.ndarray, y: np.ndarray, manifest: dict) -> benchlib.EpochChecksum:
+    check = benchlib.EpochChecksum(manifest["label_std"])
+    for start in range(0, len(y), 1000):
+        check.add(x[start : start + 1000], y[start : start + 1000])
+    return check
+
+
+def _read_parquet(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    files = sorted((root / "parquet").glob("*.parquet"))
+    assert len(files) == generator.PARQUET_FILES
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        assert all(
+            meta.row_group(i).num_rows <= generator.ROW_GROUP_ROWS
+            for i in range(meta.num_row_groups)
+        )
+    return _columns_to_xy(pa.concat_tables(pq.read_table(f) for f in files))
+
+
+def _read_csv(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    types = {name: pa.float32() for name in benchlib.FEATURES} | {benchlib.LABEL: pa.int64()}
+    table = pacsv.read_csv(
+        root / "csv" / "data.csv", convert_options=pacsv.ConvertOptions(column_types=types)
+    )
+    return _columns_to_xy(table)
+
+
+def _read_ipc(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    with ipc.open_file(root / "ipc" / "data.arrow") as reader:
+        return _columns_to_xy(reader.read_all())
+
+
+def _read_wds(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys, keys = [], [], []
+    for shard in sorted((root / "wds").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                key, ext = member.name.split(".", 1)
+                data = tar.extractfile(member).read()
+                if ext == "bin":
+                    keys.append(key)
+                    xs.append(np.frombuffer(data, dtype="<f4"))
+                else:
+                    assert ext == "cls" and key == keys[-1]
+                    ys.append(int(data.decode("ascii")))
+    assert keys == [f"{i:09d}" for i in range(ROWS)]
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
+READERS = {"parquet": _read_parquet, "csv": _read_csv, "ipc": _read_ipc, "wds": _read_wds}
+
+
+@pytest.mark.parametrize("fmt", sorted(READERS))
+def test_every_format_matches_its_manifest_checksum(dataset, fmt):
+    root, manifest = dataset
+    x, y = READERS[fmt](root)
+    assert x.shape == (ROWS, benchlib.NUM_FEATURES) and x.dtype == np.float32
+    assert manifest["formats"][fmt]["rows"] == ROWS
+    check = _checksum_of(x, y, manifest)
+    assert check.mismatches(manifest["formats"][fmt]["checksum"]) == []
+    # Files are in label order, so a batch taken in file order is (nearly) constant in its label.
+    assert np.all(np.diff(y) >= 0) and set(y.tolist()) == set(range(benchlib.NUM_CLASSES))
+    assert check.shuffle_quality() < 0.1
+
+
+def test_manifest_values_are_the_real_sums(dataset):
+    root, manifest = dataset
+    x, y = _read_ipc(root)
+    checksum = manifest["formats"]["parquet"]["checksum"]
+    assert checksum["rows"] == ROWS
+    assert checksum["label_sum"] == int(y.sum())
+    assert checksum["label_counts"] == np.bincount(y, minlength=10).tolist()
+    assert checksum["feature_sum"] == pytest.approx(float(x.astype(np.float64).sum()), rel=1e-12)
+    milli = np.rint(x.astype(np.float64) * 1000).astype(np.int64)
+    assert checksum["feature_milli_sum"] == int(milli.sum())
+    assert checksum["pair_milli_sum"] == int((milli.sum(axis=1) * y).sum())
+    assert manifest["label_std"] == pytest.approx(float(y.std()))
+
+
+def test_checksum_catches_wrong_epochs(dataset):
+    root, manifest = dataset
+    x, y = _read_parquet(root)
+    expected = manifest["formats"]["parquet"]["checksum"]
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(ROWS)
+    assert _checksum_of(x[perm], y[perm], manifest).mismatches(expected) == []
+    assert _checksum_of(x[perm], y[perm], manifest).shuffle_quality() > 0.9
+    duplicated = perm.copy()
+    duplicated[0] = duplicated[1]
+    broken = {
+        "dropped row": (x[1:], y[1:]),
+        "duplicated row": (x[duplicated], y[duplicated]),
+        "x and y shuffled apart": (x[perm], y),
+        "two columns swapped": (x[:, [1, 0] + list(range(2, 32))], y),
+        "float64 features": (x.astype(np.float64), y),
+    }
+    for what, (bx, by) in broken.items():
+        assert _checksum_of(bx, by, manifest).mismatches(expected), what
+
+
+def test_regeneration_is_skipped_and_deterministic(dataset, tmp_path):
+    root, manifest = dataset
+    before = (root / "parquet" / "part-00000.parquet").stat().st_mtime_ns
+    assert generator.generate("tiny", root.parent, rows=ROWS) == manifest
+    assert (root / "parquet" / "part-00000.parquet").stat().st_mtime_ns == before
+    generator.generate("tiny", tmp_path, rows=ROWS, formats=["parquet"])
+    first = (tmp_path / "tiny" / "parquet" / "part-00000.parquet").stat().st_mtime_ns
+    again = generator.generate("tiny", tmp_path, rows=ROWS, formats=["parquet", "wds"])
+    assert sorted(again["formats"]) == ["parquet", "wds"]
+    assert (tmp_path / "tiny" / "parquet" / "part-00000.parquet").stat().st_mtime_ns == first
+    for rel in ("parquet/part-00003.parquet", "wds/shard-000001.tar"):
+        digests = {
+            hashlib.sha256((r / rel).read_bytes()).hexdigest() for r in (root, tmp_path / "tiny")
+        }
+        assert len(digests) == 1, rel
+    assert again["formats"]["wds"]["checksum"] == manifest["formats"]["wds"]["checksum"]
