@@ -345,7 +345,10 @@ const TRANSPOSE_ROWS: usize = 128;
 /// Every element is written exactly once, so the buffer is not zeroed first.
 fn interleave<T: Copy>(columns: &[&[T]], rows: usize) -> Vec<T> {
     let k = columns.len();
-    assert!(columns.iter().all(|c| c.len() >= rows), "every column holds `rows` values");
+    assert!(
+        columns.iter().all(|c| c.len() >= rows),
+        "every column holds `rows` values"
+    );
     let mut out: Vec<T> = Vec::with_capacity(rows * k);
     let spare = &mut out.spare_capacity_mut()[..rows * k];
     for start in (0..rows).step_by(TRANSPOSE_ROWS) {

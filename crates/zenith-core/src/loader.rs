@@ -235,6 +235,21 @@ struct Progress {
     finished: bool,
 }
 
+impl Progress {
+    /// The start of `epoch` under `world_size`, nothing consumed.
+    fn start(epoch: u64, world_size: usize) -> Progress {
+        Progress {
+            epoch,
+            epoch_world_size: world_size,
+            resumes: Vec::new(),
+            world_size,
+            rows: 0,
+            resume_pending: false,
+            finished: false,
+        }
+    }
+}
+
 struct Shared {
     dataset: Arc<Dataset>,
     projection: Projection,
@@ -347,15 +362,7 @@ impl DataLoader {
             }
         };
         let stats = Arc::new(LoaderStats::default());
-        let progress = Progress {
-            epoch: 0,
-            epoch_world_size: config.world_size,
-            resumes: Vec::new(),
-            world_size: config.world_size,
-            rows: 0,
-            resume_pending: false,
-            finished: false,
-        };
+        let progress = Progress::start(0, config.world_size);
         let field_names = fields.iter().map(|f| f.name.clone()).collect();
         Ok(DataLoader {
             shared_parts: (dataset, projection, plans, field_names),
@@ -419,15 +426,7 @@ impl DataLoader {
     /// Sets the epoch of the next iteration (from its start).
     pub fn set_epoch(&self, epoch: u64) {
         let mut p = self.lock();
-        *p = Progress {
-            epoch,
-            epoch_world_size: self.config.world_size,
-            resumes: Vec::new(),
-            world_size: self.config.world_size,
-            rows: 0,
-            resume_pending: false,
-            finished: false,
-        };
+        *p = Progress::start(epoch, self.config.world_size);
     }
 
     /// Counters summed over iterations.
@@ -522,16 +521,7 @@ impl DataLoader {
         let (spec, skip) = {
             let mut p = self.lock();
             if p.finished {
-                let next = p.epoch + 1;
-                *p = Progress {
-                    epoch: next,
-                    epoch_world_size: self.config.world_size,
-                    resumes: Vec::new(),
-                    world_size: self.config.world_size,
-                    rows: 0,
-                    resume_pending: false,
-                    finished: false,
-                };
+                *p = Progress::start(p.epoch + 1, self.config.world_size);
             } else if !p.resume_pending {
                 p.rows = 0;
                 p.resumes.clear();
