@@ -355,7 +355,7 @@ impl DataLoader {
             Some(w) => (w, w),
             None if total.saturating_mul(row_bytes) <= budget => (total.max(1), total.max(1)),
             None => {
-                let w = (budget / row_bytes / 3)
+                let w = (budget / row_bytes / 2)
                     .max(config.batch_size * 4)
                     .max(1024);
                 (w, (w / 4).max(config.batch_size).min(w))
