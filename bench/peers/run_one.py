@@ -189,12 +189,15 @@ def _zenith_loader(ctx: Context, loader_cls) -> EpochFn:
 
 
 def _zenith_tar_batches(dl) -> Batches:
-    """Zenith's tar samples arrive as Arrow binary columns: view `bin` as x in place, parse `cls`."""
+    """Zenith's tar samples arrive as Arrow binary (view) columns: `bin` becomes x, `cls` y."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     for batch in dl:
         raw = batch.column("bin")
+        if pa.types.is_binary_view(raw.type):
+            # Zenith hands `bin` over as views into the mapped shard: one copy into a plain layout.
+            raw = raw.cast(pa.binary())
         width = np.int64 if pa.types.is_large_binary(raw.type) else np.int32
         offsets = np.frombuffer(raw.buffers()[1], dtype=width)[
             raw.offset : raw.offset + len(raw) + 1
