@@ -87,6 +87,16 @@ impl DType {
         }
     }
 
+    /// Bytes per element.
+    pub fn size(&self) -> usize {
+        match self {
+            DType::Bool | DType::I8 | DType::U8 => 1,
+            DType::I16 | DType::U16 => 2,
+            DType::I32 | DType::U32 | DType::F32 => 4,
+            DType::I64 | DType::U64 | DType::F64 => 8,
+        }
+    }
+
     /// The Arrow type of this element type.
     pub fn arrow(&self) -> DataType {
         match self {

@@ -341,7 +341,7 @@ impl DataLoader {
         let row_bytes: usize = plans
             .iter()
             .map(|p| match p {
-                FieldPlan::Tensor { dtype, width, .. } => width * dtype_size(*dtype),
+                FieldPlan::Tensor { dtype, width, .. } => width * dtype.size(),
                 FieldPlan::Arrow { .. } => 64,
             })
             .sum::<usize>()
@@ -609,16 +609,6 @@ impl DataLoader {
     /// The projected input schema.
     pub fn input_schema(&self) -> SchemaRef {
         self.shared_parts.1.schema.clone()
-    }
-}
-
-fn dtype_size(d: collate::DType) -> usize {
-    use collate::DType::*;
-    match d {
-        Bool | I8 | U8 => 1,
-        I16 | U16 => 2,
-        I32 | U32 | F32 => 4,
-        I64 | U64 | F64 => 8,
     }
 }
 

@@ -10,79 +10,38 @@ use arrow_schema::{DataType, Field};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Element types of `.npy` arrays that map onto Arrow numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NpyType {
-    Bool,
-    I8,
-    I16,
-    I32,
-    I64,
-    U8,
-    U16,
-    U32,
-    U64,
-    F32,
-    F64,
-}
+/// Element types of `.npy` arrays: the engine's tensor element types.
+pub(crate) use crate::collate::DType as NpyType;
 
-impl NpyType {
-    fn parse(descr: &str) -> Result<NpyType, String> {
-        let (order, code) = descr.split_at(descr.len().min(1));
-        let ty = match code {
-            "b1" => NpyType::Bool,
-            "i1" => NpyType::I8,
-            "i2" => NpyType::I16,
-            "i4" => NpyType::I32,
-            "i8" => NpyType::I64,
-            "u1" => NpyType::U8,
-            "u2" => NpyType::U16,
-            "u4" => NpyType::U32,
-            "u8" => NpyType::U64,
-            "f4" => NpyType::F32,
-            "f8" => NpyType::F64,
-            _ => {
-                return Err(format!(
-                    "unsupported npy dtype {descr:?} (numbers and bools only)"
-                ))
-            }
-        };
-        // Data is read as little-endian; '=' is native, which is little-endian on every target we build.
-        let little = matches!(order, "<" | "|" | "=") || (order == ">" && ty.size() == 1);
-        if !little {
+/// Parses a `.npy` `descr` (e.g. `<f4`) into an element type; little-endian only.
+fn parse_dtype(descr: &str) -> Result<NpyType, String> {
+    let (order, code) = descr.split_at(descr.len().min(1));
+    let ty = match code {
+        "b1" => NpyType::Bool,
+        "i1" => NpyType::I8,
+        "i2" => NpyType::I16,
+        "i4" => NpyType::I32,
+        "i8" => NpyType::I64,
+        "u1" => NpyType::U8,
+        "u2" => NpyType::U16,
+        "u4" => NpyType::U32,
+        "u8" => NpyType::U64,
+        "f4" => NpyType::F32,
+        "f8" => NpyType::F64,
+        _ => {
             return Err(format!(
-                "unsupported npy byte order in {descr:?} (little-endian only)"
-            ));
+                "unsupported npy dtype {descr:?} (numbers and bools only)"
+            ))
         }
-        Ok(ty)
+    };
+    // Data is read as little-endian; '=' is native, which is little-endian on every target we build.
+    let little = matches!(order, "<" | "|" | "=") || (order == ">" && ty.size() == 1);
+    if !little {
+        return Err(format!(
+            "unsupported npy byte order in {descr:?} (little-endian only)"
+        ));
     }
-
-    /// Bytes per element.
-    pub(crate) fn size(self) -> usize {
-        match self {
-            NpyType::Bool | NpyType::I8 | NpyType::U8 => 1,
-            NpyType::I16 | NpyType::U16 => 2,
-            NpyType::I32 | NpyType::U32 | NpyType::F32 => 4,
-            NpyType::I64 | NpyType::U64 | NpyType::F64 => 8,
-        }
-    }
-
-    /// The Arrow element type.
-    pub(crate) fn arrow(self) -> DataType {
-        match self {
-            NpyType::Bool => DataType::Boolean,
-            NpyType::I8 => DataType::Int8,
-            NpyType::I16 => DataType::Int16,
-            NpyType::I32 => DataType::Int32,
-            NpyType::I64 => DataType::Int64,
-            NpyType::U8 => DataType::UInt8,
-            NpyType::U16 => DataType::UInt16,
-            NpyType::U32 => DataType::UInt32,
-            NpyType::U64 => DataType::UInt64,
-            NpyType::F32 => DataType::Float32,
-            NpyType::F64 => DataType::Float64,
-        }
-    }
+    Ok(ty)
 }
 
 /// What a `.npy` header says.
@@ -132,7 +91,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<NpyHeader, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(NpyHeader {
-        dtype: NpyType::parse(descr)?,
+        dtype: parse_dtype(descr)?,
         shape,
         data_offset: start + len,
     })
