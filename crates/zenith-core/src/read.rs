@@ -36,7 +36,11 @@ pub fn read(path: &str, options: &ReadOptions) -> Result<Vec<RecordBatch>> {
 
 /// Like [`read`] over several path specs; also returns the output schema.
 pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let dataset = Dataset::open(specs, options.format, &options.decode)?;
+    let decode = DecodeOptions {
+        map_local: true,
+        ..options.decode.clone()
+    };
+    let dataset = Dataset::open(specs, options.format, &decode)?;
     let projection = dataset.projection(options.columns.as_deref())?;
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
     // Objects have no cheap local stamp, so a repeated read of a bucket fetches again.

@@ -104,6 +104,7 @@ fn decode_options(
         image_size: tar.0,
         fields: tar.1,
         tar_unit_bytes: None,
+        map_local: false,
     })
 }
 

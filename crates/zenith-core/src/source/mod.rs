@@ -10,6 +10,7 @@ pub mod listing;
 pub mod location;
 mod npy;
 pub mod parquet;
+mod parquet_plain;
 pub mod webdataset;
 
 use std::path::Path;
@@ -64,6 +65,10 @@ pub struct DecodeOptions {
     pub fields: Option<Vec<String>>,
     /// WebDataset: target member bytes per work unit of a plain tar shard (default 1 MiB).
     pub tar_unit_bytes: Option<usize>,
+    /// Read local Parquet files through a memory map instead of positioned reads: faster for
+    /// whole-dataset reads (`zenith.load`), while streaming keeps positioned reads so that an
+    /// epoch does not count every page it read towards the resident set.
+    pub map_local: bool,
     /// Object-storage settings (credentials, endpoint, retries) for `s3://`, `gs://`, `az://`.
     pub storage: crate::store::StorageOptions,
 }
@@ -75,7 +80,7 @@ pub fn open_file(
     options: &DecodeOptions,
 ) -> Result<Arc<dyn FileReader>> {
     Ok(match format {
-        Format::Parquet => Arc::new(parquet::ParquetFile::open(path)?),
+        Format::Parquet => Arc::new(parquet::ParquetFile::open_with(path, options.map_local)?),
         Format::Csv => Arc::new(csv::CsvFile::open(path, options)?),
         Format::Ipc => Arc::new(ipc::IpcFile::open(path)?),
         Format::IpcStream => Arc::new(ipc::IpcStreamFile::open_stream(path)?),

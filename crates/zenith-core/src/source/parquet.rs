@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::SchemaRef;
 use bytes::{Buf, Bytes};
 use parquet::arrow::arrow_reader::{
@@ -25,7 +25,7 @@ use parquet::file::metadata::{
 };
 use parquet::file::reader::{ChunkReader, Length};
 
-use super::{FileReader, Format, UnitMeta};
+use super::{parquet_plain, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 use crate::store::ObjectRef;
 
@@ -33,10 +33,16 @@ use crate::store::ObjectRef;
 /// request reads it; a larger footer costs one more.
 const FOOTER_PREFETCH: u64 = 64 << 10;
 
+/// Local column chunks closer than this are read with one positioned read.
+const LOCAL_COALESCE_GAP: u64 = 1 << 20;
+
 /// Where the file's bytes come from.
 enum ParquetData {
     /// A local file read with positioned reads.
     Local(PreadFile),
+    /// A local file mapped into memory (whole-dataset reads: no read calls, no copy out of the
+    /// page cache; the map lives until the file is dropped).
+    Mapped(Bytes),
     /// An object read by ranges.
     Object(ObjectRef),
 }
@@ -48,11 +54,21 @@ pub struct ParquetFile {
     file_bytes: u64,
     meta: ArrowReaderMetadata,
     units: Vec<UnitMeta>,
+    /// For each root column (Arrow field), its leaf column when it is a single flat leaf.
+    flat_leaf: Vec<Option<usize>>,
 }
 
 impl ParquetFile {
-    /// Opens the file and parses its footer (no data pages are read).
+    /// Opens the file and parses its footer (no data pages are read). Column chunks are read
+    /// with positioned reads, so the process holds only the chunks being decoded.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    /// Like [`ParquetFile::open`]; with `mapped` the file is memory-mapped instead, which is
+    /// faster for reading all of it once but counts every page read towards the resident set
+    /// while the file is open.
+    pub fn open_with(path: &Path, mapped: bool) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let data = PreadFile {
@@ -61,12 +77,12 @@ impl ParquetFile {
         };
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
             .map_err(|e| Error::format(path, "footer", e))?;
-        Ok(Self::new(
-            path.to_path_buf(),
-            len,
-            ParquetData::Local(data),
-            meta,
-        ))
+        let data = if mapped {
+            ParquetData::Mapped(super::map_file(path)?)
+        } else {
+            ParquetData::Local(data)
+        };
+        Ok(Self::new(path.to_path_buf(), len, data, meta))
     }
 
     /// Reads an object's footer with one suffix GET (two when the footer is larger than
@@ -118,12 +134,27 @@ impl ParquetFile {
                 bytes: rg.compressed_size().max(0) as u64,
             })
             .collect();
+        let descr = meta.parquet_schema();
+        let mut leaves_of_root = vec![Vec::new(); descr.root_schema().get_fields().len()];
+        for leaf in 0..descr.num_columns() {
+            if let Some(leaves) = leaves_of_root.get_mut(descr.get_column_root_idx(leaf)) {
+                leaves.push(leaf);
+            }
+        }
+        let flat_leaf = leaves_of_root
+            .iter()
+            .map(|leaves| match leaves.as_slice() {
+                [leaf] if descr.column(*leaf).path().parts().len() == 1 => Some(*leaf),
+                _ => None,
+            })
+            .collect();
         ParquetFile {
             path,
             data,
             file_bytes,
             meta,
             units,
+            flat_leaf,
         }
     }
 
@@ -170,52 +201,103 @@ impl ParquetFile {
         })
     }
 
-    fn decode<T: ChunkReader + 'static>(
+    /// Decodes row group `index` from its fetched (or mapped) column chunks: flat PLAIN numeric
+    /// columns without nulls directly (see [`super::parquet_plain`]), the rest with the
+    /// general Arrow reader.
+    fn decode(
         &self,
-        input: T,
+        input: FetchedChunks,
         index: usize,
-        mask: Option<ProjectionMask>,
+        projection: Option<&[usize]>,
         schema: SchemaRef,
     ) -> Result<RecordBatch> {
         let location = || format!("row group {index}");
+        let fail = |e: &dyn std::fmt::Display| Error::format(&self.path, location(), e.to_string());
         let rows = self.units[index].rows;
-        let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(input, self.meta.clone())
-                .with_row_groups(vec![index])
-                .with_batch_size(rows.max(1));
-        if let Some(mask) = mask {
-            builder = builder.with_projection(mask);
-        }
-        let reader = builder
-            .build()
-            .map_err(|e| Error::format(&self.path, location(), e))?;
-        let mut batches = Vec::with_capacity(1);
-        for batch in reader {
-            batches.push(batch.map_err(|e| Error::format(&self.path, location(), e))?);
-        }
-        let batch = match batches.len() {
-            0 => RecordBatch::new_empty(schema),
-            1 => batches.pop().expect("one batch"),
-            _ => arrow_select::concat::concat_batches(&schema, &batches)
-                .map_err(|e| Error::format(&self.path, location(), e))?,
+        let rg = self.metadata().row_group(index);
+        let all: Vec<usize>;
+        let roots = match projection {
+            Some(cols) => cols,
+            None => {
+                all = (0..schema.fields().len()).collect();
+                &all
+            }
         };
-        if batch.num_rows() != rows {
-            return Err(Error::format(
-                &self.path,
-                location(),
-                format!("decoded {} rows, footer says {rows}", batch.num_rows()),
-            ));
+        let shared = Arc::new(input.clone());
+        let mut arrays: Vec<Option<ArrayRef>> = vec![None; roots.len()];
+        for ((slot, &root), field) in arrays.iter_mut().zip(roots).zip(schema.fields()) {
+            let Some(leaf) = self.flat_leaf.get(root).copied().flatten() else {
+                continue;
+            };
+            let chunk = rg.column(leaf);
+            if parquet_plain::eligible(chunk, field.data_type()) {
+                *slot = parquet_plain::decode(shared.clone(), chunk, field.data_type(), rows)
+                    .map_err(|e| fail(&e))?;
+            }
         }
-        Ok(batch)
+        let rest: Vec<usize> = roots
+            .iter()
+            .zip(&arrays)
+            .filter(|(_, a)| a.is_none())
+            .map(|(r, _)| *r)
+            .collect();
+        if !rest.is_empty() {
+            let mask = ProjectionMask::roots(self.meta.parquet_schema(), rest.iter().copied());
+            let reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(input, self.meta.clone())
+                    .with_row_groups(vec![index])
+                    .with_batch_size(rows.max(1))
+                    .with_projection(mask)
+                    .build()
+                    .map_err(|e| fail(&e))?;
+            let mut batches = Vec::with_capacity(1);
+            for batch in reader {
+                batches.push(batch.map_err(|e| fail(&e))?);
+            }
+            let batch = match batches.len() {
+                1 => batches.pop().expect("one batch"),
+                _ => {
+                    let rest_schema = Arc::new(
+                        self.meta
+                            .schema()
+                            .project(&rest)
+                            .map_err(|e| Error::schema(&self.path, e))?,
+                    );
+                    arrow_select::concat::concat_batches(&rest_schema, &batches)
+                        .map_err(|e| fail(&e))?
+                }
+            };
+            if batch.num_rows() != rows {
+                return Err(fail(&format!(
+                    "decoded {} rows, footer says {rows}",
+                    batch.num_rows()
+                )));
+            }
+            let mut decoded = batch.columns().iter();
+            for slot in arrays.iter_mut().filter(|a| a.is_none()) {
+                *slot = decoded.next().cloned();
+            }
+        }
+        let columns = arrays
+            .into_iter()
+            .map(|a| a.ok_or_else(|| fail(&"a projected column was not decoded")))
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new_with_options(
+            schema,
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| fail(&e))
     }
 }
 
 /// The column chunks of one row group fetched from an object: a sparse view of the file that
 /// the decoder reads like the whole file.
+#[derive(Clone)]
 struct FetchedChunks {
     file_bytes: u64,
     /// (offset in the file, bytes), sorted by offset, disjoint.
-    parts: Vec<(u64, Bytes)>,
+    parts: Arc<[(u64, Bytes)]>,
 }
 
 impl FetchedChunks {
@@ -289,10 +371,7 @@ impl FileReader for ParquetFile {
         }
         let (mask, schema) = match projection {
             Some(cols) => (
-                Some(ProjectionMask::roots(
-                    self.meta.parquet_schema(),
-                    cols.iter().copied(),
-                )),
+                ProjectionMask::roots(self.meta.parquet_schema(), cols.iter().copied()),
                 Arc::new(
                     self.meta
                         .schema()
@@ -300,25 +379,31 @@ impl FileReader for ParquetFile {
                         .map_err(|e| Error::schema(&self.path, e))?,
                 ),
             ),
-            None => (None, self.meta.schema().clone()),
+            None => (ProjectionMask::all(), self.meta.schema().clone()),
         };
-        match &self.data {
-            ParquetData::Local(data) => self.decode(data.clone(), index, mask, schema),
-            ParquetData::Object(object) => {
-                let ranges =
-                    self.column_ranges(index, mask.as_ref().unwrap_or(&ProjectionMask::all()))?;
-                let parts = object.get_ranges(&ranges)?;
-                self.decode(
-                    FetchedChunks {
-                        file_bytes: self.file_bytes,
-                        parts,
-                    },
-                    index,
-                    mask,
-                    schema,
-                )
+        let parts: Vec<(u64, Bytes)> = match &self.data {
+            ParquetData::Mapped(map) => vec![(0, map.clone())],
+            ParquetData::Local(data) => {
+                // One positioned read per run of adjacent column chunks: the decoder then parses
+                // page headers and slices page bodies from memory instead of issuing a read
+                // call for every few header bytes.
+                let ranges = self.column_ranges(index, &mask)?;
+                crate::store::coalesce_ranges(&ranges, LOCAL_COALESCE_GAP)
+                    .into_iter()
+                    .map(|r| {
+                        let start = r.start;
+                        let bytes = data.read_range(r).map_err(|e| Error::io(&self.path, e))?;
+                        Ok((start, bytes))
+                    })
+                    .collect::<Result<_>>()?
             }
-        }
+            ParquetData::Object(object) => object.get_ranges(&self.column_ranges(index, &mask)?)?,
+        };
+        let input = FetchedChunks {
+            file_bytes: self.file_bytes,
+            parts: parts.into(),
+        };
+        self.decode(input, index, projection, schema)
     }
 }
 
@@ -346,8 +431,46 @@ impl ChunkReader for PreadFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let mut buf = vec![0u8; length];
-        self.file.read_exact_at(&mut buf, start)?;
+        Ok(self.read_range(start..start + length as u64)?)
+    }
+}
+
+impl PreadFile {
+    /// Reads `range` with positioned reads into a fresh buffer (not zero-filled first).
+    fn read_range(&self, range: Range<u64>) -> std::io::Result<Bytes> {
+        let len = usize::try_from(range.end.saturating_sub(range.start))
+            .map_err(|_| std::io::Error::other("range exceeds the address space"))?;
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        let mut filled = 0usize;
+        while filled < len {
+            let spare = &mut buf.spare_capacity_mut()[..len - filled];
+            // SAFETY: pread writes at most `spare.len()` bytes into the spare capacity, which is
+            // valid for writes; `set_len` below covers only bytes it reported as written.
+            let n = unsafe {
+                libc::pread(
+                    std::os::fd::AsRawFd::as_raw_fd(&*self.file),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    (range.start + filled as u64) as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("file ends before byte {}", range.end),
+                ));
+            }
+            filled += n as usize;
+            // SAFETY: the first `filled` bytes were written by pread.
+            unsafe { buf.set_len(filled) };
+        }
         Ok(buf.into())
     }
 }
