@@ -23,6 +23,11 @@ pub(crate) fn decode_rgb_into(
     width: u32,
     out: &mut [u8],
 ) -> Result<(), String> {
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        if let Some(result) = decode_jpeg_into(bytes, height, width, out) {
+            return result;
+        }
+    }
     let decoder = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read image: {e}"))?
@@ -61,6 +66,57 @@ pub(crate) fn decode_rgb_into(
     }
     out.copy_from_slice(raw);
     Ok(())
+}
+
+/// Colour JPEGs straight through zune-jpeg: headers parsed once and pixels decoded into `out`
+/// when the image is already at the target size (the `image` wrapper parses the headers twice
+/// and copies the input first). `None` for what this path does not handle (grayscale, CMYK),
+/// which then goes through the general decoder.
+fn decode_jpeg_into(
+    bytes: &[u8],
+    height: u32,
+    width: u32,
+    out: &mut [u8],
+) -> Option<Result<(), String>> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    if let Err(e) = decoder.decode_headers() {
+        return Some(Err(format!("cannot decode image: {e}")));
+    }
+    let info = decoder.info()?;
+    if info.components != 3 {
+        return None;
+    }
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if w == 0 || h == 0 {
+        return Some(Err("image has no pixels".into()));
+    }
+    if (w, h) == (width, height) && decoder.output_buffer_size() == Some(out.len()) {
+        return Some(
+            decoder
+                .decode_into(out)
+                .map_err(|e| format!("cannot decode image: {e}")),
+        );
+    }
+    let pixels = match decoder.decode() {
+        Ok(p) => p,
+        Err(e) => return Some(Err(format!("cannot decode image: {e}"))),
+    };
+    let rgb = RgbImage::from_raw(w, h, pixels)?;
+    let fitted = crop_resize(&rgb, height, width);
+    if fitted.as_raw().len() != out.len() {
+        return Some(Err(format!(
+            "image decoded to {} bytes, expected {}",
+            fitted.as_raw().len(),
+            out.len()
+        )));
+    }
+    out.copy_from_slice(fitted.as_raw());
+    Some(Ok(()))
 }
 
 /// Center-crops `img` to the aspect ratio of `width x height`, then resizes to exactly that.
