@@ -178,6 +178,33 @@ mod tests {
         }
     }
 
+    fn jpeg(img: DynamicImage) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn colour_and_gray_jpegs_decode_like_the_general_decoder() {
+        let colour = RgbImage::from_fn(16, 8, |x, y| image::Rgb([x as u8 * 15, y as u8 * 30, 90]));
+        let gray = image::GrayImage::from_fn(16, 8, |x, y| image::Luma([(x * 10 + y) as u8]));
+        for (bytes, fast) in [
+            (jpeg(DynamicImage::ImageRgb8(colour)), true),
+            (jpeg(DynamicImage::ImageLuma8(gray)), false),
+        ] {
+            let expected = image::load_from_memory(&bytes).unwrap().into_rgb8();
+            let mut out = vec![0u8; 8 * 16 * 3];
+            assert_eq!(decode_jpeg_into(&bytes, 8, 16, &mut out).is_some(), fast);
+            decode_rgb_into(&bytes, 8, 16, &mut out).unwrap();
+            assert_eq!(out, expected.as_raw().as_slice());
+            // Resized through the same path: 4x8 keeps the aspect ratio, halving each side.
+            let mut small = vec![0u8; 4 * 8 * 3];
+            decode_rgb_into(&bytes, 4, 8, &mut small).unwrap();
+            let want = crop_resize(&expected, 4, 8);
+            assert_eq!(small, want.as_raw().as_slice());
+        }
+    }
+
     #[test]
     fn garbage_is_an_error() {
         let mut out = vec![0u8; 3];
