@@ -5,8 +5,12 @@
 Cases (each run in a fresh process, page cache warm, median of --runs):
     parquet  the scale's 8-file Parquet directory: zenith.load, polars.read_parquet, pyarrow read_table
     csv      the scale's single CSV file:         zenith.load, polars.read_csv, pyarrow.csv.read_csv
-    ipc      a ~1 GB Arrow IPC file (written once, untimed, under <data>/big-ipc/): zenith.load and
-             pyarrow's memory-mapped reader; RSS growth is measured before any column is touched
+    ipc      a ~1 GB Arrow IPC file of 16,384-row record batches (496 of them; written once, untimed,
+             under <data>/big-ipc/): zenith.load and pyarrow's memory-mapped reader; RSS growth is
+             measured before any column is touched
+    ipc-1m   the same rows in 1,000,000-row record batches (8 of them, <data>/big-ipc-1m/): a mapped
+             load costs per record batch (each column of each batch is one Arrow array handed to
+             pyarrow), not per byte, so the two layouts show both ends
 Every load is checked: row count and the sum of the label column against the manifest (for the IPC
 file, against the sums written alongside it). Writes bench/results/load-<scale>.json and .md.
 """
@@ -25,6 +29,8 @@ import numpy as np
 
 BIG_IPC_ROWS = 8_000_000  # x 136 bytes per row: about 1.09 GB
 BIG_IPC_CHUNK = 1_000_000
+# Record batch rows of each IPC case.
+IPC_BATCH_ROWS = {"ipc": 16_384, "ipc-1m": 1_000_000}
 
 
 def _label_sum(table) -> int:
@@ -34,9 +40,10 @@ def _label_sum(table) -> int:
     return int(np.asarray(values, dtype=np.int64).sum())
 
 
-# Modules imported before the clock starts, so a load's time is the load's alone.
+# Modules imported before the clock starts, so a load's time is the load's alone. zenith.load
+# returns a pyarrow.Table, so pyarrow is imported first for it as for pyarrow's own readers.
 IMPORTS = {
-    "zenith": ("zenith",),
+    "zenith": ("zenith", "pyarrow"),
     "polars": ("polars",),
     "pyarrow": ("pyarrow.parquet", "pyarrow.csv", "pyarrow.ipc"),
 }
@@ -67,15 +74,18 @@ CASES = {
     "parquet": ("zenith", "polars", "pyarrow"),
     "csv": ("zenith", "polars", "pyarrow"),
     "ipc": ("zenith", "pyarrow"),
+    "ipc-1m": ("zenith", "pyarrow"),
 }
 
 
-def big_ipc(data: Path) -> tuple[Path, dict]:
-    """The ~1 GB IPC file and its expected rows/label sum, written on first use (untimed)."""
+def big_ipc(data: Path, case: str = "ipc") -> tuple[Path, dict]:
+    """The ~1 GB IPC file of `case` and its expected rows/label sum, written on first use
+    (untimed)."""
     from generate_datasets import make_rows, to_table
     from pyarrow import ipc
 
-    root = data / "big-ipc"
+    batch_rows = IPC_BATCH_ROWS[case]
+    root = data / ("big-ipc" if case == "ipc" else f"big-{case}")
     path, meta_path = root / "data.arrow", root / "expected.json"
     if meta_path.exists() and path.exists():
         return path, json.loads(meta_path.read_text())
@@ -86,7 +96,7 @@ def big_ipc(data: Path) -> tuple[Path, dict]:
         for chunk in range(BIG_IPC_ROWS // BIG_IPC_CHUNK):
             x, y = make_rows(BIG_IPC_CHUNK, seed=chunk)
             label_sum += int(y.sum())
-            writer.write_table(to_table(x, y), max_chunksize=16384)
+            writer.write_table(to_table(x, y), max_chunksize=batch_rows)
     expected = {"rows": BIG_IPC_ROWS, "label_sum": label_sum, "bytes": path.stat().st_size}
     meta_path.write_text(json.dumps(expected) + "\n")
     return path, expected
@@ -180,7 +190,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data", type=Path, default=benchlib.DATA_DIR)
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS_DIR)
-    parser.add_argument("--cases", default=",".join(CASES), help="subset of parquet,csv,ipc")
+    parser.add_argument("--cases", default=",".join(CASES), help="subset of parquet,csv,ipc,ipc-1m")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--one", choices=sorted(IMPORTS), help=argparse.SUPPRESS)
     parser.add_argument("--format", choices=sorted(CASES), help=argparse.SUPPRESS)
@@ -194,9 +204,11 @@ def main() -> None:
     root = benchlib.scale_dir(args.scale, args.data)
     targets = {}
     for fmt in args.cases.split(","):
-        if fmt == "ipc":
-            path, expected = big_ipc(args.data)
-            targets[fmt] = (path, expected, f"IPC file, {expected['bytes'] / 1e9:.2f} GB", [path])
+        if fmt in IPC_BATCH_ROWS:
+            path, expected = big_ipc(args.data, fmt)
+            batches = -(-expected["rows"] // IPC_BATCH_ROWS[fmt])
+            what = f"IPC file, {expected['bytes'] / 1e9:.2f} GB, {batches} record batches"
+            targets[fmt] = (path, expected, what, [path])
         else:
             entry = manifest["formats"][fmt]
             path = root / fmt if fmt == "parquet" else root / entry["files"][0]["path"]
