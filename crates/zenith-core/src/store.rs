@@ -528,6 +528,24 @@ impl ObjectRef {
         Ok(out)
     }
 
+    /// Like [`ObjectRef::get_ranges`] for disjoint wanted ranges (such as Parquet column
+    /// chunks), without joining pieces: a large merged request is cut only where a wanted range
+    /// starts, so every wanted range lies inside one returned buffer and no received byte is
+    /// copied again. Returns (offset, bytes) per request, sorted by offset.
+    pub fn get_ranges_unjoined(&self, ranges: &[Range<u64>]) -> Result<Vec<(u64, Bytes)>> {
+        let pieces: Vec<Range<u64>> = coalesce_ranges(ranges, COALESCE_GAP)
+            .iter()
+            .flat_map(|merged| split_at_boundaries(merged, ranges, MAX_REQUEST_BYTES))
+            .collect();
+        block_on(async {
+            futures::stream::iter(pieces)
+                .map(|r| async move { self.fetch(r.clone()).await.map(|b| (r.start, b)) })
+                .buffered(self.store.concurrency)
+                .try_collect()
+                .await
+        })
+    }
+
     /// Fetches the whole object with parallel ranged requests.
     pub fn get_all(&self) -> Result<Bytes> {
         if self.size == 0 {
@@ -619,6 +637,55 @@ pub fn split_range(range: &Range<u64>, max_len: u64) -> Vec<Range<u64>> {
         .max((len / MIN_PIECE_BYTES).min(PIECES_PER_RANGE));
     let at = |i: u64| range.start + (u128::from(len) * u128::from(i) / u128::from(pieces)) as u64;
     (0..pieces).map(|i| at(i)..at(i + 1)).collect()
+}
+
+/// Splits `merged` like [`split_range`], but moves each cut to the nearest point where one of
+/// `wanted` starts and none of them crosses, so no wanted range is split; a range with no such
+/// point inside stays whole.
+pub fn split_at_boundaries(
+    merged: &Range<u64>,
+    wanted: &[Range<u64>],
+    max_len: u64,
+) -> Vec<Range<u64>> {
+    let mut sorted: Vec<&Range<u64>> = wanted
+        .iter()
+        .filter(|r| r.start < r.end && r.start < merged.end && r.end > merged.start)
+        .collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut safe = Vec::new();
+    let mut reach = merged.start;
+    for r in sorted {
+        if r.start >= reach && r.start > merged.start && r.start < merged.end {
+            safe.push(r.start);
+        }
+        reach = reach.max(r.end);
+    }
+    let mut cuts: Vec<u64> = split_range(merged, max_len)
+        .iter()
+        .skip(1)
+        .filter_map(|p| {
+            let i = safe.partition_point(|&c| c < p.start);
+            let below = i.checked_sub(1).map(|j| safe[j]);
+            let above = safe.get(i).copied();
+            match (below, above) {
+                (Some(b), Some(a)) => Some(if p.start - b <= a - p.start { b } else { a }),
+                (b, a) => b.or(a),
+            }
+        })
+        .collect();
+    cuts.dedup();
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut start = merged.start;
+    for cut in cuts {
+        if cut > start {
+            out.push(start..cut);
+            start = cut;
+        }
+    }
+    if merged.end > start {
+        out.push(start..merged.end);
+    }
+    out
 }
 
 /// True for a listed name that Zenith skips like a hidden file (`.x`, `_SUCCESS`).
@@ -781,6 +848,31 @@ mod tests {
         );
         assert!(coalesce_ranges(&[], 5).is_empty());
         assert_eq!(split_range(&(0..10), 4), vec![0..3, 3..6, 6..10]);
+        // Cuts move to where a wanted range starts; none splits a wanted range.
+        let mib = 1u64 << 20;
+        let chunks: Vec<Range<u64>> = (0..8).map(|i| i * mib / 2..(i + 1) * mib / 2).collect();
+        let pieces = split_at_boundaries(&(0..4 * mib), &chunks, 8 * mib);
+        assert_eq!(
+            pieces,
+            vec![0..mib, mib..2 * mib, 2 * mib..3 * mib, 3 * mib..4 * mib]
+        );
+        let odd = [0..mib + 100, mib + 100..3 * mib, 3 * mib..4 * mib];
+        let pieces = split_at_boundaries(&(0..4 * mib), &odd, 8 * mib);
+        assert_eq!(
+            pieces,
+            vec![0..mib + 100, mib + 100..3 * mib, 3 * mib..4 * mib]
+        );
+        // One wanted range: no cut inside it.
+        assert_eq!(
+            split_at_boundaries(&(0..4 * mib), std::slice::from_ref(&(0..4 * mib)), 8 * mib),
+            vec![0..4 * mib]
+        );
+        // Overlapping wanted ranges are never cut apart.
+        let overlap = [0..3 * mib, 2 * mib..4 * mib];
+        assert_eq!(
+            split_at_boundaries(&(0..4 * mib), &overlap, 8 * mib),
+            vec![0..4 * mib]
+        );
         assert_eq!(split_range(&(0..9), 4), vec![0..3, 3..6, 6..9]);
         let mib = MIN_PIECE_BYTES;
         assert_eq!(

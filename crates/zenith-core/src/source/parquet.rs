@@ -397,7 +397,9 @@ impl FileReader for ParquetFile {
                     })
                     .collect::<Result<_>>()?
             }
-            ParquetData::Object(object) => object.get_ranges(&self.column_ranges(index, &mask)?)?,
+            ParquetData::Object(object) => {
+                object.get_ranges_unjoined(&self.column_ranges(index, &mask)?)?
+            }
         };
         let input = FetchedChunks {
             file_bytes: self.file_bytes,
