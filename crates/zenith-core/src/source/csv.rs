@@ -5,12 +5,13 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::builder::{BooleanBuilder, StringBuilder};
 use arrow_array::types::{
     Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
     UInt64Type, UInt8Type,
 };
-use arrow_array::{ArrayRef, ArrowPrimitiveType, RecordBatch, RecordBatchOptions};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch, RecordBatchOptions};
+use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_cast::parse::Parser;
 use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
@@ -365,18 +366,49 @@ fn scan_quoted(data: &[u8], pos: usize, min_end: usize) -> (usize, usize) {
 // (`-12.345`) whose value is exact in one division are computed directly.
 // ---------------------------------------------------------------------------------------------
 
+/// A primitive column: values in a `Vec`, validity only once a null shows up.
+struct Prim<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    nulls: NullBufferBuilder,
+}
+
+impl<T: ArrowPrimitiveType> Prim<T> {
+    fn with_capacity(rows: usize) -> Self {
+        Prim {
+            values: Vec::with_capacity(rows),
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    #[inline]
+    fn append_value(&mut self, v: T::Native) {
+        self.values.push(v);
+        self.nulls.append_non_null();
+    }
+
+    #[inline]
+    fn append_null(&mut self) {
+        self.values.push(T::Native::default());
+        self.nulls.append_null();
+    }
+
+    fn finish(mut self) -> PrimitiveArray<T> {
+        PrimitiveArray::new(ScalarBuffer::from(self.values), self.nulls.finish())
+    }
+}
+
 /// One projected column being decoded by the fast path.
 enum FastColumn {
-    F64(PrimitiveBuilder<Float64Type>),
-    F32(PrimitiveBuilder<Float32Type>),
-    I8(PrimitiveBuilder<Int8Type>),
-    I16(PrimitiveBuilder<Int16Type>),
-    I32(PrimitiveBuilder<Int32Type>),
-    I64(PrimitiveBuilder<Int64Type>),
-    U8(PrimitiveBuilder<UInt8Type>),
-    U16(PrimitiveBuilder<UInt16Type>),
-    U32(PrimitiveBuilder<UInt32Type>),
-    U64(PrimitiveBuilder<UInt64Type>),
+    F64(Prim<Float64Type>),
+    F32(Prim<Float32Type>),
+    I8(Prim<Int8Type>),
+    I16(Prim<Int16Type>),
+    I32(Prim<Int32Type>),
+    I64(Prim<Int64Type>),
+    U8(Prim<UInt8Type>),
+    U16(Prim<UInt16Type>),
+    U32(Prim<UInt32Type>),
+    U64(Prim<UInt64Type>),
     Bool(BooleanBuilder),
     Utf8(StringBuilder),
 }
@@ -384,16 +416,16 @@ enum FastColumn {
 impl FastColumn {
     fn new(data_type: &DataType, rows: usize, bytes: usize) -> Option<Self> {
         Some(match data_type {
-            DataType::Float64 => Self::F64(PrimitiveBuilder::with_capacity(rows)),
-            DataType::Float32 => Self::F32(PrimitiveBuilder::with_capacity(rows)),
-            DataType::Int8 => Self::I8(PrimitiveBuilder::with_capacity(rows)),
-            DataType::Int16 => Self::I16(PrimitiveBuilder::with_capacity(rows)),
-            DataType::Int32 => Self::I32(PrimitiveBuilder::with_capacity(rows)),
-            DataType::Int64 => Self::I64(PrimitiveBuilder::with_capacity(rows)),
-            DataType::UInt8 => Self::U8(PrimitiveBuilder::with_capacity(rows)),
-            DataType::UInt16 => Self::U16(PrimitiveBuilder::with_capacity(rows)),
-            DataType::UInt32 => Self::U32(PrimitiveBuilder::with_capacity(rows)),
-            DataType::UInt64 => Self::U64(PrimitiveBuilder::with_capacity(rows)),
+            DataType::Float64 => Self::F64(Prim::with_capacity(rows)),
+            DataType::Float32 => Self::F32(Prim::with_capacity(rows)),
+            DataType::Int8 => Self::I8(Prim::with_capacity(rows)),
+            DataType::Int16 => Self::I16(Prim::with_capacity(rows)),
+            DataType::Int32 => Self::I32(Prim::with_capacity(rows)),
+            DataType::Int64 => Self::I64(Prim::with_capacity(rows)),
+            DataType::UInt8 => Self::U8(Prim::with_capacity(rows)),
+            DataType::UInt16 => Self::U16(Prim::with_capacity(rows)),
+            DataType::UInt32 => Self::U32(Prim::with_capacity(rows)),
+            DataType::UInt64 => Self::U64(Prim::with_capacity(rows)),
             DataType::Boolean => Self::Bool(BooleanBuilder::with_capacity(rows)),
             DataType::Utf8 => Self::Utf8(StringBuilder::with_capacity(rows, bytes.min(1 << 20))),
             _ => return None,
@@ -442,7 +474,7 @@ impl FastColumn {
     }
 
     fn finish(self) -> ArrayRef {
-        fn done<T: ArrowPrimitiveType>(mut b: PrimitiveBuilder<T>) -> ArrayRef {
+        fn done<T: ArrowPrimitiveType>(b: Prim<T>) -> ArrayRef {
             Arc::new(b.finish())
         }
         match self {
@@ -467,7 +499,8 @@ impl FastColumn {
 /// else (`arrow_csv` would end the record there).
 #[inline]
 fn field_end(data: &[u8], start: usize, delimiter: u8, has_cr: bool) -> Option<usize> {
-    let mut end = memchr::memchr2(delimiter, b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+    let mut end =
+        memchr::memchr2(delimiter, b'\n', &data[start..]).map_or(data.len(), |i| start + i);
     if has_cr {
         if end > start && data[end - 1] == b'\r' && data.get(end) == Some(&b'\n') {
             end -= 1;
@@ -482,7 +515,7 @@ fn field_end(data: &[u8], start: usize, delimiter: u8, has_cr: bool) -> Option<u
 /// Parses a field with `arrow_cast`'s parser for `T` (what `arrow_csv` does); empty is null.
 #[inline]
 fn push_parsed<T: ArrowPrimitiveType + Parser>(
-    b: &mut PrimitiveBuilder<T>,
+    b: &mut Prim<T>,
     data: &[u8],
     start: usize,
     delimiter: u8,
@@ -541,7 +574,11 @@ fn scan_decimal(data: &[u8], start: usize, delimiter: u8) -> Option<(bool, u64, 
     i += usize::from(negative);
     let mut mantissa = 0u64;
     let int_start = i;
-    while let Some(d) = data.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+    while let Some(d) = data
+        .get(i)
+        .map(|c| c.wrapping_sub(b'0'))
+        .filter(|d| *d <= 9)
+    {
         mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
         i += 1;
     }
@@ -553,7 +590,11 @@ fn scan_decimal(data: &[u8], start: usize, delimiter: u8) -> Option<(bool, u64, 
     if data.get(i) == Some(&b'.') {
         i += 1;
         let frac_start = i;
-        while let Some(d) = data.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+        while let Some(d) = data
+            .get(i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|d| *d <= 9)
+        {
             mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
             i += 1;
         }
@@ -575,14 +616,13 @@ fn scan_decimal(data: &[u8], start: usize, delimiter: u8) -> Option<(bool, u64, 
 
 #[inline]
 fn push_float<T: ExactDecimal>(
-    b: &mut PrimitiveBuilder<T>,
+    b: &mut Prim<T>,
     data: &[u8],
     start: usize,
     delimiter: u8,
     has_cr: bool,
 ) -> Option<usize> {
-    if let Some((negative, mantissa, fraction_digits, end)) = scan_decimal(data, start, delimiter)
-    {
+    if let Some((negative, mantissa, fraction_digits, end)) = scan_decimal(data, start, delimiter) {
         if let Some(v) = T::exact(negative, mantissa, fraction_digits) {
             b.append_value(v);
             return Some(end);
@@ -606,7 +646,6 @@ fn decode_fast(
         || !delimiter.is_ascii()
         || matches!(delimiter, b'"' | b'\n' | b'\r')
         || data.len() > i32::MAX as usize
-        || memchr::memchr(b'"', data).is_some()
         || (!data.is_ascii() && std::str::from_utf8(data).is_err())
     {
         return None;
@@ -633,7 +672,17 @@ fn decode_fast(
             data.len(),
         )?);
     }
-    let has_cr = memchr::memchr(b'\r', data).is_some();
+    // One pass for quotes (not handled here) and carriage returns (checked per field if any).
+    let has_cr = match memchr::memchr2(b'"', b'\r', data) {
+        None => false,
+        Some(i) if data[i] == b'"' => return None,
+        Some(i) => {
+            if memchr::memchr(b'"', &data[i..]).is_some() {
+                return None;
+            }
+            true
+        }
+    };
     let n = data.len();
     let mut pos = 0;
     let mut count = 0;
@@ -826,7 +875,14 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for s in ["-0", "-0.000", "0.0", "007.50", "9007199254740992", "9007199254740993"] {
+        for s in [
+            "-0",
+            "-0.000",
+            "0.0",
+            "007.50",
+            "9007199254740992",
+            "9007199254740993",
+        ] {
             let (neg, m, f, _) = scan_decimal(s.as_bytes(), 0, b',').unwrap();
             if let Some(v) = Float64Type::exact(neg, m, f) {
                 assert_eq!(v.to_bits(), Float64Type::parse(s).unwrap().to_bits(), "{s}");
@@ -871,7 +927,13 @@ mod tests {
         for r in &ranges {
             assert_eq!(r.start, pos);
             assert_eq!(r.first_line, line);
-            assert_eq!(r.rows, text.as_bytes()[r.start..r.end].iter().filter(|&&c| c == b'\n').count());
+            assert_eq!(
+                r.rows,
+                text.as_bytes()[r.start..r.end]
+                    .iter()
+                    .filter(|&&c| c == b'\n')
+                    .count()
+            );
             line += r.rows;
             pos = r.end;
         }
