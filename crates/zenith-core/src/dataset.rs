@@ -15,7 +15,7 @@ use crate::source::{location, DecodeOptions, FileReader, Format, Location};
 const OBJECT_OPEN_THREADS: usize = 16;
 /// Decode threads per worker for objects: a unit of an object waits on the network before it
 /// decodes, so more threads keep requests in flight while others decode.
-pub const OBJECT_THREADS_PER_WORKER: usize = 4;
+pub const OBJECT_THREADS_PER_WORKER: usize = 8;
 
 /// One work unit of a dataset: unit `unit` of file `file`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

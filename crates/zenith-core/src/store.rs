@@ -23,11 +23,6 @@ use crate::error::{Error, Result};
 pub const COALESCE_GAP: u64 = 64 << 10;
 /// Largest single request; bigger ranges are split so that several requests run in parallel.
 pub const MAX_REQUEST_BYTES: u64 = 8 << 20;
-/// Ranges above this size are split in up to [`PIECES_PER_RANGE`] requests even when they are
-/// below [`MAX_REQUEST_BYTES`]: one decode thread then keeps several requests in flight.
-pub const MIN_PIECE_BYTES: u64 = 1 << 20;
-/// See [`MIN_PIECE_BYTES`].
-pub const PIECES_PER_RANGE: u64 = 4;
 /// Requests in flight per read unless `storage_options["concurrency"]` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
@@ -285,6 +280,22 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
 
+/// Runs `future` as a task on the I/O runtime and waits for it. Response bodies then arrive in
+/// the same threads that read the sockets, instead of every received chunk waking the
+/// (blocked) calling thread.
+fn on_runtime<T: Send + 'static>(
+    future: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let task = runtime().spawn(future);
+    block_on(task).unwrap_or_else(|e| {
+        Err(Error::Storage {
+            object: String::new(),
+            range: String::new(),
+            message: format!("I/O task failed: {e}"),
+        })
+    })
+}
+
 /// A client for one bucket with its read settings.
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
@@ -472,7 +483,8 @@ impl ObjectRef {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
-        block_on(self.fetch(range))
+        let this = self.clone();
+        on_runtime(async move { this.fetch(range).await })
     }
 
     /// Fetches the last `n` bytes (or the whole object when smaller) with one suffix-range
@@ -482,7 +494,11 @@ impl ObjectRef {
         if n == 0 {
             return Ok(Bytes::new());
         }
-        block_on(self.fetch_as(GetRange::Suffix(n), self.size - n..self.size))
+        let this = self.clone();
+        on_runtime(async move {
+            this.fetch_as(GetRange::Suffix(n), this.size - n..this.size)
+                .await
+        })
     }
 
     /// Fetches several ranges (blocking): nearby ranges are merged into one request, large ones
@@ -499,10 +515,13 @@ impl ObjectRef {
                     .map(move |p| (i, p))
             })
             .collect();
-        let fetched: Vec<(usize, Bytes)> = block_on(async {
+        let this = self.clone();
+        let concurrency = self.store.concurrency;
+        let fetched: Vec<(usize, Bytes)> = on_runtime(async move {
+            let this = &this;
             futures::stream::iter(pieces)
-                .map(|(i, r)| async move { self.fetch(r).await.map(|b| (i, b)) })
-                .buffered(self.store.concurrency)
+                .map(|(i, r)| async move { this.fetch(r).await.map(|b| (i, b)) })
+                .buffered(concurrency)
                 .try_collect()
                 .await
         })?;
@@ -537,10 +556,13 @@ impl ObjectRef {
             .iter()
             .flat_map(|merged| split_at_boundaries(merged, ranges, MAX_REQUEST_BYTES))
             .collect();
-        block_on(async {
+        let this = self.clone();
+        let concurrency = self.store.concurrency;
+        on_runtime(async move {
+            let this = &this;
             futures::stream::iter(pieces)
-                .map(|r| async move { self.fetch(r.clone()).await.map(|b| (r.start, b)) })
-                .buffered(self.store.concurrency)
+                .map(|r| async move { this.fetch(r.clone()).await.map(|b| (r.start, b)) })
+                .buffered(concurrency)
                 .try_collect()
                 .await
         })
@@ -626,15 +648,14 @@ pub fn coalesce_ranges(ranges: &[Range<u64>], max_gap: u64) -> Vec<Range<u64>> {
 }
 
 /// Splits a range into consecutive pieces of near-equal size: at most `max_len` bytes each,
-/// and into up to [`PIECES_PER_RANGE`] pieces of at least [`MIN_PIECE_BYTES`] when it is large.
+/// (requests of a few MiB cost the server least per byte; parallelism comes from several units
+/// being read at once).
 pub fn split_range(range: &Range<u64>, max_len: u64) -> Vec<Range<u64>> {
     let len = range.end.saturating_sub(range.start);
     if len == 0 {
         return Vec::new();
     }
-    let pieces = len
-        .div_ceil(max_len.max(1))
-        .max((len / MIN_PIECE_BYTES).min(PIECES_PER_RANGE));
+    let pieces = len.div_ceil(max_len.max(1));
     let at = |i: u64| range.start + (u128::from(len) * u128::from(i) / u128::from(pieces)) as u64;
     (0..pieces).map(|i| at(i)..at(i + 1)).collect()
 }
@@ -851,35 +872,38 @@ mod tests {
         // Cuts move to where a wanted range starts; none splits a wanted range.
         let mib = 1u64 << 20;
         let chunks: Vec<Range<u64>> = (0..8).map(|i| i * mib / 2..(i + 1) * mib / 2).collect();
-        let pieces = split_at_boundaries(&(0..4 * mib), &chunks, 8 * mib);
+        let pieces = split_at_boundaries(&(0..4 * mib), &chunks, mib);
         assert_eq!(
             pieces,
             vec![0..mib, mib..2 * mib, 2 * mib..3 * mib, 3 * mib..4 * mib]
         );
+        assert_eq!(
+            split_at_boundaries(&(0..4 * mib), &chunks, 8 * mib),
+            vec![0..4 * mib]
+        );
         let odd = [0..mib + 100, mib + 100..3 * mib, 3 * mib..4 * mib];
-        let pieces = split_at_boundaries(&(0..4 * mib), &odd, 8 * mib);
+        let pieces = split_at_boundaries(&(0..4 * mib), &odd, mib);
         assert_eq!(
             pieces,
             vec![0..mib + 100, mib + 100..3 * mib, 3 * mib..4 * mib]
         );
         // One wanted range: no cut inside it.
         assert_eq!(
-            split_at_boundaries(&(0..4 * mib), std::slice::from_ref(&(0..4 * mib)), 8 * mib),
+            split_at_boundaries(&(0..4 * mib), std::slice::from_ref(&(0..4 * mib)), mib),
             vec![0..4 * mib]
         );
         // Overlapping wanted ranges are never cut apart.
         let overlap = [0..3 * mib, 2 * mib..4 * mib];
         assert_eq!(
-            split_at_boundaries(&(0..4 * mib), &overlap, 8 * mib),
+            split_at_boundaries(&(0..4 * mib), &overlap, mib),
             vec![0..4 * mib]
         );
         assert_eq!(split_range(&(0..9), 4), vec![0..3, 3..6, 6..9]);
-        let mib = MIN_PIECE_BYTES;
+        assert_eq!(split_range(&(0..3 * mib), 8 * mib), vec![0..3 * mib]);
         assert_eq!(
-            split_range(&(0..3 * mib), 8 * mib),
+            split_range(&(0..3 * mib), mib),
             vec![0..mib, mib..2 * mib, 2 * mib..3 * mib]
         );
-        assert_eq!(split_range(&(0..mib + 5), 8 * mib).len(), 1);
         assert_eq!(split_range(&(0..64 * mib), 8 * mib).len(), 8);
         assert_eq!(split_range(&(5..9), 100), vec![5..9]);
         assert!(split_range(&(3..3), 4).is_empty());
