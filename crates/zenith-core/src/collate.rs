@@ -295,6 +295,9 @@ pub enum FieldPlan {
 pub enum Block {
     /// Row-major tensor values.
     Tensor(TensorData),
+    /// Row-major tensor values that are a decoded column's own buffer: a primitive Arrow array
+    /// of the field's dtype without nulls (never boolean), shared instead of copied.
+    Values(ArrayRef),
     /// An Arrow column.
     Arrow(ArrayRef),
 }
@@ -322,6 +325,16 @@ fn cast_array(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Resu
     }
     arrow_cast::cast(array, &target)
         .map_err(|e| Error::invalid("dtype", format!("{}: {e}", what())))
+}
+
+/// The block of a column in the output dtype: the column's own buffer when it already has that
+/// type (decoded images, a label column), otherwise a cast copy.
+fn values_block(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<Block> {
+    let cast = cast_array(array, dtype, what)?;
+    if dtype != DType::Bool && Arc::ptr_eq(&cast, array) {
+        return Ok(Block::Values(cast));
+    }
+    cast_values(&cast, dtype, what).map(Block::Tensor)
 }
 
 fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
@@ -505,7 +518,7 @@ pub fn to_blocks(
                     values = values.as_fixed_size_list().values().clone();
                 }
                 let values = values.slice(0, rows * width);
-                cast_values(&values, *dtype, &what).map(Block::Tensor)
+                values_block(&values, *dtype, &what)
             }
             FieldPlan::Tensor { dtype, columns, .. } => {
                 let what = |c: usize| {
@@ -513,7 +526,7 @@ pub fn to_blocks(
                     move || format!("{}: column {name:?}", location())
                 };
                 if let [c] = columns.as_slice() {
-                    return cast_values(batch.column(*c), *dtype, &what(*c)).map(Block::Tensor);
+                    return values_block(batch.column(*c), *dtype, &what(*c));
                 }
                 let arrays = columns
                     .iter()
@@ -523,6 +536,16 @@ pub fn to_blocks(
             }
         })
         .collect()
+}
+
+/// The values of a [`Block::Values`] array of Arrow type `T`.
+fn shared_values<T: ArrowPrimitiveType>(array: &ArrayRef) -> Option<&[T::Native]> {
+    array.as_primitive_opt::<T>().map(|p| p.values().as_ref())
+}
+
+/// Boolean tensors are never shared (Arrow packs booleans into bits).
+fn no_shared_values(_: &ArrayRef) -> Option<&[bool]> {
+    None
 }
 
 /// A (slice, row) position inside a window.
@@ -542,12 +565,15 @@ pub fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<BatchColu
             let w = *width;
             let mut out = TensorData::empty(*dtype, total * w);
             macro_rules! fill {
-                ($variant:ident, $out:expr) => {{
+                (@with $variant:ident, $out:expr, $shared:expr) => {{
+                    let shared = $shared;
                     for (blocks, picks) in chunks {
                         for &(b, r) in picks.iter() {
-                            let Block::Tensor(TensorData::$variant(src)) = blocks[b as usize]
-                            else {
-                                unreachable!("block layout follows the plan")
+                            let src = match blocks[b as usize] {
+                                Block::Tensor(TensorData::$variant(src)) => &src[..],
+                                Block::Values(a) => shared(a)
+                                    .expect("shared values have the field's dtype"),
+                                _ => unreachable!("block layout follows the plan"),
                             };
                             let r = r as usize;
                             if w == 1 {
@@ -558,19 +584,25 @@ pub fn gather_chunks(plan: &FieldPlan, chunks: &[Chunk<'_>]) -> Result<BatchColu
                         }
                     }
                 }};
+                ($variant:ident, $out:expr) => {
+                    fill!(@with $variant, $out, no_shared_values)
+                };
+                ($variant:ident, $out:expr, $arrow:ty) => {
+                    fill!(@with $variant, $out, shared_values::<$arrow>)
+                };
             }
             match &mut out {
                 TensorData::Bool(o) => fill!(Bool, o),
-                TensorData::I8(o) => fill!(I8, o),
-                TensorData::I16(o) => fill!(I16, o),
-                TensorData::I32(o) => fill!(I32, o),
-                TensorData::I64(o) => fill!(I64, o),
-                TensorData::U8(o) => fill!(U8, o),
-                TensorData::U16(o) => fill!(U16, o),
-                TensorData::U32(o) => fill!(U32, o),
-                TensorData::U64(o) => fill!(U64, o),
-                TensorData::F32(o) => fill!(F32, o),
-                TensorData::F64(o) => fill!(F64, o),
+                TensorData::I8(o) => fill!(I8, o, Int8Type),
+                TensorData::I16(o) => fill!(I16, o, Int16Type),
+                TensorData::I32(o) => fill!(I32, o, Int32Type),
+                TensorData::I64(o) => fill!(I64, o, Int64Type),
+                TensorData::U8(o) => fill!(U8, o, UInt8Type),
+                TensorData::U16(o) => fill!(U16, o, UInt16Type),
+                TensorData::U32(o) => fill!(U32, o, UInt32Type),
+                TensorData::U64(o) => fill!(U64, o, UInt64Type),
+                TensorData::F32(o) => fill!(F32, o, Float32Type),
+                TensorData::F64(o) => fill!(F64, o, Float64Type),
             }
             let mut shape = vec![total];
             match dims {
