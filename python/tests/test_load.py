@@ -373,6 +373,25 @@ def test_corrupt_plain_page(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, np.arange(5000, dtype=np.float64))
 
 
+def _rows_and_sum(path: str, column: str, options: dict | None = None) -> tuple[int, float]:
+    table = zenith.load(path, cache=False, storage_options=options)
+    return table.num_rows, float(pc.sum(table[column]).as_py())
+
+
+def test_load_in_forked_child_after_parent_used_the_pool(tmp_path: Path) -> None:
+    """A child forked after the parent read (torch DataLoader workers fork) gets its own pool;
+    the parent's threads do not exist there."""
+    import multiprocessing
+
+    path = tmp_path / "fork.parquet"
+    pq.write_table(pa.table({"a": np.arange(10_000, dtype=np.int64)}), path, row_group_size=1000)
+    expected = (10_000, float(np.arange(10_000).sum()))
+    assert _rows_and_sum(str(path), "a") == expected
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_rows_and_sum, (str(path), "a")).get(timeout=60) == expected
+    assert _rows_and_sum(str(path), "a") == expected
+
+
 def test_csv_ragged_row(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
     path.write_text("a,b\n1,2\n3\n")

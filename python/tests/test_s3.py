@@ -289,3 +289,21 @@ def test_large_parquet_object_is_split_into_parallel_ranges(s3: S3Server) -> Non
     # One footer request, then the 12.8 MB row group in pieces of at most 8 MiB, cut where a
     # column chunk starts.
     assert _zenith.storage_stats()["requests"] - before >= 3
+
+
+def _rows_and_sum(path: str, options: dict) -> tuple[int, int]:
+    table = zenith.load(path, storage_options=options)
+    return table.num_rows, int(np.asarray(table["id"]).sum())
+
+
+def test_object_reads_in_forked_child(s3: S3Server, datasets: dict[str, Path],
+                                      table: pa.Table) -> None:
+    """The I/O runtime is rebuilt in a forked child (its parent's threads are gone there)."""
+    import multiprocessing
+
+    shutil.copytree(datasets["parquet"], s3.bucket(BUCKET) / "forked")
+    expected = (table.num_rows, int(np.asarray(table["id"]).sum()))
+    assert _rows_and_sum(url("forked/"), s3.options()) == expected
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_rows_and_sum, (url("forked/"), s3.options())).get(timeout=60)
+    assert got == expected

@@ -1,6 +1,6 @@
 //! Thread pools and the process-wide settings read from the environment.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 /// Decode threads used when the caller gives none: `ZENITH_NUM_WORKERS`, else the number of CPUs.
 pub fn default_num_workers() -> usize {
@@ -11,10 +11,45 @@ pub fn default_num_workers() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
 }
 
-/// The shared pool used by `read`/`load` (sized by [`default_num_workers`] at first use).
-pub fn global() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+/// The shared pool used by `read`/`load` (sized by [`default_num_workers`] at first use, and
+/// again in a child process after `fork`).
+pub fn global() -> Arc<rayon::ThreadPool> {
+    static POOL: PerProcess<rayon::ThreadPool> = PerProcess::new();
     POOL.get_or_init(|| build(default_num_workers(), "zenith-read"))
+}
+
+/// A process-wide value that owns threads: built on first use, and built again in a child
+/// process after `fork`, where the parent's threads do not exist (using the parent's pool or
+/// runtime there would wait forever). The parent's value is leaked in the child: dropping it
+/// would wait for threads that are not there.
+pub(crate) struct PerProcess<T> {
+    slot: Mutex<Option<(u32, Arc<T>)>>,
+}
+
+impl<T> PerProcess<T> {
+    /// An empty slot.
+    pub(crate) const fn new() -> Self {
+        PerProcess {
+            slot: Mutex::new(None),
+        }
+    }
+
+    /// The value of this process, built with `init` when there is none yet.
+    pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let pid = std::process::id();
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, value)) = slot.as_ref() {
+            if *owner == pid {
+                return value.clone();
+            }
+        }
+        if let Some((_, inherited)) = slot.take() {
+            std::mem::forget(inherited);
+        }
+        let value = Arc::new(init());
+        *slot = Some((pid, value.clone()));
+        value
+    }
 }
 
 /// Builds a pool of `threads` named threads.

@@ -263,9 +263,11 @@ pub fn stats() -> StorageStats {
 }
 
 /// The shared runtime that drives every request; two I/O threads are plenty because the
-/// work is waiting on sockets, and decode threads block on it.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+/// work is waiting on sockets, and decode threads block on it. A child process after `fork`
+/// builds its own.
+fn runtime() -> Arc<tokio::runtime::Runtime> {
+    static RUNTIME: crate::pool::PerProcess<tokio::runtime::Runtime> =
+        crate::pool::PerProcess::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -375,7 +377,10 @@ fn build_client(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn Obj
 /// that connections are reused across reads.
 pub fn store_for(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<Store>> {
     type Key = (Scheme, String, StorageOptions, Vec<(String, String)>);
-    static CLIENTS: OnceLock<Mutex<HashMap<Key, Arc<Store>>>> = OnceLock::new();
+    // Per process: a forked child must not reuse its parent's pooled connections, whose
+    // tasks ran on the parent's runtime.
+    static CLIENTS: crate::pool::PerProcess<Mutex<HashMap<Key, Arc<Store>>>> =
+        crate::pool::PerProcess::new();
     let key: Key = (
         url.scheme,
         url.bucket.clone(),
