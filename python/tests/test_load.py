@@ -355,6 +355,23 @@ def test_plain_numeric_pages_match_pyarrow(tmp_path: Path, page_version: str, co
         assert streamed[name].combine_chunks().equals(expected[name].combine_chunks()), name
 
 
+def test_loaded_parquet_survives_a_rewrite_of_its_file(tmp_path: Path) -> None:
+    """zenith.load maps Parquet files, but a loaded table never points into the mapping: the
+    file may be truncated and rewritten (what writers do) while the table lives."""
+    path = tmp_path / "rewritten.parquet"
+    n = 50_000
+    table = pa.table(
+        {"x": np.arange(n, dtype=np.float64), "i": np.arange(n, dtype=np.int64) * 3},
+        schema=pa.schema([pa.field("x", pa.float64(), nullable=False),
+                          pa.field("i", pa.int64(), nullable=False)]),
+    )
+    # Uncompressed, required, one page per chunk: the page bytes are the values, in the file.
+    pq.write_table(table, path, compression="none", use_dictionary=False, data_page_size=1 << 22)
+    loaded = zenith.load(path, cache=False)
+    pq.write_table(pa.table({"x": [1.0]}), path)
+    assert loaded.equals(table)
+
+
 def test_corrupt_plain_page(tmp_path: Path) -> None:
     path = tmp_path / "corrupt-plain.parquet"
     table = pa.table({"x": np.arange(10_000, dtype=np.float64)})

@@ -14,7 +14,7 @@ use arrow_array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray};
 use arrow_buffer::{Buffer, ScalarBuffer};
 use arrow_schema::DataType;
 use bytes::Bytes;
-use parquet::basic::{ConvertedType, Encoding, LogicalType, Type as PhysicalType};
+use parquet::basic::{Compression, ConvertedType, Encoding, LogicalType, Type as PhysicalType};
 use parquet::column::page::{Page, PageReader};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
@@ -70,11 +70,15 @@ pub(super) fn decode<R: ChunkReader + 'static>(
 ) -> Result<Option<ArrayRef>, ParquetError> {
     let pages = SerializedPageReader::new(input, chunk, rows, None)?;
     let max_def = chunk.column_descr().max_def_level();
+    // A decompressed page is a fresh buffer the column may keep; an uncompressed page is a
+    // view of the input (a mapped file, say), which a column must not keep: the file may be
+    // rewritten while the table lives.
+    let owned = chunk.compression() != Compression::UNCOMPRESSED;
     Ok(match data_type {
-        DataType::Int32 => decode_typed::<Int32Type>(pages, max_def, rows)?,
-        DataType::Int64 => decode_typed::<Int64Type>(pages, max_def, rows)?,
-        DataType::Float32 => decode_typed::<Float32Type>(pages, max_def, rows)?,
-        DataType::Float64 => decode_typed::<Float64Type>(pages, max_def, rows)?,
+        DataType::Int32 => decode_typed::<Int32Type>(pages, max_def, rows, owned)?,
+        DataType::Int64 => decode_typed::<Int64Type>(pages, max_def, rows, owned)?,
+        DataType::Float32 => decode_typed::<Float32Type>(pages, max_def, rows, owned)?,
+        DataType::Float64 => decode_typed::<Float64Type>(pages, max_def, rows, owned)?,
         _ => None,
     })
 }
@@ -83,6 +87,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
     mut pages: impl PageReader,
     max_def: i16,
     rows: usize,
+    owned: bool,
 ) -> Result<Option<ArrayRef>, ParquetError> {
     let width = std::mem::size_of::<T::Native>();
     let mut parts: Vec<Bytes> = Vec::with_capacity(1);
@@ -150,7 +155,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
     let aligned = |b: &Bytes| b.as_ptr().align_offset(std::mem::align_of::<T::Native>()) == 0;
     let buffer = match parts.as_slice() {
         [] => Buffer::from(Vec::<u8>::new()),
-        [one] if aligned(one) => Buffer::from(one.clone()),
+        [one] if owned && aligned(one) => Buffer::from(one.clone()),
         _ => {
             let mut out: Vec<T::Native> = Vec::with_capacity(rows);
             let dst = out.as_mut_ptr().cast::<u8>();
@@ -255,12 +260,13 @@ mod tests {
     /// Writes `batch` as one row group with small pages and returns (file bytes, metadata).
     fn parquet_of(
         batch: &arrow_array::RecordBatch,
+        compression: Compression,
     ) -> (Bytes, parquet::file::metadata::ParquetMetaData) {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_dictionary_enabled(false)
             .set_data_page_size_limit(1024)
             .set_write_batch_size(100)
-            .set_compression(parquet::basic::Compression::SNAPPY)
+            .set_compression(compression)
             .build();
         let mut out = Vec::new();
         let mut w =
@@ -287,7 +293,7 @@ mod tests {
             ("n", Arc::new(nulls) as ArrayRef),
         ])
         .unwrap();
-        let (bytes, meta) = parquet_of(&batch);
+        let (bytes, meta) = parquet_of(&batch, Compression::SNAPPY);
         let rg = meta.row_group(0);
         let input = Arc::new(bytes);
         let rows = n as usize;
@@ -312,6 +318,46 @@ mod tests {
         assert!(!eligible(rg.column(1), &DataType::Int32));
         // A wrong row count is an error, not a short column.
         assert!(decode(input, rg.column(0), &DataType::Float32, rows + 1).is_err());
+    }
+
+    #[test]
+    fn uncompressed_pages_are_copied_out_of_the_input() {
+        use arrow_array::{Array, Float64Array};
+        let n = 100; // 800 bytes: one page
+        let values = Float64Array::from_iter_values((0..n).map(f64::from));
+        let batch =
+            arrow_array::RecordBatch::try_from_iter([("v", Arc::new(values.clone()) as ArrayRef)])
+                .unwrap();
+        let (file, _) = parquet_of(&batch, Compression::UNCOMPRESSED);
+        // Place the file at every alignment, so that for one of them the page's values are
+        // aligned where they lie and could have been kept in place.
+        for shift in 0..8 {
+            let mut padded = vec![0u8; shift];
+            padded.extend_from_slice(&file);
+            let input = Bytes::from(padded).slice(shift..);
+            let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&input)
+                .unwrap();
+            let chunk = meta.row_group(0).column(0);
+            let (lo, hi) = (
+                input.as_ptr() as usize,
+                input.as_ptr() as usize + input.len(),
+            );
+            let got = decode(
+                Arc::new(input.clone()),
+                chunk,
+                &DataType::Float64,
+                n as usize,
+            )
+            .unwrap()
+            .expect("direct");
+            assert_eq!(&got.to_data(), &values.to_data());
+            let at = got.to_data().buffers()[0].as_ptr() as usize;
+            assert!(
+                !(lo..hi).contains(&at),
+                "column points into the input (shift {shift})"
+            );
+        }
     }
 
     #[test]
