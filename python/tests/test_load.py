@@ -187,6 +187,32 @@ def test_info_reads_metadata_only(datasets: dict[str, Path], capsys: pytest.Capt
     assert "5000 rows, 4 files, 20 units" in out
 
 
+def test_info_reports_parquet_statistics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Min, max and null count per column over every row group of every file, from footers."""
+    d = tmp_path / "stats"
+    d.mkdir()
+    pq.write_table(
+        pa.table({"i": pa.array([5, None, -3], pa.int64()), "f": [0.5, 2.5, 1.0],
+                  "s": ["m", "b", None], "t": pa.array([1, 2, 3], pa.timestamp("ms"))}),
+        d / "a.parquet", row_group_size=2,
+    )
+    pq.write_table(
+        pa.table({"i": pa.array([40, 7, None], pa.int64()), "f": [-1.5, 0.0, 9.0],
+                  "s": ["z", "c", "d"], "t": pa.array([4, 5, 6], pa.timestamp("ms"))}),
+        d / "b.parquet", row_group_size=1,
+    )
+    stats = zenith.info(d)["statistics"]
+    assert stats["i"] == {"min": -3, "max": 40, "null_count": 2}
+    assert stats["f"] == {"min": -1.5, "max": 9.0, "null_count": 0}
+    assert stats["s"] == {"min": "b", "max": "z", "null_count": 1}
+    # Timestamps have no plain order here: counted, not ranged.
+    assert stats["t"] == {"min": None, "max": None, "null_count": 0}
+    assert "i: min -3, max 40, nulls 2" in capsys.readouterr().out
+    # Other formats keep no statistics.
+    pacsv.write_csv(pa.table({"a": [1]}), tmp_path / "x.csv")
+    assert zenith.info(tmp_path / "x.csv", verbose=False)["statistics"] is None
+
+
 def test_info_without_path_prints_build(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZENITH_LOG_LEVEL", "debug")
     build = zenith.info()

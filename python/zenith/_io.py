@@ -94,7 +94,9 @@ def info(
 ) -> dict[str, Any]:
     """Without a path: version, build profile, threads, formats, cache and environment
     settings. With a path: format, schema, rows, files, units (row groups) and bytes, read
-    from footers and headers only. Prints a summary unless ``verbose=False``; returns a dict.
+    from footers and headers only, and for Parquet ``statistics``: per column the ``min``,
+    ``max`` and ``null_count`` over all row groups (``None`` where a footer does not record
+    them, or for types without a plain order such as timestamps and decimals). Prints a summary unless ``verbose=False``; returns a dict.
     """
     if path is None:
         build = dict(_zenith.build_info())
@@ -127,4 +129,9 @@ def info(
         print(summary["schema"])
         for f in summary["files"]:
             print(f"  {f['path']}: {f['rows']} rows, {f['units']} units, {f['bytes']} bytes")
+        if summary.get("statistics"):
+            print("statistics (all row groups):")
+            for column, s in summary["statistics"].items():
+                nulls = "?" if s["null_count"] is None else s["null_count"]
+                print(f"  {column}: min {s['min']!r}, max {s['max']!r}, nulls {nulls}")
     return summary

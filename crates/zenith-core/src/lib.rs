@@ -29,8 +29,8 @@ pub use loader::{
     Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot,
 };
 pub use read::{
-    info, load_arrow_ipc, load_csv, load_parquet, read, read_many, DatasetInfo, FileInfo,
-    ReadOptions,
+    info, load_arrow_ipc, load_csv, load_parquet, read, read_many, ColumnStatistics, DatasetInfo,
+    FileInfo, ReadOptions, StatValue,
 };
 pub use source::{DecodeOptions, Format};
 pub use store::StorageOptions;

@@ -177,7 +177,36 @@ fn dataset_info<'py>(
         files.append(d)?;
     }
     out.set_item("files", files)?;
+    match &info.statistics {
+        None => out.set_item("statistics", py.None())?,
+        Some(columns) => {
+            let stats = PyDict::new(py);
+            for c in columns {
+                let d = PyDict::new(py);
+                d.set_item("min", stat_value(py, c.min.as_ref())?)?;
+                d.set_item("max", stat_value(py, c.max.as_ref())?)?;
+                d.set_item("null_count", c.null_count)?;
+                stats.set_item(&c.column, d)?;
+            }
+            out.set_item("statistics", stats)?;
+        }
+    }
     Ok(out)
+}
+
+/// A footer statistic as a Python scalar (None when unknown).
+fn stat_value<'py>(
+    py: Python<'py>,
+    value: Option<&zenith_core::StatValue>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use zenith_core::StatValue;
+    Ok(match value {
+        None => py.None().into_bound(py),
+        Some(StatValue::Bool(b)) => b.into_pyobject(py)?.to_owned().into_any(),
+        Some(StatValue::Int(i)) => i.into_pyobject(py)?.into_any(),
+        Some(StatValue::Float(f)) => f.into_pyobject(py)?.into_any(),
+        Some(StatValue::Text(t)) => PyString::new(py, t).into_any(),
+    })
 }
 
 /// Build facts: version, profile, default thread count, features, cache settings.

@@ -47,6 +47,11 @@ pub trait FileReader: Send + Sync {
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
     /// Size of the file in bytes.
     fn file_bytes(&self) -> u64;
+    /// Per-column statistics of the whole file from its metadata, where the format keeps them
+    /// (Parquet).
+    fn column_statistics(&self) -> Option<Vec<crate::read::ColumnStatistics>> {
+        None
+    }
 }
 
 /// Reader options that change how files are decoded.

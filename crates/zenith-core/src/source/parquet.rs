@@ -27,6 +27,7 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use super::{parquet_plain, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
+use crate::read::{ColumnStatistics, StatValue};
 use crate::store::ObjectRef;
 
 /// Bytes fetched from the end of an object on open: the footer of most files fits, so one
@@ -291,6 +292,72 @@ impl ParquetFile {
     }
 }
 
+/// The statistics one column chunk records, as plain values where the column's type orders
+/// them plainly (integers, floats, booleans, strings).
+fn row_group_statistics(chunk: &ColumnChunkMetaData, column: &str) -> ColumnStatistics {
+    use parquet::basic::{ConvertedType, LogicalType};
+    use parquet::file::statistics::Statistics;
+    let descr = chunk.column_descr();
+    let plain = match descr.logical_type_ref() {
+        None => matches!(
+            descr.converted_type(),
+            ConvertedType::NONE
+                | ConvertedType::UTF8
+                | ConvertedType::INT_8
+                | ConvertedType::INT_16
+                | ConvertedType::INT_32
+                | ConvertedType::INT_64
+        ),
+        Some(LogicalType::Integer(int)) => int.is_signed,
+        Some(LogicalType::String) => true,
+        Some(_) => false,
+    };
+    let stats = chunk.statistics();
+    let (min, max) = match stats {
+        Some(s) if plain => {
+            let text = |v: Option<&[u8]>| {
+                v.and_then(|b| std::str::from_utf8(b).ok())
+                    .map(|t| StatValue::Text(t.to_string()))
+            };
+            match s {
+                Statistics::Boolean(v) => (
+                    v.min_opt().map(|x| StatValue::Bool(*x)),
+                    v.max_opt().map(|x| StatValue::Bool(*x)),
+                ),
+                Statistics::Int32(v) => (
+                    v.min_opt().map(|x| StatValue::Int(i64::from(*x))),
+                    v.max_opt().map(|x| StatValue::Int(i64::from(*x))),
+                ),
+                Statistics::Int64(v) => (
+                    v.min_opt().map(|x| StatValue::Int(*x)),
+                    v.max_opt().map(|x| StatValue::Int(*x)),
+                ),
+                Statistics::Float(v) => (
+                    v.min_opt().map(|x| StatValue::Float(f64::from(*x))),
+                    v.max_opt().map(|x| StatValue::Float(f64::from(*x))),
+                ),
+                Statistics::Double(v) => (
+                    v.min_opt().map(|x| StatValue::Float(*x)),
+                    v.max_opt().map(|x| StatValue::Float(*x)),
+                ),
+                Statistics::ByteArray(v) => (text(v.min_bytes_opt()), text(v.max_bytes_opt())),
+                _ => (None, None),
+            }
+        }
+        _ => (None, None),
+    };
+    let null_count = stats.and_then(|s| s.null_count_opt());
+    let values = u64::try_from(chunk.num_values()).unwrap_or(0);
+    ColumnStatistics {
+        column: column.to_string(),
+        min,
+        max,
+        null_count,
+        // A chunk of nulls only has no range; one without statistics may hold values.
+        has_values: null_count != Some(values),
+    }
+}
+
 /// The column chunks of one row group fetched from an object: a sparse view of the file that
 /// the decoder reads like the whole file.
 #[derive(Clone)]
@@ -359,6 +426,27 @@ impl FileReader for ParquetFile {
 
     fn file_bytes(&self) -> u64 {
         self.file_bytes
+    }
+
+    fn column_statistics(&self) -> Option<Vec<ColumnStatistics>> {
+        let meta = self.metadata();
+        let descr = meta.file_metadata().schema_descr();
+        let mut out: Vec<ColumnStatistics> = (0..descr.num_columns())
+            .map(|leaf| ColumnStatistics {
+                column: descr.column(leaf).path().string(),
+                min: None,
+                max: None,
+                null_count: Some(0),
+                has_values: false,
+            })
+            .collect();
+        for rg in meta.row_groups() {
+            for (leaf, chunk) in rg.columns().iter().enumerate() {
+                let stats = row_group_statistics(chunk, &out[leaf].column);
+                out[leaf].merge(&stats);
+            }
+        }
+        Some(out)
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
