@@ -398,6 +398,19 @@ def test_loaded_parquet_survives_a_rewrite_of_its_file(tmp_path: Path) -> None:
     assert loaded.equals(table)
 
 
+def test_loaded_string_views_survive_a_rewrite_of_their_file(tmp_path: Path) -> None:
+    """String view columns may keep views of uncompressed pages, so such files are read rather
+    than mapped by zenith.load."""
+    path = tmp_path / "views.parquet"
+    texts = [f"a string longer than twelve bytes, number {i:06d}" for i in range(20_000)]
+    table = pa.table({"s": pa.array(texts, pa.string_view())})
+    pq.write_table(table, path, compression="none", use_dictionary=False)
+    loaded = zenith.load(path, cache=False)
+    assert loaded.schema.field("s").type == pa.string_view()
+    pq.write_table(pa.table({"x": [1.0]}), path)
+    assert loaded["s"].to_pylist() == texts
+
+
 def test_corrupt_plain_page(tmp_path: Path) -> None:
     path = tmp_path / "corrupt-plain.parquet"
     table = pa.table({"x": np.arange(10_000, dtype=np.float64)})

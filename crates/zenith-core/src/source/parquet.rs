@@ -78,7 +78,15 @@ impl ParquetFile {
         };
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
             .map_err(|e| Error::format(path, "footer", e))?;
-        let data = if mapped {
+        // The Arrow reader may keep views of uncompressed pages as the buffers of string and
+        // binary view columns; those must not point into a map of a file that can be
+        // rewritten while the table lives, so such files are read, not mapped.
+        let views = meta
+            .schema()
+            .fields()
+            .iter()
+            .any(|f| has_view_type(f.data_type()));
+        let data = if mapped && !views {
             ParquetData::Mapped(super::map_file(path)?)
         } else {
             ParquetData::Local(data)
@@ -289,6 +297,21 @@ impl ParquetFile {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )
         .map_err(|e| fail(&e))
+    }
+}
+
+/// Whether `data_type` is or holds a string/binary view type.
+fn has_view_type(data_type: &arrow_schema::DataType) -> bool {
+    use arrow_schema::DataType as T;
+    match data_type {
+        T::Utf8View | T::BinaryView => true,
+        T::List(f) | T::LargeList(f) | T::FixedSizeList(f, _) | T::Map(f, _) => {
+            has_view_type(f.data_type())
+        }
+        T::ListView(f) | T::LargeListView(f) => has_view_type(f.data_type()),
+        T::Struct(fields) => fields.iter().any(|f| has_view_type(f.data_type())),
+        T::Dictionary(_, v) => has_view_type(v),
+        _ => false,
     }
 }
 
