@@ -511,30 +511,16 @@ impl ObjectRef {
     /// merged range with its start offset, sorted by offset.
     pub fn get_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<(u64, Bytes)>> {
         let merged = coalesce_ranges(ranges, COALESCE_GAP);
-        let pieces: Vec<(usize, Range<u64>)> = merged
+        let pieces = merged
             .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                split_range(r, MAX_REQUEST_BYTES)
-                    .into_iter()
-                    .map(move |p| (i, p))
-            })
+            .flat_map(|r| split_range(r, MAX_REQUEST_BYTES))
             .collect();
-        let this = self.clone();
-        let concurrency = self.store.concurrency;
-        let fetched: Vec<(usize, Bytes)> = on_runtime(async move {
-            let this = &this;
-            futures::stream::iter(pieces)
-                .map(|(i, r)| async move { this.fetch(r).await.map(|b| (i, b)) })
-                .buffered(concurrency)
-                .try_collect()
-                .await
-        })?;
+        let mut parts = self.fetch_pieces(pieces)?.into_iter().peekable();
         let mut out: Vec<(u64, Bytes)> = Vec::with_capacity(merged.len());
-        let mut parts = fetched.into_iter().peekable();
-        for (i, r) in merged.iter().enumerate() {
+        for r in &merged {
+            // Pieces come in order, so those starting before this range's end are its own.
             let mut chunk: Vec<Bytes> = Vec::new();
-            while let Some((_, b)) = parts.next_if(|(j, _)| *j == i) {
+            while let Some((_, b)) = parts.next_if(|(start, _)| *start < r.end) {
                 chunk.push(b);
             }
             let bytes = match chunk.len() {
@@ -552,15 +538,9 @@ impl ObjectRef {
         Ok(out)
     }
 
-    /// Like [`ObjectRef::get_ranges`] for disjoint wanted ranges (such as Parquet column
-    /// chunks), without joining pieces: a large merged request is cut only where a wanted range
-    /// starts, so every wanted range lies inside one returned buffer and no received byte is
-    /// copied again. Returns (offset, bytes) per request, sorted by offset.
-    pub fn get_ranges_unjoined(&self, ranges: &[Range<u64>]) -> Result<Vec<(u64, Bytes)>> {
-        let pieces: Vec<Range<u64>> = coalesce_ranges(ranges, COALESCE_GAP)
-            .iter()
-            .flat_map(|merged| split_at_boundaries(merged, ranges, MAX_REQUEST_BYTES))
-            .collect();
+    /// Fetches `pieces` (blocking), up to the store's concurrency at once, as tasks on the I/O
+    /// runtime; returns (offset, bytes) per piece in the given order.
+    fn fetch_pieces(&self, pieces: Vec<Range<u64>>) -> Result<Vec<(u64, Bytes)>> {
         let this = self.clone();
         let concurrency = self.store.concurrency;
         on_runtime(async move {
@@ -571,6 +551,18 @@ impl ObjectRef {
                 .try_collect()
                 .await
         })
+    }
+
+    /// Like [`ObjectRef::get_ranges`] for disjoint wanted ranges (such as Parquet column
+    /// chunks), without joining pieces: a large merged request is cut only where a wanted range
+    /// starts, so every wanted range lies inside one returned buffer and no received byte is
+    /// copied again. Returns (offset, bytes) per request, sorted by offset.
+    pub fn get_ranges_unjoined(&self, ranges: &[Range<u64>]) -> Result<Vec<(u64, Bytes)>> {
+        let pieces: Vec<Range<u64>> = coalesce_ranges(ranges, COALESCE_GAP)
+            .iter()
+            .flat_map(|merged| split_at_boundaries(merged, ranges, MAX_REQUEST_BYTES))
+            .collect();
+        self.fetch_pieces(pieces)
     }
 
     /// Fetches the whole object with parallel ranged requests.
@@ -721,6 +713,17 @@ fn is_hidden_key(relative: &str) -> bool {
         .any(|part| part.starts_with('.') || part.starts_with('_'))
 }
 
+/// Listed objects sorted by key; none is an [`Error::EmptySource`] naming `spec`.
+fn sorted_non_empty(mut found: Vec<ObjectRef>, spec: &str) -> Result<Vec<ObjectRef>> {
+    if found.is_empty() {
+        return Err(Error::EmptySource {
+            path: spec.to_string(),
+        });
+    }
+    found.sort_by(|a, b| a.key().cmp(b.key()));
+    Ok(found)
+}
+
 /// Expands one object URL into the objects it names, sorted by key: a key that exists is
 /// itself; a key ending in `/` (or any other key with objects below it) is every non-hidden
 /// object below it; a key with `*`, `?` or `[` is a glob over the listing of its literal prefix.
@@ -750,37 +753,25 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
             require_literal_separator: true,
             ..Default::default()
         };
-        let mut found: Vec<ObjectRef> = list_prefix(&store, &url, prefix)?
+        let found = list_prefix(&store, &url, prefix)?
             .into_iter()
             .filter(|m| pattern.matches_with(m.location.as_ref(), options))
             .filter(|m| !is_hidden_key(m.location.as_ref().get(prefix.len()..).unwrap_or_default()))
             .map(make)
             .collect();
-        found.sort_by(|a, b| a.key().cmp(b.key()));
-        if found.is_empty() {
-            return Err(Error::EmptySource {
-                path: spec.to_string(),
-            });
-        }
-        return Ok(found);
+        return sorted_non_empty(found, spec);
     }
     // A prefix with objects below it is a directory; otherwise the key must be an object.
     // Listing first matters: some servers answer a HEAD of a "directory" with a 5xx.
     let key = url.key.trim_end_matches('/');
     let listed = list_prefix(&store, &url, key)?;
     if !listed.is_empty() {
-        let mut found: Vec<ObjectRef> = listed
+        let found = listed
             .into_iter()
             .filter(|m| !is_hidden_key(m.location.as_ref().get(key.len()..).unwrap_or_default()))
             .map(make)
             .collect();
-        found.sort_by(|a, b| a.key().cmp(b.key()));
-        if found.is_empty() {
-            return Err(Error::EmptySource {
-                path: spec.to_string(),
-            });
-        }
-        return Ok(found);
+        return sorted_non_empty(found, spec);
     }
     if key.is_empty() || url.key.ends_with('/') {
         return Err(Error::NotFound {
