@@ -334,12 +334,12 @@ fn values_block(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Re
     if dtype != DType::Bool && Arc::ptr_eq(&cast, array) {
         return Ok(Block::Values(cast));
     }
-    cast_values(&cast, dtype, what).map(Block::Tensor)
+    Ok(Block::Tensor(tensor_data(&cast, dtype)))
 }
 
-fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Result<TensorData> {
-    let array = cast_array(array, dtype, what)?;
-    Ok(match dtype {
+/// Copies an array already cast to `dtype` (see [`cast_array`]) into tensor values.
+fn tensor_data(array: &ArrayRef, dtype: DType) -> TensorData {
+    match dtype {
         DType::Bool => TensorData::Bool(
             array
                 .as_boolean()
@@ -357,7 +357,7 @@ fn cast_values(array: &ArrayRef, dtype: DType, what: &dyn Fn() -> String) -> Res
         DType::U64 => TensorData::U64(prim_to_vec!(array, UInt64Type)),
         DType::F32 => TensorData::F32(prim_to_vec!(array, Float32Type)),
         DType::F64 => TensorData::F64(prim_to_vec!(array, Float64Type)),
-    })
+    }
 }
 
 /// Rows per block of the transpose: the written rows of a block stay in L1 while every

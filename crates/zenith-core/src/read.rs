@@ -211,26 +211,25 @@ pub fn info(
             bytes: f.file_bytes(),
         })
         .collect();
-    let mut statistics: Option<Vec<ColumnStatistics>> = None;
-    for (i, file) in dataset.files().iter().enumerate() {
-        let Some(stats) = file.column_statistics() else {
-            statistics = None;
-            break;
-        };
-        match statistics.as_mut() {
-            None if i == 0 => statistics = Some(stats),
-            None => break,
-            Some(all) if all.len() == stats.len() => {
-                for (a, b) in all.iter_mut().zip(&stats) {
-                    a.merge(b);
-                }
+    // Every file must keep statistics, for the same columns, for the dataset to have them.
+    let per_file: Option<Vec<Vec<ColumnStatistics>>> = dataset
+        .files()
+        .iter()
+        .map(|f| f.column_statistics())
+        .collect();
+    let statistics = per_file.and_then(|files| {
+        let mut files = files.into_iter();
+        let mut all = files.next()?;
+        for stats in files {
+            if stats.len() != all.len() {
+                return None;
             }
-            Some(_) => {
-                statistics = None;
-                break;
+            for (a, b) in all.iter_mut().zip(&stats) {
+                a.merge(b);
             }
         }
-    }
+        Some(all)
+    });
     Ok(DatasetInfo {
         format: dataset.format(),
         schema: dataset.schema(),
