@@ -14,6 +14,37 @@ use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
 use zenith_core::loader::Poll;
 
 mod jobs;
+
+/// Zenith's own buffers (read buffers, decoded columns, batch tensors: kilobytes to megabytes,
+/// freed and allocated again every few milliseconds, often freed by another thread than the one
+/// that allocated them) come from mimalloc, which keeps freed memory for reuse; the system
+/// allocator returned many of them to the kernel and paid a page fault and a zero-fill per page
+/// on the next (an epoch of 4M rows at batch 64 took 1.05 s with it, 0.69 s with mimalloc).
+/// Memory handed to numpy, torch or pyarrow is released through Zenith's own callbacks, so it
+/// always returns to this allocator. Python, torch and everything else keep theirs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e`.
+#[cfg(target_os = "linux")]
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Runs when the extension is loaded, before its first allocation: arenas commit memory as
+/// it is used, not whole. Committed eagerly, they are backed by transparent huge pages that a
+/// few live buffers keep resident, so a `zenith.load` of a 520 MB table grew the process by
+/// 716 MB instead of 568 MB. `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still decides.
+#[cfg(target_os = "linux")]
+extern "C" fn configure_allocator() {
+    if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
+        // SAFETY: sets one documented option; no allocation has been made by this library yet.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 use zenith_core::{
     BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format,
     LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, StorageOptions,
