@@ -137,6 +137,17 @@ pub fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// How long [`JobStore::open`] keeps trying while another process holds the new store's lock.
+const OPEN_BUSY_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether SQLite reported a lock held by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// An open job store.
 pub struct JobStore {
     conn: Connection,
@@ -145,36 +156,40 @@ pub struct JobStore {
 
 impl JobStore {
     /// Opens (creating if needed) the store at `path`.
+    ///
+    /// Several processes may open a new store at once (submitters starting together): switching
+    /// a fresh database to WAL and creating its tables need a lock that SQLite reports as busy
+    /// without waiting, so a busy open is tried again for up to [`OPEN_BUSY_WAIT`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JobsError> {
         let path = path.as_ref().to_path_buf();
-        let sql = |source| JobsError::Sqlite {
-            db: path.clone(),
-            source,
-        };
-        let conn = Connection::open(&path).map_err(sql)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
-        // WAL: readers never block the runner; NORMAL sync is durable across process crashes.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
-        match version {
-            0 => conn
-                .pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(sql)?,
-            SCHEMA_VERSION => {}
-            newer => {
-                return Err(JobsError::Schema {
-                    db: path,
-                    found: newer,
-                })
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(&path) {
+                Err(source) if is_busy(&source) && started.elapsed() < OPEN_BUSY_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(source) => return Err(JobsError::Sqlite { db: path, source }),
+                Ok(Ok(conn)) => return Ok(Self { conn, path }),
+                Ok(Err(found)) => return Err(JobsError::Schema { db: path, found }),
             }
         }
-        Ok(Self { conn, path })
+    }
+
+    /// One attempt of [`JobStore::open`]: the connection, or the newer schema version found.
+    fn open_once(path: &Path) -> Result<Result<Connection, i64>, rusqlite::Error> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // WAL: readers never block the runner; NORMAL sync is durable across process crashes.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match version {
+            0 => conn.pragma_update(None, "user_version", SCHEMA_VERSION)?,
+            SCHEMA_VERSION => {}
+            newer => return Ok(Err(newer)),
+        }
+        Ok(Ok(conn))
     }
 
     /// The database file.
@@ -623,6 +638,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = JobStore::open(dir.path().join("jobs.db")).expect("open");
         (dir, store)
+    }
+
+    #[test]
+    fn open_waits_while_another_connection_holds_a_new_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("jobs.db");
+        // Another connection creates the file and holds it exclusively for a moment, as a
+        // submitter that started first does while it sets the store up.
+        let holder = Connection::open(&db).expect("holder");
+        holder
+            .execute_batch("BEGIN EXCLUSIVE; CREATE TABLE t (x);")
+            .expect("lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("COMMIT").expect("commit");
+        });
+        let store = JobStore::open(&db).expect("open after the lock is released");
+        assert_eq!(store.submit(&spec("a", 0, 0)).expect("submit"), 1);
+        release.join().expect("holder thread");
     }
 
     const CAP: Capacity = Capacity {
