@@ -342,27 +342,24 @@ fn row_group_statistics(chunk: &ColumnChunkMetaData, column: &str) -> ColumnStat
                 v.and_then(|b| std::str::from_utf8(b).ok())
                     .map(|t| StatValue::Text(t.to_string()))
             };
+            // Both ends of a typed statistic, each converted by `value`.
+            fn ends<T>(
+                min: Option<&T>,
+                max: Option<&T>,
+                value: impl Fn(&T) -> StatValue,
+            ) -> (Option<StatValue>, Option<StatValue>) {
+                (min.map(&value), max.map(&value))
+            }
             match s {
-                Statistics::Boolean(v) => (
-                    v.min_opt().map(|x| StatValue::Bool(*x)),
-                    v.max_opt().map(|x| StatValue::Bool(*x)),
-                ),
-                Statistics::Int32(v) => (
-                    v.min_opt().map(|x| StatValue::Int(i64::from(*x))),
-                    v.max_opt().map(|x| StatValue::Int(i64::from(*x))),
-                ),
-                Statistics::Int64(v) => (
-                    v.min_opt().map(|x| StatValue::Int(*x)),
-                    v.max_opt().map(|x| StatValue::Int(*x)),
-                ),
-                Statistics::Float(v) => (
-                    v.min_opt().map(|x| StatValue::Float(f64::from(*x))),
-                    v.max_opt().map(|x| StatValue::Float(f64::from(*x))),
-                ),
-                Statistics::Double(v) => (
-                    v.min_opt().map(|x| StatValue::Float(*x)),
-                    v.max_opt().map(|x| StatValue::Float(*x)),
-                ),
+                Statistics::Boolean(v) => ends(v.min_opt(), v.max_opt(), |x| StatValue::Bool(*x)),
+                Statistics::Int32(v) => {
+                    ends(v.min_opt(), v.max_opt(), |x| StatValue::Int(i64::from(*x)))
+                }
+                Statistics::Int64(v) => ends(v.min_opt(), v.max_opt(), |x| StatValue::Int(*x)),
+                Statistics::Float(v) => ends(v.min_opt(), v.max_opt(), |x| {
+                    StatValue::Float(f64::from(*x))
+                }),
+                Statistics::Double(v) => ends(v.min_opt(), v.max_opt(), |x| StatValue::Float(*x)),
                 Statistics::ByteArray(v) => (text(v.min_bytes_opt()), text(v.max_bytes_opt())),
                 _ => (None, None),
             }
