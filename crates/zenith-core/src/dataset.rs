@@ -82,9 +82,9 @@ impl Dataset {
         // Opening an object waits on the network, not the CPU: open many at once.
         let rest: Vec<Arc<dyn FileReader>> =
             if matches!(paths[0], Location::Object(_)) && paths.len() > 2 {
-                crate::pool::build(OBJECT_OPEN_THREADS, "zenith-open").install(open_rest)?
+                crate::pool::build(OBJECT_OPEN_THREADS, "zenith-open")?.install(open_rest)?
             } else {
-                crate::pool::global().install(open_rest)?
+                crate::pool::global()?.install(open_rest)?
             };
         let schema = first.schema();
         for file in &rest {
@@ -237,9 +237,9 @@ impl Dataset {
         };
         if self.is_remote() {
             let threads = self.decode_threads(crate::pool::default_num_workers());
-            crate::pool::build(threads, "zenith-read-io").install(read)
+            crate::pool::build(threads, "zenith-read-io")?.install(read)
         } else {
-            crate::pool::global().install(read)
+            crate::pool::global()?.install(read)
         }
     }
 }

@@ -54,6 +54,18 @@ pub enum Error {
         /// " bytes A-B" or empty.
         range: String,
         message: String,
+        /// The client's own error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// The environment refused a resource the engine needs (a thread, a runtime, memory).
+    #[error("cannot start {what}: {source}")]
+    Resource {
+        /// What could not be started: "the loader thread", "4 decode threads", ...
+        what: String,
+        #[source]
+        source: std::io::Error,
     },
 
     /// An argument was out of range or malformed.
@@ -95,6 +107,14 @@ impl Error {
         }
     }
 
+    /// Builds [`Error::Resource`] for something the environment would not start.
+    pub fn resource(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Resource {
+            what: what.into(),
+            source,
+        }
+    }
+
     /// Builds [`Error::Schema`].
     pub fn schema(path: impl Into<PathBuf>, message: impl ToString) -> Self {
         Error::Schema {
@@ -113,6 +133,7 @@ impl Error {
             Error::Schema { .. } | Error::UnknownColumn { .. } => ErrorKind::Schema,
             Error::Storage { .. } => ErrorKind::Storage,
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::Resource { .. } => ErrorKind::Resource,
             Error::Interrupted => ErrorKind::Interrupted,
         }
     }
@@ -132,6 +153,8 @@ pub enum ErrorKind {
     Storage,
     /// Bad argument.
     InvalidArgument,
+    /// A thread, runtime or memory limit of the environment.
+    Resource,
     /// Interrupted by the user.
     Interrupted,
 }

@@ -567,10 +567,10 @@ impl DataLoader {
         let batch_size = self.config.batch_size;
         let drop_last = self.config.drop_last;
         let lookahead_rows = self.window_rows;
+        let pool = crate::pool::build(workers, "zenith-decode")?;
         let handle = std::thread::Builder::new()
             .name("zenith-loader".into())
             .spawn(move || {
-                let pool = crate::pool::build(workers, "zenith-decode");
                 let producer = Producer {
                     shared: producer_shared,
                     pool,
@@ -581,12 +581,7 @@ impl DataLoader {
                 };
                 producer.run(segments);
             })
-            .map_err(|e| {
-                Error::invalid(
-                    "num_workers",
-                    format!("cannot start the loader thread: {e}"),
-                )
-            })?;
+            .map_err(|e| Error::resource("the loader thread", e))?;
         Ok(BatchIterator {
             rx: Some(rx),
             handle: Some(handle),

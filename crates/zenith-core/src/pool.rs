@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::error::{Error, Result};
+
 /// Decode threads used when the caller gives none: `ZENITH_NUM_WORKERS`, else the number of CPUs.
 pub fn default_num_workers() -> usize {
     std::env::var("ZENITH_NUM_WORKERS")
@@ -13,9 +15,9 @@ pub fn default_num_workers() -> usize {
 
 /// The shared pool used by `read`/`load` (sized by [`default_num_workers`] at first use, and
 /// again in a child process after `fork`).
-pub fn global() -> Arc<rayon::ThreadPool> {
+pub fn global() -> Result<Arc<rayon::ThreadPool>> {
     static POOL: PerProcess<rayon::ThreadPool> = PerProcess::new();
-    POOL.get_or_init(|| build(default_num_workers(), "zenith-read"))
+    POOL.get_or_try_init(|| build(default_num_workers(), "zenith-read"))
 }
 
 /// A process-wide value that owns threads: built on first use, and built again in a child
@@ -36,27 +38,46 @@ impl<T> PerProcess<T> {
 
     /// The value of this process, built with `init` when there is none yet.
     pub(crate) fn get_or_init(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        match self.get_or_try_init(|| Ok::<T, std::convert::Infallible>(init())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`PerProcess::get_or_init`] for a value whose construction may fail; a failure
+    /// leaves the slot empty, so a later call tries again.
+    pub(crate) fn get_or_try_init<E>(
+        &self,
+        init: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<Arc<T>, E> {
         let pid = std::process::id();
         let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((owner, value)) = slot.as_ref() {
             if *owner == pid {
-                return value.clone();
+                return Ok(value.clone());
             }
         }
         if let Some((_, inherited)) = slot.take() {
             std::mem::forget(inherited);
         }
-        let value = Arc::new(init());
+        let value = Arc::new(init()?);
         *slot = Some((pid, value.clone()));
-        value
+        Ok(value)
     }
 }
 
-/// Builds a pool of `threads` named threads.
-pub fn build(threads: usize, name: &'static str) -> rayon::ThreadPool {
+/// Builds a pool of `threads` named threads; a refusal of the system to start them (thread or
+/// memory limits) is an [`Error::Resource`].
+pub fn build(threads: usize, name: &'static str) -> Result<rayon::ThreadPool> {
+    let threads = threads.max(1);
     rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
+        .num_threads(threads)
         .thread_name(move |i| format!("{name}-{i}"))
         .build()
-        .expect("spawning threads")
+        .map_err(|e| {
+            Error::resource(
+                format!("{threads} {name} threads"),
+                std::io::Error::other(e.to_string()),
+            )
+        })
 }

@@ -265,21 +265,21 @@ pub fn stats() -> StorageStats {
 /// The shared runtime that drives every request; two I/O threads are plenty because the
 /// work is waiting on sockets, and decode threads block on it. A child process after `fork`
 /// builds its own.
-fn runtime() -> Arc<tokio::runtime::Runtime> {
+fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
     static RUNTIME: crate::pool::PerProcess<tokio::runtime::Runtime> =
         crate::pool::PerProcess::new();
-    RUNTIME.get_or_init(|| {
+    RUNTIME.get_or_try_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("zenith-io")
             .enable_all()
             .build()
-            .expect("starting the I/O runtime")
+            .map_err(|e| Error::resource("the object-storage I/O runtime", e))
     })
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    runtime().block_on(future)
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(future))
 }
 
 /// Runs `future` as a task on the I/O runtime and waits for it. Response bodies then arrive in
@@ -288,12 +288,13 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 fn on_runtime<T: Send + 'static>(
     future: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
-    let task = runtime().spawn(future);
-    block_on(task).unwrap_or_else(|e| {
+    let task = runtime()?.spawn(future);
+    block_on(task)?.unwrap_or_else(|e| {
         Err(Error::Storage {
             object: String::new(),
             range: String::new(),
-            message: format!("I/O task failed: {e}"),
+            message: "I/O task failed".to_string(),
+            source: Some(Box::new(e)),
         })
     })
 }
@@ -418,6 +419,7 @@ fn storage_error(object: &str, range: Option<&Range<u64>>, e: object_store::Erro
             .map(|r| format!(" bytes {}-{}", r.start, r.end))
             .unwrap_or_default(),
         message,
+        source: Some(Box::new(e)),
     }
 }
 
@@ -476,6 +478,7 @@ impl ObjectRef {
                 object: self.url.clone(),
                 range: format!(" bytes {}-{}", range.start, range.end),
                 message: format!("short read: {} bytes returned", bytes.len()),
+                source: None,
             });
         }
         REQUESTS.fetch_add(1, Ordering::Relaxed);
@@ -780,7 +783,7 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
     }
     let path = object_path(&url, key)?;
     METADATA_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    match block_on(store.inner.head(&path)) {
+    match block_on(store.inner.head(&path))? {
         Ok(meta) => Ok(vec![make(meta)]),
         Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound {
             path: spec.to_string(),
@@ -801,13 +804,14 @@ fn list_prefix(
         p => Some(object_path(url, p)?),
     };
     METADATA_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    block_on(store.inner.list(prefix.as_ref()).try_collect::<Vec<_>>()).map_err(|e| {
+    block_on(store.inner.list(prefix.as_ref()).try_collect::<Vec<_>>())?.map_err(|e| {
         let what = url.with_key(prefix.as_ref().map_or("", |p| p.as_ref()));
         match e {
             object_store::Error::NotFound { .. } => Error::Storage {
                 object: what,
                 range: String::new(),
                 message: format!("bucket {:?} not found: {e}", url.bucket),
+                source: Some(Box::new(e)),
             },
             e => storage_error(&what, None, e),
         }
@@ -939,7 +943,9 @@ mod tests {
         let bucket = memory_bucket("store-test");
         for key in ["d/a.bin", "d/b.bin", "d/_SUCCESS", "d/sub/c.bin", "e.bin"] {
             let payload: Vec<u8> = (0..100u8).collect();
-            block_on(bucket.put(&ObjectPath::from(key), payload.into())).unwrap();
+            block_on(bucket.put(&ObjectPath::from(key), payload.into()))
+                .unwrap()
+                .unwrap();
         }
         let options = StorageOptions::default();
         let keys = |spec: &str| -> Vec<String> {

@@ -126,6 +126,8 @@ enum ZenithStatus
   ZENITH_ERR_INTERNAL = 10,
   // A Rust panic was caught at the boundary; the library is still usable.
   ZENITH_FFI_PANIC = 11,
+  // The system refused a thread, runtime or memory the call needed (a resource limit).
+  ZENITH_ERR_RESOURCE = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -35,6 +35,8 @@ pub enum ZenithStatus {
     ZENITH_ERR_INTERNAL = 10,
     /// A Rust panic was caught at the boundary; the library is still usable.
     ZENITH_FFI_PANIC = 11,
+    /// The system refused a thread, runtime or memory the call needed (a resource limit).
+    ZENITH_ERR_RESOURCE = 12,
 }
 
 pub use ZenithStatus::*;
@@ -74,6 +76,7 @@ impl From<zenith_core::Error> for FfiError {
             ErrorKind::Storage => ZENITH_ERR_STORAGE,
             ErrorKind::InvalidArgument => ZENITH_ERR_INVALID_ARG,
             ErrorKind::Interrupted => ZENITH_ERR_INTERRUPTED,
+            ErrorKind::Resource => ZENITH_ERR_RESOURCE,
             _ => ZENITH_ERR_INTERNAL,
         };
         FfiError::new(status, e.to_string())

@@ -286,10 +286,11 @@ pub fn split_records(data: &[u8], start: usize, target: usize) -> Vec<RecordRang
         let unterminated = e == data.len() && data[e - 1] != b'\n';
         Some(memchr::memchr_iter(b'\n', part).count() + usize::from(unterminated))
     };
-    let counts: Option<Vec<usize>> = if bounds.len() > 1 {
-        crate::pool::global().install(|| bounds.par_iter().map(count).collect())
-    } else {
-        bounds.iter().map(count).collect()
+    // Counting serially gives the same answer when no pool can be had.
+    let pool = (bounds.len() > 1).then(crate::pool::global).and_then(Result::ok);
+    let counts: Option<Vec<usize>> = match pool {
+        Some(pool) => pool.install(|| bounds.par_iter().map(count).collect()),
+        None => bounds.iter().map(count).collect(),
     };
     let Some(counts) = counts else {
         return split_quoted(data, start, target);
