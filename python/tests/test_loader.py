@@ -178,7 +178,8 @@ def test_state_dict_is_small_and_rejects_other_data(datasets: dict[str, Path], t
     next(it)
     next(it)
     state = dl.state_dict()
-    assert state["rows"] == 20 and state["epoch"] == 0
+    assert (state["version"], state["plan"]["rows"], state["plan"]["epoch"]) == (2, 20, 0)
+    assert state["stages"] == {}
     assert len(str(state)) < 400
     other = write_parquet_dir(make_table(100), tmp_path / "other", files=1)
     with pytest.raises(zenith.ValidationError, match="dataset of 5000 rows, this one has 100"):
@@ -280,3 +281,24 @@ def test_ctrl_c_interrupts_iteration(datasets: dict[str, Path]) -> None:
         proc.kill()
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
+
+
+def test_a_version_1_state_resumes_like_its_version_2_form(datasets: dict[str, Path]) -> None:
+    """States written before stages had sections (the plan's fields at the top) still load."""
+    dl = zenith.DataLoader(datasets["parquet"], batch_size=10, seed=3)
+    it = iter(dl)
+    for _ in range(3):
+        next(it)
+    state = dl.state_dict()
+    rest_v2 = zenith.DataLoader(datasets["parquet"], batch_size=10, seed=3)
+    rest_v2.load_state_dict(state)
+    rest_v1 = zenith.DataLoader(datasets["parquet"], batch_size=10, seed=3)
+    rest_v1.load_state_dict({"version": 1, **state["plan"]})
+    remaining = [int(i) for b in it for i in b["id"]]
+    assert epoch_ids(rest_v1) == epoch_ids(rest_v2) == remaining
+    assert len(remaining) == N_ROWS - 30
+    with pytest.raises(zenith.ValidationError, match="unknown state version 7"):
+        rest_v1.load_state_dict({**state, "version": 7})
+    with pytest.raises(zenith.ValidationError, match='section for stage "pack"') as err:
+        rest_v1.load_state_dict({**state, "stages": {"pack": {}}})
+    assert err.value.field == "state"

@@ -20,19 +20,23 @@ pub mod plan;
 pub mod pool;
 pub mod read;
 pub mod source;
+pub mod stage;
 pub mod store;
 
 pub use collate::{BatchColumn, DType, FieldSource, OutputField, Tensor, TensorData};
 pub use dataset::{Dataset, Projection, UnitRef};
 pub use error::{Error, ErrorKind, Result};
 pub use loader::{
-    Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, StatsSnapshot,
+    Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, Poll,
+    StatsSnapshot,
 };
+pub use plan::PlanState;
 pub use read::{
     info, load_arrow_ipc, load_csv, load_parquet, read, read_many, ColumnStatistics, DatasetInfo,
     FileInfo, ReadOptions, StatValue,
 };
 pub use source::{DecodeOptions, Format};
+pub use stage::{SampleContext, SampleStage};
 pub use store::StorageOptions;
 
 /// The crate version.

@@ -120,7 +120,7 @@ fn loader_delivers_every_row_once_and_resumes() {
         first.push(b.expect("batch"));
     }
     let state = loader.state();
-    assert_eq!(state.rows, 7 * 64);
+    assert_eq!(state.plan.rows, 7 * 64);
     let mut resumed = DataLoader::new(
         &src,
         LoaderConfig {

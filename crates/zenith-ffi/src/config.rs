@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use zenith_core::{DType, FieldSource, Format, LoaderConfig, OnError, OutputField, OutputKind};
+use zenith_core::{DType, FieldSource, Format, LoaderConfig, OutputField};
 
 use crate::status::FfiError;
 
@@ -154,28 +154,10 @@ pub(crate) fn loader_config(text: Option<&str>) -> Result<LoaderConfig, FfiError
     config.shuffle_window = json.shuffle_window.or(config.shuffle_window);
     config.memory_budget = json.memory_budget.or(config.memory_budget);
     if let Some(on_error) = json.on_error {
-        config.on_error = match on_error.as_str() {
-            "raise" => OnError::Raise,
-            "skip" => OnError::Skip,
-            other => {
-                return Err(FfiError::invalid(
-                    "on_error",
-                    format!("{other:?} is neither \"raise\" nor \"skip\""),
-                ))
-            }
-        };
+        config.on_error = on_error.parse()?;
     }
     if let Some(output) = json.output {
-        config.output = match output.as_str() {
-            "tensors" => OutputKind::Tensors,
-            "arrow" => OutputKind::Arrow,
-            other => {
-                return Err(FfiError::invalid(
-                    "output",
-                    format!("{other:?} is neither \"tensors\" nor \"arrow\""),
-                ))
-            }
-        };
+        config.output = output.parse()?;
     }
     if let Some(format) = json.format {
         config.format = Some(Format::parse(&format)?);
@@ -206,6 +188,7 @@ pub(crate) fn loader_config(text: Option<&str>) -> Result<LoaderConfig, FfiError
 mod tests {
     use super::*;
     use crate::status::*;
+    use zenith_core::{OnError, OutputKind};
 
     #[test]
     fn loader_json_maps_every_field() {

@@ -6,14 +6,18 @@ use std::time::Duration;
 
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::PyArray;
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
-use zenith_core::loader::Poll;
+use zenith_core::Poll;
 
+mod blocking;
+mod errors;
 mod jobs;
+
+use blocking::run_interruptible;
+use errors::BindingResult;
+pub(crate) use errors::{JobError, ValidationError, ZenithError};
 
 /// Zenith's own buffers (read buffers, decoded columns, batch tensors: kilobytes to megabytes,
 /// freed and allocated again every few milliseconds, often freed by another thread than the one
@@ -46,70 +50,12 @@ extern "C" fn configure_allocator() {
 #[unsafe(link_section = ".init_array")]
 static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 use zenith_core::{
-    BatchColumn, DType, DataLoader, DecodeOptions, Error, ErrorKind, FieldSource, Format,
-    LoaderConfig, LoaderState, OnError, OutputField, OutputKind, ReadOptions, StorageOptions,
-    TensorData,
+    BatchColumn, DType, DataLoader, DecodeOptions, FieldSource, Format, LoaderConfig, LoaderState,
+    OutputField, OutputKind, ReadOptions, StorageOptions, TensorData,
 };
 
-create_exception!(
-    zenith._zenith,
-    ZenithError,
-    PyException,
-    "Base class of every Zenith error."
-);
-create_exception!(
-    zenith._zenith,
-    SourceError,
-    ZenithError,
-    "A path is missing, empty or unreadable."
-);
-create_exception!(
-    zenith._zenith,
-    FormatError,
-    ZenithError,
-    "A file's bytes are not valid for its format."
-);
-create_exception!(
-    zenith._zenith,
-    StorageError,
-    ZenithError,
-    "Object storage failed after retries."
-);
-create_exception!(
-    zenith._zenith,
-    SchemaError,
-    ZenithError,
-    "Schemas differ, or a column is unknown."
-);
-create_exception!(
-    zenith._zenith,
-    ValidationError,
-    ZenithError,
-    "An argument, job spec or state is invalid."
-);
-create_exception!(
-    zenith._zenith,
-    JobError,
-    ZenithError,
-    "A job failed, or a job id is unknown."
-);
-
-/// Maps an engine error to the Python exception of its kind.
-pub(crate) fn to_py_err(e: Error) -> PyErr {
-    let msg = e.to_string();
-    match e.kind() {
-        ErrorKind::Source => SourceError::new_err(msg),
-        ErrorKind::Format => FormatError::new_err(msg),
-        ErrorKind::Schema => SchemaError::new_err(msg),
-        ErrorKind::Storage => StorageError::new_err(msg),
-        ErrorKind::InvalidArgument => ValidationError::new_err(msg),
-        ErrorKind::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
-        _ => ZenithError::new_err(msg),
-    }
-}
-
-fn parse_format(format: Option<&str>) -> PyResult<Option<Format>> {
-    format.map(Format::parse).transpose().map_err(to_py_err)
+fn parse_format(format: Option<&str>) -> BindingResult<Option<Format>> {
+    Ok(format.map(Format::parse).transpose()?)
 }
 
 fn decode_options(
@@ -117,16 +63,10 @@ fn decode_options(
     delimiter: Option<&str>,
     storage_options: Option<HashMap<String, String>>,
     tar: TarOptions,
-) -> PyResult<DecodeOptions> {
-    let csv_delimiter = match delimiter {
-        None => None,
-        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-        Some(d) => {
-            return Err(ValidationError::new_err(format!(
-                "invalid argument `delimiter`: {d:?} is not one ASCII character"
-            )))
-        }
-    };
+) -> BindingResult<DecodeOptions> {
+    let csv_delimiter = delimiter
+        .map(zenith_core::loader::parse_delimiter)
+        .transpose()?;
     Ok(DecodeOptions {
         csv_schema: csv_schema.map(PySchema::into_inner),
         csv_delimiter,
@@ -158,17 +98,16 @@ fn load<'py>(
     storage_options: Option<HashMap<String, String>>,
     image_size: Option<(u32, u32)>,
     fields: Option<Vec<String>>,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> BindingResult<Bound<'py, PyAny>> {
     let options = ReadOptions {
         columns,
         format: parse_format(format)?,
         decode: decode_options(schema, delimiter, storage_options, (image_size, fields))?,
         no_cache: !cache,
     };
-    let (schema, batches) = py
-        .detach(|| zenith_core::read_many(&paths, &options))
-        .map_err(to_py_err)?;
-    PyTable::try_new(batches, schema)?.into_pyarrow(py)
+    let (schema, batches) =
+        run_interruptible(py, "load", move || zenith_core::read_many(&paths, &options))?;
+    Ok(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)
 }
 
 /// Summarises a dataset from footers and headers (no data pages read).
@@ -184,12 +123,12 @@ fn dataset_info<'py>(
     storage_options: Option<HashMap<String, String>>,
     image_size: Option<(u32, u32)>,
     fields: Option<Vec<String>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> BindingResult<Bound<'py, PyDict>> {
     let format = parse_format(format)?;
     let decode = decode_options(schema, delimiter, storage_options, (image_size, fields))?;
-    let info = py
-        .detach(|| zenith_core::info(&paths, format, &decode))
-        .map_err(to_py_err)?;
+    let info = run_interruptible(py, "info", move || {
+        zenith_core::info(&paths, format, &decode)
+    })?;
     let out = PyDict::new(py);
     out.set_item("format", info.format.name())?;
     out.set_item(
@@ -254,10 +193,8 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         },
     )?;
     d.set_item("threads", zenith_core::pool::default_num_workers())?;
-    d.set_item(
-        "formats",
-        vec!["parquet", "csv", "arrow", "arrows", "webdataset"],
-    )?;
+    let formats: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+    d.set_item("formats", formats)?;
     d.set_item("storage", vec!["s3", "gs", "az", "memory"])?;
     let (limit, used, entries, hits, misses) = zenith_core::cache::stats();
     let cache = PyDict::new(py);
@@ -336,20 +273,19 @@ struct Loader {
     arrow_output: bool,
 }
 
-fn parse_fields(columns: Vec<FieldSpec>) -> PyResult<Vec<OutputField>> {
+fn parse_fields(columns: Vec<FieldSpec>) -> BindingResult<Vec<OutputField>> {
     columns
         .into_iter()
         .map(|(name, cols, stacked, dtype)| {
-            let dtype = dtype
-                .as_deref()
-                .map(DType::parse)
-                .transpose()
-                .map_err(to_py_err)?;
+            let dtype = dtype.as_deref().map(DType::parse).transpose()?;
             let source = if stacked {
                 FieldSource::Stack(cols)
             } else {
                 FieldSource::Column(cols.into_iter().next().ok_or_else(|| {
-                    ValidationError::new_err("invalid argument `columns`: empty column")
+                    zenith_core::Error::invalid(
+                        "columns",
+                        format!("field {name:?} names no column"),
+                    )
                 })?)
             };
             Ok(OutputField {
@@ -387,25 +323,9 @@ impl Loader {
         storage_options: Option<HashMap<String, String>>,
         image_size: Option<(u32, u32)>,
         fields: Option<Vec<String>>,
-    ) -> PyResult<Self> {
-        let on_error = match on_error {
-            "raise" => OnError::Raise,
-            "skip" => OnError::Skip,
-            other => {
-                return Err(ValidationError::new_err(format!(
-                    "invalid argument `on_error`: {other:?}; expected \"raise\" or \"skip\""
-                )))
-            }
-        };
-        let (output, arrow_output) = match output {
-            "numpy" | "torch" => (OutputKind::Tensors, false),
-            "arrow" => (OutputKind::Arrow, true),
-            other => {
-                return Err(ValidationError::new_err(format!(
-                "invalid argument `output`: {other:?}; expected \"numpy\", \"torch\" or \"arrow\""
-            )))
-            }
-        };
+    ) -> BindingResult<Self> {
+        let on_error = on_error.parse()?;
+        let output: OutputKind = output.parse()?;
         let config = LoaderConfig {
             batch_size,
             shuffle,
@@ -422,13 +342,12 @@ impl Loader {
             memory_budget,
             format: parse_format(format)?,
             decode: decode_options(None, None, storage_options, (image_size, fields))?,
+            sample_stages: Vec::new(),
         };
-        let inner = py
-            .detach(|| DataLoader::new(&paths, config))
-            .map_err(to_py_err)?;
+        let inner = run_interruptible(py, "open", move || DataLoader::new(&paths, config))?;
         Ok(Loader {
             inner,
-            arrow_output,
+            arrow_output: output == OutputKind::Arrow,
         })
     }
 
@@ -437,8 +356,8 @@ impl Loader {
     }
 
     /// Starts an iteration of the current epoch.
-    fn iter(&self, py: Python<'_>) -> PyResult<LoaderIter> {
-        let it = py.detach(|| self.inner.iter()).map_err(to_py_err)?;
+    fn iter(&self, py: Python<'_>) -> BindingResult<LoaderIter> {
+        let it = py.detach(|| self.inner.iter())?;
         Ok(LoaderIter {
             inner: Some(it),
             arrow_output: self.arrow_output,
@@ -475,10 +394,10 @@ impl Loader {
     }
 
     /// Restores a state from its JSON string.
-    fn load_state_json(&mut self, state: &str) -> PyResult<()> {
-        let state: LoaderState = serde_json::from_str(state)
-            .map_err(|e| ValidationError::new_err(format!("invalid argument `state`: {e}")))?;
-        self.inner.load_state(&state).map_err(to_py_err)
+    fn load_state_json(&mut self, state: &str) -> BindingResult<()> {
+        let state: LoaderState =
+            serde_json::from_str(state).map_err(|e| zenith_core::Error::invalid("state", e))?;
+        Ok(self.inner.load_state(&state)?)
     }
 
     /// Counters as a JSON string.
@@ -502,7 +421,7 @@ impl LoaderIter {
         slf
     }
 
-    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn __next__<'py>(&mut self, py: Python<'py>) -> BindingResult<Option<Bound<'py, PyAny>>> {
         let Some(it) = self.inner.as_mut() else {
             return Ok(None);
         };
@@ -520,13 +439,13 @@ impl LoaderIter {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     self.inner = None;
-                    return Err(to_py_err(e));
+                    return Err(e.into());
                 }
                 Poll::Ready(Some(Ok(b))) => break b,
             }
         };
         if self.arrow_output {
-            let rb = batch.to_record_batch().map_err(to_py_err)?;
+            let rb = batch.to_record_batch()?;
             return Ok(Some(PyRecordBatch::new(rb).into_pyarrow(py)?));
         }
         let out = PyDict::new(py);
@@ -561,15 +480,8 @@ impl LoaderIter {
 /// The native module.
 #[pymodule]
 fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add("__version__", zenith_core::VERSION)?;
-    m.add("ZenithError", py.get_type::<ZenithError>())?;
-    m.add("SourceError", py.get_type::<SourceError>())?;
-    m.add("FormatError", py.get_type::<FormatError>())?;
-    m.add("StorageError", py.get_type::<StorageError>())?;
-    m.add("SchemaError", py.get_type::<SchemaError>())?;
-    m.add("ValidationError", py.get_type::<ValidationError>())?;
-    m.add("JobError", py.get_type::<JobError>())?;
+    errors::register(m)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
     m.add_function(wrap_pyfunction!(build_info, m)?)?;

@@ -287,7 +287,9 @@ pub fn split_records(data: &[u8], start: usize, target: usize) -> Vec<RecordRang
         Some(memchr::memchr_iter(b'\n', part).count() + usize::from(unterminated))
     };
     // Counting serially gives the same answer when no pool can be had.
-    let pool = (bounds.len() > 1).then(crate::pool::global).and_then(Result::ok);
+    let pool = (bounds.len() > 1)
+        .then(crate::pool::global)
+        .and_then(Result::ok);
     let counts: Option<Vec<usize>> = match pool {
         Some(pool) => pool.install(|| bounds.par_iter().map(count).collect()),
         None => bounds.iter().map(count).collect(),

@@ -22,6 +22,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order `zenith.info()` lists them.
+    pub const ALL: [Format; 5] = [
+        Format::Parquet,
+        Format::Csv,
+        Format::Ipc,
+        Format::IpcStream,
+        Format::WebDataset,
+    ];
+
     /// Parses a user-given format name (`parquet`, `csv`, `arrow`/`ipc`/`feather`, `arrows`/`ipc_stream`,
     /// `webdataset`/`wds`/`tar`).
     pub fn parse(name: &str) -> Result<Format> {
@@ -34,7 +43,8 @@ impl Format {
             other => Err(Error::invalid(
                 "format",
                 format!(
-                    "unknown format {other:?}; expected parquet, csv, arrow, arrows or webdataset"
+                    "unknown format {other:?}; expected one of {}",
+                    Format::ALL.map(|f| f.name()).join(", ")
                 ),
             )),
         }

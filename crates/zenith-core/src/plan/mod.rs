@@ -16,6 +16,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::dataset::UnitRef;
 use crate::error::{Error, Result};
 
+pub mod state;
+
+pub use state::{PlanInputs, PlanState};
+
 /// Rows `[start, end)` of one unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnitSlice {

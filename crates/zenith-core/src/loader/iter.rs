@@ -1,0 +1,166 @@
+//! The hand-over: the bounded, ordered queue between the producer and the consumer, and the
+//! iterator that reads it, counts what it delivers and records the progress for resume.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Field, Schema};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+
+use super::pipeline::{Producer, Settings, Shared};
+use super::stats::LoaderStats;
+use crate::collate::BatchColumn;
+use crate::error::{Error, Result};
+use crate::plan::state::Progress;
+use crate::plan::Segment;
+
+/// One batch: named columns of equal length.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Rows in the batch.
+    pub rows: usize,
+    /// Columns in field order.
+    pub columns: Vec<(String, BatchColumn)>,
+    /// Planned positions this batch consumed (rows plus skipped rows); used for resume.
+    pub positions: usize,
+}
+
+impl Batch {
+    /// Converts to an Arrow record batch (tensors `[B, k]` become fixed-size lists).
+    pub fn to_record_batch(&self) -> Result<RecordBatch> {
+        let arrays: Vec<_> = self.columns.iter().map(|(_, c)| c.to_arrow()).collect();
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .zip(&arrays)
+            .map(|((n, _), a)| {
+                Field::new(
+                    n,
+                    a.data_type().clone(),
+                    a.null_count() > 0 || matches!(a.data_type(), arrow_schema::DataType::Null),
+                )
+            })
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::invalid("batch", e))
+    }
+
+    /// Bytes of the batch's columns.
+    pub fn nbytes(&self) -> usize {
+        self.columns.iter().map(|(_, c)| c.nbytes()).sum()
+    }
+}
+
+/// Result of waiting a bounded time for the next batch.
+pub enum Poll {
+    /// A batch or an error.
+    Ready(Option<Result<Batch>>),
+    /// Nothing arrived in time; poll again (lets callers check for Ctrl-C).
+    Pending,
+}
+
+/// A running iteration. Dropping it stops the pipeline and joins its threads.
+pub struct BatchIterator {
+    rx: Option<Receiver<Result<Batch>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    progress: Arc<Mutex<Progress>>,
+    done: bool,
+}
+
+impl BatchIterator {
+    /// Starts the producer thread over `segments` (the plan of this rank's epoch).
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        settings: Settings,
+        segments: Vec<Segment>,
+        progress: Arc<Mutex<Progress>>,
+    ) -> Result<BatchIterator> {
+        let pool = crate::pool::build(settings.workers, "zenith-decode")?;
+        let (tx, rx) = bounded(settings.prefetch);
+        let producer = Producer::new(shared.clone(), pool, &settings, tx);
+        let handle = std::thread::Builder::new()
+            .name("zenith-loader".into())
+            .spawn(move || producer.run(segments))
+            .map_err(|e| Error::resource("the loader thread", e))?;
+        Ok(BatchIterator {
+            rx: Some(rx),
+            handle: Some(handle),
+            shared,
+            progress,
+            done: false,
+        })
+    }
+
+    /// Waits at most `timeout` for the next batch.
+    pub fn poll_next(&mut self, timeout: Duration) -> Poll {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let Some(rx) = self.rx.as_ref() else {
+            return Poll::Ready(None);
+        };
+        let start = Instant::now();
+        let got = rx.recv_timeout(timeout);
+        LoaderStats::add(&self.shared.stats.wait_ns, start);
+        match got {
+            Ok(Ok(batch)) => {
+                self.shared.stats.delivered(batch.rows, batch.nbytes());
+                self.progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .consumed(batch.positions);
+                Poll::Ready(Some(Ok(batch)))
+            }
+            Ok(Err(e)) => {
+                self.finish(false);
+                Poll::Ready(Some(Err(e)))
+            }
+            Err(RecvTimeoutError::Timeout) => Poll::Pending,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.finish(true);
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn finish(&mut self, completed: bool) {
+        self.done = true;
+        if completed {
+            self.progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish();
+        }
+        self.stop();
+    }
+
+    /// Stops the pipeline and joins its threads (idempotent).
+    pub fn stop(&mut self) {
+        self.shared.cancel.store(true, Ordering::SeqCst);
+        self.rx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Iterator for BatchIterator {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        loop {
+            if let Poll::Ready(item) = self.poll_next(Duration::from_millis(100)) {
+                return item;
+            }
+        }
+    }
+}
+
+impl Drop for BatchIterator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

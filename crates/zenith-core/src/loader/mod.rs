@@ -1,0 +1,375 @@
+//! The streaming loader: wires the chain of stages (see [`crate::stage`]) for a dataset and a
+//! configuration, and runs it one epoch per iteration.
+//!
+//! - `config`: the settings and the parsers of their option strings;
+//! - `stats`: counters per stage;
+//! - `state`: the resume document, one section per stateful stage;
+//! - `pipeline`: the producer thread (plan -> decode + per-sample stages on a pool ->
+//!   permute -> gather exact-size batches);
+//! - `iter`: the hand-over (a bounded, ordered queue and the iterator over it).
+//!
+//! Dropping an iterator stops and joins every thread it started.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+
+use crate::collate::{self, FieldPlan, FieldSource, OutputField};
+use crate::dataset::{Dataset, Projection, UnitRef};
+use crate::error::{Error, Result};
+use crate::plan::{self, PlanInputs};
+use crate::stage::SampleChain;
+
+mod config;
+mod iter;
+mod pipeline;
+mod state;
+mod stats;
+
+pub use config::{parse_delimiter, LoaderConfig, OnError, OutputKind};
+pub use iter::{Batch, BatchIterator, Poll};
+pub use state::{LoaderState, STATE_VERSION};
+pub use stats::{LoaderStats, StatsSnapshot};
+
+use plan::state::Progress;
+
+/// Everything an iteration needs that the configuration fixed when the loader was opened:
+/// the source, the column selection, the per-sample stages and the collation plan.
+pub(crate) struct Chain {
+    /// The source: listing, units and decoding.
+    pub(crate) dataset: Arc<Dataset>,
+    /// Columns decoded from the source.
+    pub(crate) projection: Projection,
+    /// Per-sample stages run on each decoded unit.
+    pub(crate) samples: SampleChain,
+    /// Id of each unit's first sample: `first_sample[file][unit]`.
+    pub(crate) first_sample: Vec<Vec<u64>>,
+    /// How each output field is collated.
+    pub(crate) fields: Vec<FieldPlan>,
+    /// Output field names, in order.
+    pub(crate) names: Vec<String>,
+    /// The schema collation reads (after the per-sample stages).
+    pub(crate) schema: SchemaRef,
+}
+
+impl Chain {
+    /// The id of the first sample of `unit` (its position in the dataset's listing).
+    pub(crate) fn first_sample(&self, unit: UnitRef) -> u64 {
+        self.first_sample[unit.file][unit.unit]
+    }
+
+    /// "file unit N", for errors and skip records.
+    pub(crate) fn location(&self, unit: UnitRef) -> String {
+        let file = &self.dataset.files()[unit.file];
+        format!("{} unit {}", file.path().display(), unit.unit)
+    }
+}
+
+/// A streaming loader over a dataset. Iterate with [`DataLoader::iter`]; each completed
+/// iteration advances the epoch.
+pub struct DataLoader {
+    chain: Arc<Chain>,
+    config: LoaderConfig,
+    inputs: PlanInputs,
+    progress: Arc<Mutex<Progress>>,
+    stats: Arc<LoaderStats>,
+}
+
+fn fields_of(schema: &Schema) -> Vec<OutputField> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| OutputField {
+            name: f.name().clone(),
+            source: FieldSource::Column(f.name().clone()),
+            dtype: None,
+        })
+        .collect()
+}
+
+/// Source columns the output fields name, in first-use order; an output name used twice is
+/// an error.
+fn referenced_columns(fields: &[OutputField]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut outputs = std::collections::HashSet::new();
+    for f in fields {
+        if !outputs.insert(f.name.as_str()) {
+            return Err(Error::invalid(
+                "columns",
+                format!("output name {:?} is used twice", f.name),
+            ));
+        }
+        let cols = match &f.source {
+            FieldSource::Column(c) => std::slice::from_ref(c),
+            FieldSource::Stack(cs) => cs.as_slice(),
+        };
+        for c in cols {
+            if !names.contains(c) {
+                names.push(c.clone());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Ids of each unit's first sample, in listing order.
+fn first_samples(dataset: &Dataset) -> Vec<Vec<u64>> {
+    let mut out: Vec<Vec<u64>> = vec![Vec::new(); dataset.files().len()];
+    let mut next = 0u64;
+    for u in dataset.units() {
+        let units = &mut out[u.file];
+        if units.len() <= u.unit {
+            units.resize(u.unit + 1, 0);
+        }
+        units[u.unit] = next;
+        next += u.rows as u64;
+    }
+    out
+}
+
+/// Rows per shuffle window and of the first window: the whole dataset when it fits the
+/// budget (an exact permutation), otherwise windows of half the budget.
+fn window_sizes(config: &LoaderConfig, total: usize, row_bytes: usize) -> (usize, usize) {
+    let budget = config
+        .memory_budget
+        .unwrap_or_else(|| crate::cache::stats().0.max(1 << 20));
+    match config.shuffle_window {
+        Some(w) => (w, w),
+        None if total.saturating_mul(row_bytes) <= budget => (total.max(1), total.max(1)),
+        None => {
+            let w = (budget / row_bytes / 2)
+                .max(config.batch_size * 4)
+                .max(1024);
+            (w, (w / 4).max(config.batch_size).min(w))
+        }
+    }
+}
+
+impl DataLoader {
+    /// Opens the dataset, plans the stages and checks the configuration.
+    pub fn new(sources: &[String], config: LoaderConfig) -> Result<DataLoader> {
+        config.validate()?;
+        let dataset = Arc::new(Dataset::open(sources, config.format, &config.decode)?);
+        let chain = Arc::new(Self::wire(dataset, &config)?);
+        let row_bytes: usize = chain
+            .fields
+            .iter()
+            .map(|p| match p {
+                FieldPlan::Tensor { dtype, width, .. } => width * dtype.size(),
+                FieldPlan::Arrow { .. } => 64,
+            })
+            .sum::<usize>()
+            .max(1);
+        let total = chain.dataset.num_rows();
+        let (window_rows, first_window_rows) = window_sizes(&config, total, row_bytes);
+        let inputs = PlanInputs {
+            seed: config.seed,
+            shuffle: config.shuffle,
+            dataset_rows: total,
+            window_rows,
+            first_window_rows,
+        };
+        let progress = Progress::start(0, config.world_size);
+        Ok(DataLoader {
+            chain,
+            config,
+            inputs,
+            progress: Arc::new(Mutex::new(progress)),
+            stats: Arc::new(LoaderStats::default()),
+        })
+    }
+
+    /// Resolves the columns through the per-sample stages and plans the collation.
+    fn wire(dataset: Arc<Dataset>, config: &LoaderConfig) -> Result<Chain> {
+        let stages = config.sample_stages.clone();
+        let (projection, fields) = match &config.columns {
+            None => {
+                let projection = dataset.projection(None)?;
+                (projection, None)
+            }
+            Some(fields) => {
+                let referenced = referenced_columns(fields)?;
+                let source_schema = dataset.schema();
+                // Columns the source has are read; the others must come from a stage.
+                let mut read: Vec<String> = referenced
+                    .iter()
+                    .filter(|c| stages.is_empty() || source_schema.index_of(c).is_ok())
+                    .cloned()
+                    .collect();
+                for stage in &stages {
+                    for c in stage.required_columns() {
+                        if !read.contains(&c) {
+                            read.push(c);
+                        }
+                    }
+                }
+                (dataset.projection(Some(&read))?, Some(fields.clone()))
+            }
+        };
+        let (samples, schema) = SampleChain::plan(stages, projection.schema.clone())?;
+        let fields = match fields {
+            Some(fields) => {
+                for c in referenced_columns(&fields)? {
+                    if schema.index_of(&c).is_err() {
+                        return Err(Error::UnknownColumn {
+                            path: dataset.files()[0].path().to_path_buf(),
+                            column: c,
+                            available: schema
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        });
+                    }
+                }
+                fields
+            }
+            None => fields_of(&schema),
+        };
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let plans = collate::plan_fields(
+            &fields,
+            &columns,
+            &schema,
+            config.output == OutputKind::Arrow,
+        )?;
+        Ok(Chain {
+            first_sample: first_samples(&dataset),
+            dataset,
+            projection,
+            samples,
+            fields: plans,
+            names: fields.into_iter().map(|f| f.name).collect(),
+            schema,
+        })
+    }
+
+    /// The dataset being read.
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.chain.dataset
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LoaderConfig {
+        &self.config
+    }
+
+    /// Rows per shuffle window in use.
+    pub fn window_rows(&self) -> usize {
+        self.inputs.window_rows
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rows this rank receives in a full epoch.
+    pub fn rows_per_epoch(&self) -> usize {
+        plan::rows_per_rank(self.dataset().num_rows(), self.config.world_size)
+    }
+
+    /// Batches this rank receives in a full epoch.
+    pub fn len(&self) -> usize {
+        let rows = self.rows_per_epoch();
+        if self.config.drop_last {
+            rows / self.config.batch_size
+        } else {
+            rows.div_ceil(self.config.batch_size)
+        }
+    }
+
+    /// True when an epoch yields no batch.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The epoch the next iteration runs.
+    pub fn epoch(&self) -> u64 {
+        self.lock().next_epoch()
+    }
+
+    /// Sets the epoch of the next iteration (from its start).
+    pub fn set_epoch(&self, epoch: u64) {
+        *self.lock() = Progress::start(epoch, self.config.world_size);
+    }
+
+    /// Counters summed over iterations.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Names of the stages that keep a section in the state (none of today's stages do:
+    /// the plan's section is separate and per-sample stages are stateless).
+    fn stateful_stages(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// The resume state: where this rank is in the current epoch.
+    pub fn state(&self) -> LoaderState {
+        LoaderState::new(self.lock().state(&self.inputs), BTreeMap::new())
+    }
+
+    /// Restores a state; the next iteration continues right after the rows it had consumed,
+    /// also under another world size (the rest of the epoch is re-split) or thread count.
+    pub fn load_state(&mut self, state: &LoaderState) -> Result<()> {
+        state.check_stages(self.stateful_stages())?;
+        let (progress, inputs) =
+            Progress::restore(&state.plan, &self.inputs, self.config.world_size)?;
+        self.inputs = inputs;
+        self.config.seed = inputs.seed;
+        *self.lock() = progress;
+        Ok(())
+    }
+
+    /// Starts an iteration of the current epoch (from its start, or from a loaded state).
+    pub fn iter(&self) -> Result<BatchIterator> {
+        let (spec, skip) = self.lock().begin(&self.inputs, self.config.world_size);
+        let segments = plan::plan_rank(
+            self.dataset().units(),
+            &spec,
+            self.config.rank,
+            self.config.world_size,
+        )?;
+        let segments = plan::skip_rows(&segments, skip);
+        let shared = Arc::new(pipeline::Shared {
+            chain: self.chain.clone(),
+            on_error: self.config.on_error,
+            stats: self.stats.clone(),
+            cancel: AtomicBool::new(false),
+            seed: spec.seed,
+            epoch: spec.epoch,
+        });
+        let workers = self.dataset().decode_threads(
+            self.config
+                .num_workers
+                .unwrap_or_else(crate::pool::default_num_workers),
+        );
+        let settings = pipeline::Settings {
+            workers,
+            prefetch: self.config.prefetch.unwrap_or(8),
+            batch_size: self.config.batch_size,
+            drop_last: self.config.drop_last,
+            lookahead_rows: self.inputs.window_rows,
+        };
+        iter::BatchIterator::start(shared, settings, segments, self.progress.clone())
+    }
+
+    /// Iterates the current epoch as Arrow record batches (the Rust-facing form).
+    pub fn record_batches(&self) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+        Ok(self.iter()?.map(|b| b.and_then(|b| b.to_record_batch())))
+    }
+
+    /// The output field names, in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.chain.names
+    }
+
+    /// The schema collation reads: the projected source columns after the per-sample stages.
+    pub fn input_schema(&self) -> SchemaRef {
+        self.chain.schema.clone()
+    }
+}

@@ -1,0 +1,264 @@
+//! The producer: runs on its own thread per iteration. It keeps the next windows of the plan
+//! decoding on a pool (each unit decoded, passed through the per-sample stages and converted
+//! into output layout), permutes each window's rows, and gathers exact-size batches into the
+//! hand-over queue. Cancelling stops it between units and batches.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use super::config::OnError;
+use super::iter::Batch;
+use super::stats::LoaderStats;
+use super::Chain;
+use crate::collate::{self, Block};
+use crate::error::{Error, Result};
+use crate::plan::{Segment, UnitSlice, Window};
+
+/// What one iteration shares between its producer, its decode tasks and its consumer.
+pub(crate) struct Shared {
+    /// The loader's chain of stages.
+    pub(crate) chain: Arc<Chain>,
+    /// Error policy.
+    pub(crate) on_error: OnError,
+    /// The loader's counters.
+    pub(crate) stats: Arc<LoaderStats>,
+    /// Set when the consumer stops the iteration.
+    pub(crate) cancel: AtomicBool,
+    /// Seed of this iteration's plan (per-sample stages draw from it).
+    pub(crate) seed: u64,
+    /// Epoch of this iteration.
+    pub(crate) epoch: u64,
+}
+
+/// Sizes of one iteration's pipeline.
+pub(crate) struct Settings {
+    /// Decode threads.
+    pub(crate) workers: usize,
+    /// Batches the queue holds ahead of the consumer.
+    pub(crate) prefetch: usize,
+    /// Rows per batch.
+    pub(crate) batch_size: usize,
+    /// Drop the last short batch.
+    pub(crate) drop_last: bool,
+    /// Rows of windows kept decoding ahead of the one being emitted.
+    pub(crate) lookahead_rows: usize,
+}
+
+/// Decoded blocks of one window: per slice (None when skipped), per field.
+struct WindowData {
+    blocks: Vec<Option<Vec<Block>>>,
+    /// (slice, row) in emission order.
+    order: Vec<(u32, u32)>,
+}
+
+/// A window whose slices are decoding on the pool.
+struct WindowJob {
+    window: Arc<Window>,
+    rx: Receiver<(usize, Result<Vec<Block>>)>,
+}
+
+/// Rows picked for the batch being filled, by window.
+#[derive(Default)]
+struct PendingBatch {
+    chunks: Vec<(Arc<WindowData>, Vec<collate::Pick>)>,
+    rows: usize,
+    positions: usize,
+}
+
+/// The producer of one iteration.
+pub(crate) struct Producer {
+    shared: Arc<Shared>,
+    pool: rayon::ThreadPool,
+    batch_size: usize,
+    drop_last: bool,
+    lookahead_rows: usize,
+    tx: Sender<Result<Batch>>,
+}
+
+/// Stands in for the blocks of a skipped slice (no pick ever names it).
+static EMPTY_BLOCK: Block = Block::Tensor(collate::TensorData::Bool(Vec::new()));
+
+/// Decodes one slice of a unit and brings it through the per-sample stages into blocks.
+fn decode_slice(shared: &Shared, slice: UnitSlice) -> Result<Vec<Block>> {
+    let chain = &shared.chain;
+    let stats = &shared.stats;
+    let location = || chain.location(slice.unit);
+    let start = Instant::now();
+    let batch = chain
+        .dataset
+        .read_unit(slice.unit, &chain.projection)
+        .map(|b| {
+            if slice.start == 0 && slice.end == b.num_rows() {
+                b
+            } else {
+                b.slice(slice.start, slice.rows())
+            }
+        });
+    LoaderStats::add(&stats.read_ns, start);
+    let batch = batch?;
+    let batch = if chain.samples.is_empty() {
+        batch
+    } else {
+        let start = Instant::now();
+        let first = chain.first_sample(slice.unit) + slice.start as u64;
+        let out = chain
+            .samples
+            .apply(batch, first, shared.seed, shared.epoch, &location);
+        LoaderStats::add(&stats.sample_stage_ns, start);
+        out?
+    };
+    let start = Instant::now();
+    let blocks = collate::to_blocks(&batch, &chain.fields, &location);
+    LoaderStats::add(&stats.collate_unit_ns, start);
+    blocks
+}
+
+impl Producer {
+    /// A producer sending into `tx`, decoding on `pool`.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        pool: rayon::ThreadPool,
+        settings: &Settings,
+        tx: Sender<Result<Batch>>,
+    ) -> Producer {
+        Producer {
+            shared,
+            pool,
+            batch_size: settings.batch_size,
+            drop_last: settings.drop_last,
+            lookahead_rows: settings.lookahead_rows,
+            tx,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.shared.cancel.load(Ordering::Relaxed)
+    }
+
+    fn dispatch(&self, window: Arc<Window>) -> WindowJob {
+        let (tx, rx) = unbounded();
+        for (i, slice) in window.slices.iter().copied().enumerate() {
+            let shared = self.shared.clone();
+            let tx = tx.clone();
+            self.pool.spawn(move || {
+                let result = if shared.cancel.load(Ordering::Relaxed) {
+                    Err(Error::Interrupted)
+                } else {
+                    decode_slice(&shared, slice)
+                };
+                let _ = tx.send((i, result));
+            });
+        }
+        WindowJob { window, rx }
+    }
+
+    fn collect(&self, job: WindowJob) -> Result<WindowData> {
+        let n = job.window.slices.len();
+        let mut blocks: Vec<Option<Vec<Block>>> = (0..n).map(|_| None).collect();
+        for _ in 0..n {
+            let (i, result) = job.rx.recv().map_err(|_| Error::Interrupted)?;
+            match result {
+                Ok(b) => blocks[i] = Some(b),
+                Err(Error::Interrupted) => return Err(Error::Interrupted),
+                Err(e) if self.shared.on_error == OnError::Skip => {
+                    self.shared.stats.skipped(job.window.slices[i].rows(), &e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let start = Instant::now();
+        let mut order: Vec<(u32, u32)> = Vec::with_capacity(job.window.rows);
+        for (i, slice) in job.window.slices.iter().enumerate() {
+            order.extend((0..slice.rows() as u32).map(|r| (i as u32, r)));
+        }
+        job.window.permute(&mut order);
+        LoaderStats::add(&self.shared.stats.shuffle_ns, start);
+        Ok(WindowData { blocks, order })
+    }
+
+    fn emit(&self, pending: &mut PendingBatch) -> bool {
+        let start = Instant::now();
+        let chain = &self.shared.chain;
+        let mut columns = Vec::with_capacity(chain.fields.len());
+        for (f, plan) in chain.fields.iter().enumerate() {
+            let mut parts = Vec::with_capacity(pending.chunks.len());
+            for (wd, picks) in &pending.chunks {
+                let blocks: Vec<&Block> = wd
+                    .blocks
+                    .iter()
+                    .map(|b| b.as_ref().map_or(&EMPTY_BLOCK, |v| &v[f]))
+                    .collect();
+                parts.push((blocks, picks.as_slice()));
+            }
+            match collate::gather_chunks(plan, &parts) {
+                Ok(col) => columns.push((chain.names[f].clone(), col)),
+                Err(e) => {
+                    let _ = self.tx.send(Err(e));
+                    return false;
+                }
+            }
+        }
+        LoaderStats::add(&self.shared.stats.collate_ns, start);
+        let batch = Batch {
+            rows: pending.rows,
+            columns,
+            positions: pending.positions,
+        };
+        *pending = PendingBatch::default();
+        self.tx.send(Ok(batch)).is_ok()
+    }
+
+    /// Emits the batches of `segments` in order, then returns (closing the queue).
+    pub(crate) fn run(self, segments: Vec<Segment>) {
+        let mut jobs: VecDeque<WindowJob> = VecDeque::new();
+        let mut next_dispatch = 0;
+        let mut pending = PendingBatch::default();
+        for seg in &segments {
+            // Keep the next windows decoding while this one is emitted.
+            while next_dispatch < segments.len()
+                && (jobs.len() < 2
+                    || jobs.iter().map(|j| j.window.rows).sum::<usize>() < self.lookahead_rows)
+            {
+                jobs.push_back(self.dispatch(segments[next_dispatch].window.clone()));
+                next_dispatch += 1;
+            }
+            let Some(job) = jobs.pop_front() else { break };
+            let wd = match self.collect(job) {
+                Ok(wd) => Arc::new(wd),
+                Err(e) => {
+                    if !self.cancelled() {
+                        let _ = self.tx.send(Err(e));
+                    }
+                    return;
+                }
+            };
+            let mut picks: Vec<(u32, u32)> = Vec::with_capacity(self.batch_size);
+            for &pick in &wd.order[seg.from..seg.to.min(wd.order.len())] {
+                pending.positions += 1;
+                if wd.blocks[pick.0 as usize].is_none() {
+                    continue;
+                }
+                picks.push(pick);
+                pending.rows += 1;
+                if pending.rows == self.batch_size {
+                    pending
+                        .chunks
+                        .push((wd.clone(), std::mem::take(&mut picks)));
+                    if self.cancelled() || !self.emit(&mut pending) {
+                        return;
+                    }
+                }
+            }
+            if !picks.is_empty() {
+                pending.chunks.push((wd.clone(), picks));
+            }
+        }
+        if pending.rows > 0 && !self.drop_last {
+            self.emit(&mut pending);
+        }
+    }
+}
