@@ -493,7 +493,7 @@ def test_garbage_arguments(datasets: dict[str, Path]) -> None:
 
 def test_exception_tree() -> None:
     for cls in (zenith.SourceError, zenith.FormatError, zenith.StorageError, zenith.SchemaError,
-                zenith.ValidationError, zenith.JobError):
+                zenith.ValidationError, zenith.JobError, zenith.ResourceError):
         assert issubclass(cls, zenith.ZenithError)
     assert zenith.exceptions.ZenithError is zenith.ZenithError
 

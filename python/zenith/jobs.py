@@ -92,8 +92,8 @@ class JobOptions:
 def _invalid(field: str, rule: str) -> ValidationError:
     """A ``ValidationError`` like the Rust Validator's: message ``invalid FIELD: RULE``, attributes."""
     err = ValidationError(f"invalid {field}: {rule}")
-    err.field = field  # type: ignore[attr-defined]
-    err.rule = rule  # type: ignore[attr-defined]
+    err.field = field
+    err.rule = rule
     return err
 
 
