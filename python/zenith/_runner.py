@@ -14,6 +14,7 @@ ones are marked from the ``status.json`` their worker wrote, or as FAILED with "
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import fcntl
 import os
@@ -122,10 +123,8 @@ def find_job_process(jobdir: Path) -> int | None:
 
 def killpg(pid: int, sig: int) -> None:
     """Signals the job's process group, ignoring one that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
