@@ -287,6 +287,7 @@ class Runner:
     def serve(self, wake: socket.socket, sigfd: int) -> None:
         """Runs passes until stopped, or idle for ``idle_timeout`` seconds."""
         idle_since = time.monotonic()
+        watched: list[socket.socket | int] = [wake, sigfd]
         while not self.stop:
             self.step()
             busy = bool(self.running) or self.store.local_active_count() > 0
@@ -298,7 +299,7 @@ class Runner:
             adopted = any(r.proc is None or r.kill_sent_at is not None for r in self.running.values())
             timeout = 0.2 if adopted else 1.0
             try:
-                ready, _, _ = select.select([wake, sigfd], [], [], timeout)
+                ready, _, _ = select.select(watched, [], [], timeout)
             except InterruptedError:
                 continue
             if wake in ready:

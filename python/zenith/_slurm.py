@@ -55,7 +55,7 @@ STATE_MAP = {
 }
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, env=env, check=False
@@ -90,7 +90,7 @@ def batch_script(info: JobInfo, jobdir: Path) -> str:
     """A Python batch script that runs the job through :func:`zenith._worker.run_batch`."""
     # The interpreter that submitted (where zenith is installed) also runs the script.
     python = info.argv[0] if info.kind == "function" else sys.executable
-    spec = {"kind": info.kind, "jobdir": str(jobdir)}
+    spec: dict[str, str | list[str]] = {"kind": info.kind, "jobdir": str(jobdir)}
     if info.kind == "function":
         spec["payload"] = info.argv[1]
     else:

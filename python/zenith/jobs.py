@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from zenith import _layout, _slurm
 from zenith._zenith import JobError, JobInfo, JobStore, ValidationError, parse_memory, validate_name
@@ -259,6 +259,18 @@ def submit_with(
     return _submit(root, options, argv=list(fn_or_argv))
 
 
+class _Placement(TypedDict):
+    """The fields of a stored job that function and command jobs set alike."""
+
+    cwd: str
+    env: list[tuple[str, str]]
+    gpus: int
+    memory: int | None
+    cpus: int
+    priority: int
+    backend: str
+
+
 def _submit(
     root: Path,
     options: JobOptions,
@@ -269,7 +281,7 @@ def _submit(
     argv: list[str] | None = None,
 ) -> int:
     backend = _resolve_backend(options)
-    common = {
+    common: _Placement = {
         "cwd": os.getcwd(),
         "env": list(os.environ.items()),
         "gpus": options.gpus,
