@@ -40,10 +40,11 @@ pytest: $(STAMP) $(S3S_FS) ## Run the Python test suite against the built extens
 stubtest: $(STAMP) ## Check the type stubs against the compiled module
 	$(PY) -m mypy.stubtest zenith._zenith --allowlist python/stubtest-allowlist.txt
 
-lint: $(STAMP) ## cargo fmt --check, clippy and ruff
+lint: $(STAMP) ## cargo fmt --check, clippy, ruff and mypy
 	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python bench examples
+	$(VENV)/bin/python -m mypy
 
 test: build cargo-test stubtest pytest ## Everything: cargo tests, stub check, pytest (real files, real torch)
 

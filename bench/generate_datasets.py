@@ -138,7 +138,7 @@ def write_wds(x: np.ndarray, y: np.ndarray, out: Path) -> list[Path]:
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         jobs = [
             pool.submit(write_shard, path, s, x[s : s + SHARD_SAMPLES], y[s : s + SHARD_SAMPLES])
-            for path, s in zip(paths, starts)
+            for path, s in zip(paths, starts, strict=True)
         ]
         for job in jobs:
             job.result()

@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python" / "tests"))
-import zenith
-from s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
-from zenith import _zenith
+import zenith  # noqa: E402  (s3_server lives in python/tests, put on sys.path above)
+from s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server  # noqa: E402
+from zenith import _zenith  # noqa: E402
 
 FEATURES = [f"f{i:02d}" for i in range(32)]
 FILES = 8
@@ -92,7 +92,7 @@ def column_ranges(parquet_dir: Path) -> tuple[list[tuple[str, int, int]], int]:
         for rg in range(meta.num_row_groups):
             cols = [meta.row_group(rg).column(c) for c in range(meta.num_columns)]
             starts = [c.dictionary_page_offset or c.data_page_offset for c in cols]
-            ends = [s + c.total_compressed_size for s, c in zip(starts, cols)]
+            ends = [s + c.total_compressed_size for s, c in zip(starts, cols, strict=True)]
             column_bytes += sum(c.total_compressed_size for c in cols)
             ranges.append((f"parquet/{f.name}", min(starts), max(ends)))
     return ranges, column_bytes

@@ -197,7 +197,7 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(
         len(groups), 2, figsize=(12, 2.2 + 0.45 * len(report["results"])), squeeze=False
     )
-    for (workload, batch_size), (ax_speed, ax_mem) in zip(groups, axes):
+    for (workload, batch_size), (ax_speed, ax_mem) in zip(groups, axes, strict=True):
         rows = [
             r
             for r in report["results"]
@@ -275,7 +275,7 @@ def main() -> None:
     neighbours = set(benchlib.busy_neighbours())
     runs: list[list[dict]] = [[] for _ in configs]
     for run in range(args.runs):
-        for config, done in zip(configs, runs):
+        for config, done in zip(configs, runs, strict=True):
             result = run_config(
                 config,
                 scale_of[config["workload"]],
@@ -295,7 +295,7 @@ def main() -> None:
                 flush=True,
             )
 
-    results = [summarise(c, r) for c, r in zip(configs, runs)]
+    results = [summarise(c, r) for c, r in zip(configs, runs, strict=True)]
     add_ratios(results)
     report = benchlib.report_context() | {
         "scale": args.scale,

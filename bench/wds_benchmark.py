@@ -309,7 +309,8 @@ def main() -> None:
 
     build = zenith.info(verbose=False)
     print(
-        f"zenith {build['version']} ({build['profile']}), {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"zenith {build['version']} ({build['profile']}), {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}, "
         f"python {platform.python_version()}"
     )
     results: dict[str, Any] = {}
@@ -333,7 +334,8 @@ def main() -> None:
         z = results["jpeg"]["zenith"]
         same = results["jpeg"][f"torch_nw{args.workers}"]
         print(
-            f"  -> zenith / torch+torchvision at {args.workers} workers: {z['samples_per_s'] / same['samples_per_s']:.1f}x"
+            f"  -> zenith / torch+torchvision at {args.workers} workers: "
+            f"{z['samples_per_s'] / same['samples_per_s']:.1f}x"
         )
 
 

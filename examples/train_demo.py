@@ -28,8 +28,8 @@ from torch import nn
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.append(str(BENCH))
-import benchlib
-import generate_datasets
+import benchlib  # noqa: E402  (bench/ is put on sys.path above)
+import generate_datasets  # noqa: E402
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

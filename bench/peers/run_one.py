@@ -148,7 +148,7 @@ def _decode_sample(sample: dict) -> tuple[np.ndarray, int]:
 
 def _collate(samples: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Stack decoded samples into x float32 [B, 32] and y int64 [B]."""
-    xs, ys = zip(*samples)
+    xs, ys = zip(*samples, strict=True)
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 

@@ -140,7 +140,7 @@ def test_checksum_catches_wrong_epochs(dataset):
         "dropped row": (x[1:], y[1:]),
         "duplicated row": (x[duplicated], y[duplicated]),
         "x and y shuffled apart": (x[perm], y),
-        "two columns swapped": (x[:, [1, 0] + list(range(2, 32))], y),
+        "two columns swapped": (x[:, [1, 0, *range(2, 32)]], y),
         "float64 features": (x.astype(np.float64), y),
     }
     for what, (bx, by) in broken.items():

@@ -30,13 +30,16 @@ def test_submit_wait_status_logs(zhome: Path) -> None:  # noqa: F811
     assert (logs.returncode, logs.stdout, logs.stderr) == (0, "hello world\n", "")
     status = cli("status", str(job_id))
     assert status.returncode == 0
-    lines = dict(line.split(None, 1) for line in status.stdout.splitlines() if not line.startswith(("gpu ids", "job dir", "exit code")))
+    skipped = ("gpu ids", "job dir", "exit code")
+    lines = dict(line.split(None, 1) for line in status.stdout.splitlines() if not line.startswith(skipped))
     assert lines["state"] == "SUCCEEDED"
     assert lines["command"] == "echo hello world"
     assert lines["resources"] == "gpus=2 memory=1.5GiB cpus=1 priority=0"
     assert "exit code  0\n" in status.stdout and "gpu ids    0,1\n" in status.stdout
     table = cli("jobs").stdout.splitlines()
-    assert table[0].split() == ["ID", "NAME", "STATE", "BACKEND", "GPUS", "MEM", "CPUS", "PRIO", "SUBMITTED", "RUNTIME", "EXIT"]
+    assert table[0].split() == [
+        "ID", "NAME", "STATE", "BACKEND", "GPUS", "MEM", "CPUS", "PRIO", "SUBMITTED", "RUNTIME", "EXIT"
+    ]
     row = table[1].split()
     assert row[:8] == [str(job_id), "greet", "SUCCEEDED", "local", "2", "1.5GiB", "1", "0"]
     assert row[-1] == "0"
@@ -45,7 +48,9 @@ def test_submit_wait_status_logs(zhome: Path) -> None:  # noqa: F811
 def test_exit_codes(zhome: Path) -> None:  # noqa: F811
     bad = cli("submit", "--", "cat", "../secret")
     assert (bad.returncode, bad.stdout) == (2, "")
-    assert bad.stderr == 'zenith: invalid command: must not contain ".." (commands run as argv, never through a shell)\n'
+    assert bad.stderr == (
+        'zenith: invalid command: must not contain ".." (commands run as argv, never through a shell)\n'
+    )
     assert cli("submit", "--memory", "8 GB", "--", "true").returncode == 2
     assert cli("submit").returncode == 2
     assert cli().returncode == 2
@@ -68,11 +73,15 @@ def test_exit_codes(zhome: Path) -> None:  # noqa: F811
     cancelled = cli("cancel", str(sleeper))
     assert (cancelled.returncode, cancelled.stdout) == (0, "CANCELLED\n")
     assert zenith.status(sleeper) == "CANCELLED"
-    assert cli("jobs", "--state", "CANCELLED").stdout.splitlines()[1].split()[:3] == [str(sleeper), "sleep", "CANCELLED"]
+    cancelled = cli("jobs", "--state", "CANCELLED").stdout.splitlines()
+    assert cancelled[1].split()[:3] == [str(sleeper), "sleep", "CANCELLED"]
 
 
 def test_logs_follow_until_the_job_ends(zhome: Path) -> None:  # noqa: F811
-    code = "import sys, time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.2)\nprint('done', file=sys.stderr)"
+    code = (
+        "import sys, time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.2)\n"
+        "print('done', file=sys.stderr)"
+    )
     job_id = int(cli("submit", "--", sys.executable, "-c", code).stdout)
     followed = cli("logs", "-f", str(job_id))
     assert (followed.returncode, followed.stdout, followed.stderr) == (0, "0\n1\n2\n", "done\n")

@@ -68,7 +68,8 @@ def decorated(x: int) -> int:
 
 
 def test_command_job_runs_as_argv_and_captures_output(zhome: Path) -> None:  # noqa: F811
-    job_id = zenith.submit(python_argv("import sys\nprint('out', sys.argv[1:])\nprint('err', file=sys.stderr)") + ["a b", "*"])
+    script = "import sys\nprint('out', sys.argv[1:])\nprint('err', file=sys.stderr)"
+    job_id = zenith.submit([*python_argv(script), "a b", "*"])
     assert isinstance(job_id, int)
     assert zenith.wait(job_id, timeout=60) == "SUCCEEDED"
     info = get(job_id)
@@ -139,7 +140,7 @@ def test_four_two_gpu_jobs_never_share_a_gpu(zhome: Path, tmp_path: Path) -> Non
     assert sorted(running) == [[0, 1], [2, 3]]
     release.touch()
     results = [zenith.result(i, timeout=120) for i in ids]
-    for job_id, gpus in zip(ids, results):
+    for job_id, gpus in zip(ids, results, strict=True):
         assert len(gpus) == 2 and set(gpus) <= {"0", "1", "2", "3"}
         assert [int(g) for g in gpus] == get(job_id).gpu_ids
     assert sorted(int(g) for gpus in results for g in gpus) == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -17,7 +17,7 @@ from zenith.jobs import store
 def rejected(field: str, fn, *args, **kwargs) -> zenith.ValidationError:
     with pytest.raises(zenith.ValidationError) as info:
         fn(*args, **kwargs)
-    assert info.value.field == field, str(info.value)  # type: ignore[attr-defined]
+    assert info.value.field == field, str(info.value)
     assert str(info.value).startswith(f"invalid {field}: ")
     return info.value
 
@@ -37,7 +37,7 @@ def test_name_limits(zhome: Path) -> None:  # noqa: F811
     zenith.job(name="a")(len)
     zenith.job(name="a" * 256)(len)
     err = rejected("name", zenith.job, name="a" * 257)
-    assert err.rule == "must be at most 256 characters, got 257"  # type: ignore[attr-defined]
+    assert err.rule == "must be at most 256 characters, got 257"
     rejected("name", zenith.job, name="")
     rejected("name", zenith.job, name="has space")
     rejected("name", zenith.job, name="dot.name")
@@ -58,7 +58,7 @@ def test_command_rules_reject_before_storing(zhome: Path) -> None:  # noqa: F811
         (["cat", "../etc/passwd"], ".."),
     ]:
         err = rejected("command", zenith.submit, argv)
-        assert err.rule.startswith(f"must not contain {seq!r}".replace("'", '"')), err.rule  # type: ignore[attr-defined]
+        assert err.rule.startswith(f"must not contain {seq!r}".replace("'", '"')), err.rule
     rejected("command", zenith.submit, [])
     rejected("command", zenith.submit, "echo hi")
     rejected("command", zenith.submit, ["a" * 65537])
@@ -79,7 +79,7 @@ def test_path_rules() -> None:
         _zenith.validate_path("a" * 4097)
     with pytest.raises(zenith.ValidationError, match="NUL"):
         _zenith.validate_path("a\0b")
-    with pytest.raises(zenith.ValidationError, match="'..' component"):
+    with pytest.raises(zenith.ValidationError, match=r"'\.\.' component"):
         _zenith.validate_path("/data/../etc")
 
 
@@ -107,7 +107,7 @@ def test_memory_strings_are_exact() -> None:
     for bad in ["8", "8 GB", "8gb", "-1GB", "1.5B", "0MB", "1e3MB", "9223372036854775808B", "GB"]:
         with pytest.raises(zenith.ValidationError) as info:
             _zenith.parse_memory(bad)
-        assert info.value.field == "memory"  # type: ignore[attr-defined]
+        assert info.value.field == "memory"
 
 
 def test_memory_in_decorator_and_as_bytes(zhome: Path) -> None:  # noqa: F811

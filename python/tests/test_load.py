@@ -272,7 +272,7 @@ def test_cache_serves_unchanged_and_rereads_changed(tmp_path: Path) -> None:
 
 
 def test_missing_path(tmp_path: Path) -> None:
-    with pytest.raises(zenith.SourceError, match="no such file or directory: .*nope.parquet"):
+    with pytest.raises(zenith.SourceError, match=r"no such file or directory: .*nope\.parquet"):
         zenith.load(tmp_path / "nope.parquet")
 
 
@@ -470,7 +470,8 @@ def test_wrong_format_override(datasets: dict[str, Path]) -> None:
 def test_mismatched_schemas(tmp_path: Path) -> None:
     pq.write_table(pa.table({"a": [1], "b": [1.0]}), tmp_path / "1.parquet")
     pq.write_table(pa.table({"a": [1.5], "b": [1.0]}), tmp_path / "2.parquet")
-    with pytest.raises(zenith.SchemaError, match=r"2\.parquet: schema differs from .*1\.parquet: column \"a\" is Float64 here but Int64 there"):
+    differs = r"2\.parquet: schema differs from .*1\.parquet: column \"a\" is Float64 here but Int64 there"
+    with pytest.raises(zenith.SchemaError, match=differs):
         zenith.load(tmp_path)
     pq.write_table(pa.table({"x": [1]}), tmp_path / "2.parquet")
     with pytest.raises(zenith.SchemaError, match="columns"):
@@ -493,7 +494,7 @@ def test_garbage_arguments(datasets: dict[str, Path]) -> None:
 
 def test_exception_tree() -> None:
     for cls in (zenith.SourceError, zenith.FormatError, zenith.StorageError, zenith.SchemaError,
-                zenith.ValidationError, zenith.JobError):
+                zenith.ValidationError, zenith.JobError, zenith.ResourceError):
         assert issubclass(cls, zenith.ZenithError)
     assert zenith.exceptions.ZenithError is zenith.ZenithError
 

@@ -210,7 +210,7 @@ def test_failing_unit_is_skipped_and_counted(
 
 
 def test_missing_bucket(s3: S3Server) -> None:
-    with pytest.raises(zenith.StorageError, match="nosuchbucket|NoSuchBucket|not found"):
+    with pytest.raises(zenith.StorageError, match=r"nosuchbucket|NoSuchBucket|not found"):
         zenith.load("s3://nosuchbucket/x.parquet", storage_options=s3.options(**RETRY))
 
 
@@ -224,7 +224,7 @@ def test_wrong_credentials(s3: S3Server) -> None:
 
 
 def test_missing_key_and_empty_prefix(s3: S3Server) -> None:
-    with pytest.raises(zenith.SourceError, match="s3://data/missing.parquet"):
+    with pytest.raises(zenith.SourceError, match=r"s3://data/missing\.parquet"):
         zenith.load(url("missing.parquet"), storage_options=s3.options())
     with pytest.raises(zenith.SourceError, match="s3://data/nothing/"):
         zenith.load(url("nothing/"), storage_options=s3.options())

@@ -16,8 +16,8 @@ from conftest import N_ROWS
 
 torch = pytest.importorskip("torch", reason="torch is not installed; `make test` installs it")
 
-from zenith import ValidationError
-from zenith.torch import DataLoader
+from zenith import ValidationError  # noqa: E402  (after the skip: zenith.torch imports torch)
+from zenith.torch import DataLoader  # noqa: E402
 
 
 def test_yields_tensors_with_exact_values(datasets: dict[str, Path], table) -> None:

@@ -22,6 +22,7 @@ from zenith._webdataset import write_webdataset
 from zenith.exceptions import (
     FormatError,
     JobError,
+    ResourceError,
     SchemaError,
     SourceError,
     StorageError,
@@ -38,6 +39,7 @@ __all__ = [
     "DataLoader",
     "FormatError",
     "JobError",
+    "ResourceError",
     "SchemaError",
     "SourceError",
     "StorageError",

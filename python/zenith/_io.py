@@ -96,7 +96,8 @@ def info(
     settings. With a path: format, schema, rows, files, units (row groups) and bytes, read
     from footers and headers only, and for Parquet ``statistics``: per column the ``min``,
     ``max`` and ``null_count`` over all row groups (``None`` where a footer does not record
-    them, or for types without a plain order such as timestamps and decimals). Prints a summary unless ``verbose=False``; returns a dict.
+    them, or for types without a plain order such as timestamps and decimals). Prints a summary
+    unless ``verbose=False``; returns a dict.
     """
     if path is None:
         build = dict(_zenith.build_info())

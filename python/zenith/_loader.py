@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from zenith import _zenith
@@ -119,7 +118,7 @@ class DataLoader:
             fields=fields_of(fields),
         )
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> _zenith.LoaderIter:
         """Starts a pass over the current epoch; breaking out stops its threads."""
         return self._inner.iter()
 

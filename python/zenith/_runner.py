@@ -14,6 +14,7 @@ ones are marked from the ``status.json`` their worker wrote, or as FAILED with "
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import fcntl
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from zenith import _layout
 from zenith._zenith import JobInfo, JobStore, ValidationError, parse_memory
 
 KILL_GRACE_S = float(os.environ.get("ZENITH_KILL_GRACE", "3"))
@@ -121,10 +123,8 @@ def find_job_process(jobdir: Path) -> int | None:
 
 def killpg(pid: int, sig: int) -> None:
     """Signals the job's process group, ignoring one that is already gone."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
@@ -145,15 +145,6 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
-def _read_status(jobdir: Path) -> int | None:
-    import json
-
-    try:
-        return int(json.loads((jobdir / "status.json").read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 class Runner:
     """Starts, watches and finishes the local jobs of one job home."""
 
@@ -161,7 +152,7 @@ class Runner:
         self.root = root
         self.machine = machine
         self.idle_timeout = idle_timeout
-        self.store = JobStore(root / "jobs.db")
+        self.store = JobStore(_layout.store_db(root))
         self.running: dict[int, Running] = {}
         self.stop = False
 
@@ -169,9 +160,9 @@ class Runner:
 
     def _finish(self, run: Running, exit_code: int | None) -> None:
         info = run.info
-        jobdir = self.root / "jobs" / str(info.id)
+        jobdir = _layout.job_dir(self.root, info.id)
         if info.kind == "function" and exit_code is None:
-            exit_code = _read_status(jobdir)
+            exit_code = _layout.read_status(jobdir)
         if run.cancelled:
             self.store.transition(info.id, "CANCELLED", exit_code, "cancelled while running")
         elif exit_code == 0:
@@ -188,14 +179,9 @@ class Runner:
                 what = f"killed by signal {signal.Signals(-exit_code).name}"
             else:
                 what = f"exited with code {exit_code}"
-            detail = ""
-            if info.kind == "function":
-                try:
-                    detail = (jobdir / "error.txt").read_text(errors="replace")
-                except OSError:
-                    detail = ""
+            detail = _layout.read_error(jobdir) if info.kind == "function" else ""
             if not detail:
-                detail = _tail(jobdir / "stderr.log", STDERR_TAIL_LINES)
+                detail = _tail(_layout.log_path(jobdir, "stderr"), STDERR_TAIL_LINES)
             error = f"{what}\n{detail}".rstrip()
             self.store.transition(info.id, "FAILED", exit_code, error)
         if info.kind == "function" and len(info.argv) == 2:
@@ -207,14 +193,14 @@ class Runner:
     def recover(self) -> None:
         """Inspects jobs left RUNNING by an earlier runner (see the module doc)."""
         for info in self.store.list("RUNNING", "local"):
-            jobdir = self.root / "jobs" / str(info.id)
+            jobdir = _layout.job_dir(self.root, info.id)
             if info.pid is None:
                 # Claimed, but the runner died around the spawn: find the process if it exists.
                 pid = find_job_process(jobdir)
                 if pid is not None:
                     self.store.mark_started(info.id, pid)
                     self.running[info.id] = Running(info=self.store.get(info.id), proc=None)
-                elif info.kind == "function" and (jobdir / "status.json").exists():
+                elif info.kind == "function" and _layout.status_path(jobdir).exists():
                     self._finish(Running(info=info, proc=None), None)
                 else:
                     self.store.requeue(info.id)
@@ -226,7 +212,7 @@ class Runner:
     # -------------------------------------------------------------- one pass
 
     def _spawn(self, info: JobInfo) -> None:
-        jobdir = self.root / "jobs" / str(info.id)
+        jobdir = _layout.job_dir(self.root, info.id)
         env = dict(info.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in info.gpu_ids)
         env["ZENITH_JOB_ID"] = str(info.id)
@@ -238,7 +224,10 @@ class Runner:
         try:
             jobdir.mkdir(parents=True, exist_ok=True)
             # The child gets its own copies of the log descriptors; ours close right after the spawn.
-            with open(jobdir / "stdout.log", "wb") as out, open(jobdir / "stderr.log", "wb") as err:
+            with (
+                open(_layout.log_path(jobdir, "stdout"), "wb") as out,
+                open(_layout.log_path(jobdir, "stderr"), "wb") as err,
+            ):
                 proc = subprocess.Popen(
                     argv,
                     cwd=info.cwd,
@@ -298,6 +287,7 @@ class Runner:
     def serve(self, wake: socket.socket, sigfd: int) -> None:
         """Runs passes until stopped, or idle for ``idle_timeout`` seconds."""
         idle_since = time.monotonic()
+        watched: list[socket.socket | int] = [wake, sigfd]
         while not self.stop:
             self.step()
             busy = bool(self.running) or self.store.local_active_count() > 0
@@ -309,7 +299,7 @@ class Runner:
             adopted = any(r.proc is None or r.kill_sent_at is not None for r in self.running.values())
             timeout = 0.2 if adopted else 1.0
             try:
-                ready, _, _ = select.select([wake, sigfd], [], [], timeout)
+                ready, _, _ = select.select(watched, [], [], timeout)
             except InterruptedError:
                 continue
             if wake in ready:
@@ -357,11 +347,11 @@ def run(root: Path, idle_timeout: float | None, machine: Machine) -> int:
     """Serves ``root`` with ``machine``'s resources in this process; returns 0 (also when another
     runner already serves it)."""
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(root / "runner.lock", "a+") as lock:
+    with open(_layout.runner_lock(root), "a+") as lock:
         if not _try_lock(lock):
             print(f"zenith: a runner already serves {root}", file=sys.stderr)
             return 0
-        sock_path = root / "runner.sock"
+        sock_path = _layout.runner_socket(root)
         wake = _bind(sock_path)
         r, w = os.pipe()
         os.set_blocking(r, False)
@@ -375,7 +365,7 @@ def run(root: Path, idle_timeout: float | None, machine: Machine) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        (root / "runner.pid").write_text(f"{os.getpid()}\n")
+        _layout.runner_pid(root).write_text(f"{os.getpid()}\n")
         m = runner.machine
         print(
             f"zenith runner {os.getpid()} serving {root}: "
@@ -426,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         os.setsid()
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = os.open(root / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.open(_layout.runner_log(root), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zenith import _layout
 from zenith._zenith import JobError
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ STATE_MAP = {
 }
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, env=env, check=False
@@ -70,8 +71,8 @@ def sbatch_args(info: JobInfo, jobdir: Path) -> list[str]:
     args = [
         "--parsable",
         f"--job-name={info.name}",
-        f"--output={jobdir / 'stdout.log'}",
-        f"--error={jobdir / 'stderr.log'}",
+        f"--output={_layout.log_path(jobdir, 'stdout')}",
+        f"--error={_layout.log_path(jobdir, 'stderr')}",
         f"--cpus-per-task={info.cpus}",
         f"--chdir={info.cwd}",
         "--export=ALL",
@@ -89,7 +90,7 @@ def batch_script(info: JobInfo, jobdir: Path) -> str:
     """A Python batch script that runs the job through :func:`zenith._worker.run_batch`."""
     # The interpreter that submitted (where zenith is installed) also runs the script.
     python = info.argv[0] if info.kind == "function" else sys.executable
-    spec = {"kind": info.kind, "jobdir": str(jobdir)}
+    spec: dict[str, str | list[str]] = {"kind": info.kind, "jobdir": str(jobdir)}
     if info.kind == "function":
         spec["payload"] = info.argv[1]
     else:
@@ -108,7 +109,7 @@ def submit(store: JobStore, info: JobInfo, jobdir: Path) -> str:
     If ``sbatch`` refuses, the job is marked FAILED with Slurm's message and ``JobError`` is raised.
     """
     jobdir.mkdir(parents=True, exist_ok=True)
-    script = jobdir / "batch.py"
+    script = _layout.batch_script(jobdir)
     script.write_text(batch_script(info, jobdir))
     script.chmod(0o700)
     env = dict(info.env)
@@ -155,20 +156,13 @@ def query(slurm_id: str) -> tuple[str, int | None] | None:
     return (queued_state, None) if queued_state else None
 
 
-def _read_status(jobdir: Path) -> int | None:
-    try:
-        return int(json.loads((jobdir / "status.json").read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def refresh(store: JobStore, info: JobInfo, jobdir: Path) -> JobInfo:
     """Brings a non-final Slurm job's stored state up to date with Slurm; returns the new record."""
     if info.backend_id is None:
         return info
     found = query(info.backend_id)
     if found is None:
-        code = _read_status(jobdir)
+        code = _layout.read_status(jobdir)
         if code is None:
             store.transition(
                 info.id, "FAILED", None, f"Slurm no longer knows job {info.backend_id} and it left no status"
@@ -181,7 +175,7 @@ def refresh(store: JobStore, info: JobInfo, jobdir: Path) -> JobInfo:
     if state == "RUNNING":
         store.transition(info.id, "RUNNING", None, None)
     elif state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-        recorded = _read_status(jobdir)
+        recorded = _layout.read_status(jobdir)
         _finish(store, info, jobdir, state, recorded if recorded is not None else exit_code, slurm_state)
     return store.get(info.id)
 
@@ -201,11 +195,7 @@ def _finish(
     elif state == "FAILED":
         what = f"Slurm state {slurm_state}" if slurm_state and slurm_state != "FAILED" else None
         what = what or f"exited with code {exit_code}"
-        try:
-            detail = (jobdir / "error.txt").read_text(errors="replace")
-        except OSError:
-            detail = ""
-        error = f"{what}\n{detail}".rstrip()
+        error = f"{what}\n{_layout.read_error(jobdir)}".rstrip()
     store.transition(info.id, state, exit_code, error)
     if info.kind == "function" and len(info.argv) == 2:
         Path(info.argv[1]).unlink(missing_ok=True)  # the pickled call is not needed any more

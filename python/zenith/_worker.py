@@ -8,24 +8,13 @@ Slurm batch scripts call :func:`run_batch`, which does the same for commands too
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_status(jobdir: Path, exit_code: int) -> None:
-    """Records the job's exit code in ``status.json``."""
-    _write_atomic(jobdir / "status.json", json.dumps({"exit_code": exit_code}).encode())
+from zenith import _layout
 
 
 def run_function(payload: Path, jobdir: Path) -> int:
@@ -41,23 +30,23 @@ def run_function(payload: Path, jobdir: Path) -> int:
                 sys.path.insert(0, entry)
         fn, args, kwargs = cloudpickle.loads(outer["call"])
         value = fn(*args, **kwargs)
-        _write_atomic(jobdir / "result.pkl", cloudpickle.dumps(value))
+        _layout.write_atomic(_layout.result_path(jobdir), cloudpickle.dumps(value))
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code != 0:
-            _write_atomic(jobdir / "error.txt", f"SystemExit({exc.code!r})\n".encode())
+            _layout.write_atomic(_layout.error_path(jobdir), f"SystemExit({exc.code!r})\n".encode())
         else:
-            _write_atomic(jobdir / "result.pkl", cloudpickle.dumps(None))
+            _layout.write_atomic(_layout.result_path(jobdir), cloudpickle.dumps(None))
     except BaseException:  # noqa: BLE001  (every failure of user code is reported, then exits 1)
         text = traceback.format_exc()
         sys.stderr.write(text)
-        _write_atomic(jobdir / "error.txt", text.encode())
+        _layout.write_atomic(_layout.error_path(jobdir), text.encode())
         code = 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    write_status(jobdir, code)
+    _layout.write_status(jobdir, code)
     return code
 
 
@@ -71,9 +60,9 @@ def run_batch(spec: dict[str, Any]) -> int:
     except OSError as exc:
         text = f"cannot start {spec['argv'][0]!r}: {exc}\n"
         sys.stderr.write(text)
-        _write_atomic(jobdir / "error.txt", text.encode())
+        _layout.write_atomic(_layout.error_path(jobdir), text.encode())
         code = 127
-    write_status(jobdir, code)
+    _layout.write_status(jobdir, code)
     return code
 
 

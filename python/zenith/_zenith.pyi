@@ -12,6 +12,7 @@ __all__ = [
     "JobStore",
     "Loader",
     "LoaderIter",
+    "ResourceError",
     "SchemaError",
     "SourceError",
     "StorageError",
@@ -38,8 +39,14 @@ class SourceError(ZenithError): ...
 class FormatError(ZenithError): ...
 class StorageError(ZenithError): ...
 class SchemaError(ZenithError): ...
-class ValidationError(ZenithError): ...
+
+class ValidationError(ZenithError):
+    # Both set when a job Validator rule rejected a field; absent on other ValidationErrors.
+    field: str
+    rule: str
+
 class JobError(ZenithError): ...
+class ResourceError(ZenithError): ...
 
 # ---------------------------------------------------------------- jobs
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from types import ModuleType
 
+from zenith import _layout
 from zenith._zenith import (
     FormatError,
     JobError,
@@ -28,17 +27,24 @@ from zenith._zenith import (
     StorageError,
     ValidationError,
 )
+from zenith.jobs import (
+    FINAL_STATES,
+    cancel,
+    get,
+    home,
+    job_dir,
+    make_options,
+    status,
+    submit_with,
+    wait,
+)
+from zenith.jobs import jobs as list_jobs
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _api() -> ModuleType:
-    """The ``zenith.jobs`` module (``zenith.jobs`` the attribute is the ``jobs()`` function)."""
-    return importlib.import_module("zenith.jobs")
 
 
 def _when(ts: float | None) -> str:
@@ -72,8 +78,8 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """Left-aligned columns separated by two spaces."""
     widths = [len(h) for h in header]
     for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     return "\n".join(lines)
 
 
@@ -81,14 +87,12 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
-    api = _api()
-
     if args.action == "serve":
         from zenith import _runner
 
         idle = -1.0 if args.idle_timeout is None else args.idle_timeout
-        return _runner.main(["--home", str(api.home()), "--idle-timeout", str(idle)])
-    infos = api.jobs(state=args.state)
+        return _runner.main(["--home", str(home()), "--idle-timeout", str(idle)])
+    infos = list_jobs(state=args.state)
     header = ["ID", "NAME", "STATE", "BACKEND", "GPUS", "MEM", "CPUS", "PRIO", "SUBMITTED", "RUNTIME", "EXIT"]
     rows = [
         [
@@ -125,15 +129,13 @@ def add_jobs(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    api = _api()
-
     argv = list(args.command)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
         print("zenith submit: give the command after --, e.g. zenith submit -- echo hi", file=sys.stderr)
         return EXIT_USAGE
-    options = api.make_options(
+    options = make_options(
         gpus=args.gpus,
         memory=args.memory,
         cpus=args.cpus,
@@ -141,7 +143,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         priority=args.priority,
         backend=args.backend,
     )
-    print(api.submit_with(options, argv))
+    print(submit_with(options, argv))
     return EXIT_OK
 
 
@@ -162,9 +164,7 @@ def add_submit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    api = _api()
-
-    j = api.get(args.id)
+    j = get(args.id)
     fields = [
         ("id", str(j.id)),
         ("name", j.name),
@@ -179,7 +179,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         ("finished", _when(j.finished_at)),
         ("runtime", _duration(j)),
         ("exit code", "-" if j.exit_code is None else str(j.exit_code)),
-        ("job dir", str(api.job_dir(j.id))),
+        ("job dir", str(job_dir(j.id))),
     ]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
@@ -197,10 +197,8 @@ def add_status(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:
-    api = _api()
-
     try:
-        state = api.wait(args.id, timeout=args.timeout)
+        state = wait(args.id, timeout=args.timeout)
     except TimeoutError as exc:
         print(f"zenith: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -220,17 +218,15 @@ def add_wait(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    api = _api()
-
-    info = api.get(args.id)
-    directory = api.job_dir(info.id)
+    info = get(args.id)
+    directory = job_dir(info.id)
     streams = [("stdout", sys.stdout), ("stderr", sys.stderr)]
     offsets = {name: 0 for name, _ in streams}
 
     def pump() -> None:
         for name, out in streams:
             try:
-                with open(directory / f"{name}.log", "rb") as f:
+                with open(_layout.log_path(directory, name), "rb") as f:
                     f.seek(offsets[name])
                     data = f.read()
             except FileNotFoundError:
@@ -241,7 +237,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 out.flush()
 
     pump()
-    while args.follow and api.status(info.id) not in api.FINAL_STATES:
+    while args.follow and status(info.id) not in FINAL_STATES:
         time.sleep(0.25)
         pump()
     if args.follow:
@@ -258,13 +254,11 @@ def add_logs(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    api = _api()
-
-    before = api.get(args.id).state
-    if before in api.FINAL_STATES:
+    before = get(args.id).state
+    if before in FINAL_STATES:
         print(f"zenith: job {args.id} already finished ({before})", file=sys.stderr)
         return EXIT_FAILED
-    state = api.cancel(args.id)
+    state = cancel(args.id)
     print(state)
     return EXIT_OK if state == "CANCELLED" else EXIT_FAILED
 

@@ -2,11 +2,22 @@
 
 ``ZenithError`` is the base of all of them. Every message names the place that failed: the
 file, row group or byte offset, the object key and range, or the argument.
+
+- ``SourceError``: a path is missing, empty or unreadable.
+- ``FormatError``: a file's bytes are not valid for its format.
+- ``StorageError``: object storage failed after retries.
+- ``SchemaError``: schemas differ, or a column is unknown.
+- ``ValidationError``: an argument, job spec or state is invalid. When a job Validator rule
+  rejected a field, ``field`` (the field's name) and ``rule`` (what it broke) are set, both strings;
+  other validation errors lack them.
+- ``JobError``: a job failed, or a job id is unknown.
+- ``ResourceError``: the system refused a thread, runtime or memory the call needed.
 """
 
 from zenith._zenith import (
     FormatError,
     JobError,
+    ResourceError,
     SchemaError,
     SourceError,
     StorageError,
@@ -17,6 +28,7 @@ from zenith._zenith import (
 __all__ = [
     "FormatError",
     "JobError",
+    "ResourceError",
     "SchemaError",
     "SourceError",
     "StorageError",

@@ -27,13 +27,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from zenith import _slurm
+from zenith import _layout, _slurm
 from zenith._zenith import JobError, JobInfo, JobStore, ValidationError, parse_memory, validate_name
 
 __all__ = [
@@ -62,7 +61,7 @@ def home() -> Path:
 
 def job_dir(job_id: int, root: Path | None = None) -> Path:
     """Directory holding one job's logs, result and status: ``$ZENITH_HOME/jobs/<id>``."""
-    return (root or home()) / "jobs" / str(job_id)
+    return _layout.job_dir(root or home(), job_id)
 
 
 _stores: dict[tuple[int, Path], JobStore] = {}
@@ -74,7 +73,7 @@ def store(root: Path | None = None) -> JobStore:
     key = (os.getpid(), root)  # a SQLite connection must not cross fork()
     found = _stores.get(key)
     if found is None:
-        found = _stores[key] = JobStore(root / "jobs.db")
+        found = _stores[key] = JobStore(_layout.store_db(root))
     return found
 
 
@@ -93,8 +92,8 @@ class JobOptions:
 def _invalid(field: str, rule: str) -> ValidationError:
     """A ``ValidationError`` like the Rust Validator's: message ``invalid FIELD: RULE``, attributes."""
     err = ValidationError(f"invalid {field}: {rule}")
-    err.field = field  # type: ignore[attr-defined]
-    err.rule = rule  # type: ignore[attr-defined]
+    err.field = field
+    err.rule = rule
     return err
 
 
@@ -210,9 +209,7 @@ def _write_payload(root: Path, fn: Callable[..., Any], args: tuple, kwargs: dict
             f"cannot submit {getattr(fn, '__qualname__', fn)!r}: the function or its arguments "
             f"cannot be pickled with cloudpickle ({type(exc).__name__}: {exc})"
         ) from exc
-    payloads = root / "payloads"
-    payloads.mkdir(exist_ok=True)
-    path = payloads / f"{uuid.uuid4().hex}.pkl"
+    path = _layout.new_payload(root)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(blob)
     tmp.rename(path)
@@ -262,6 +259,18 @@ def submit_with(
     return _submit(root, options, argv=list(fn_or_argv))
 
 
+class _Placement(TypedDict):
+    """The fields of a stored job that function and command jobs set alike."""
+
+    cwd: str
+    env: list[tuple[str, str]]
+    gpus: int
+    memory: int | None
+    cpus: int
+    priority: int
+    backend: str
+
+
 def _submit(
     root: Path,
     options: JobOptions,
@@ -272,7 +281,7 @@ def _submit(
     argv: list[str] | None = None,
 ) -> int:
     backend = _resolve_backend(options)
-    common = {
+    common: _Placement = {
         "cwd": os.getcwd(),
         "env": list(os.environ.items()),
         "gpus": options.gpus,
@@ -306,17 +315,12 @@ def _submit(
 # ---------------------------------------------------------------------------------- local runner
 
 
-def runner_socket(root: Path) -> Path:
-    """The runner's wake-up socket (datagrams; content ignored)."""
-    return root / "runner.sock"
-
-
 def poke_runner(root: Path) -> bool:
     """Wakes the runner; returns False when no runner is listening."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
-        sock.sendto(b"!", str(runner_socket(root)))
+        sock.sendto(b"!", str(_layout.runner_socket(root)))
         return True
     except BlockingIOError:
         return True  # its queue is full of wake-ups already
@@ -351,7 +355,7 @@ def runner_pid(root: Path | None = None) -> int | None:
     """Pid of the live runner of ``root``, or None."""
     root = root or home()
     try:
-        pid = int((root / "runner.pid").read_text().strip())
+        pid = int(_layout.runner_pid(root).read_text().strip())
     except (OSError, ValueError):
         return None
     return pid if poke_runner(root) else None
@@ -430,7 +434,7 @@ def result(job_id: int, timeout: float | None = None) -> Any:
         return None
     import cloudpickle
 
-    path = job_dir(job_id) / "result.pkl"
+    path = _layout.result_path(job_dir(job_id))
     try:
         with path.open("rb") as f:
             return cloudpickle.load(f)
@@ -463,15 +467,15 @@ def cancel(job_id: int, timeout: float = 30.0) -> str:
 
 def logs(job_id: int, stream: str = "all") -> str:
     """The job's captured output: ``"stdout"``, ``"stderr"`` or ``"all"`` (stdout then stderr)."""
-    if stream not in ("stdout", "stderr", "all"):
+    if stream not in (*_layout.STREAMS, "all"):
         raise ValueError(f"stream must be 'stdout', 'stderr' or 'all', got {stream!r}")
     info = get(job_id)
     directory = job_dir(info.id)
-    names = ["stdout", "stderr"] if stream == "all" else [stream]
+    names = _layout.STREAMS if stream == "all" else (stream,)
     parts = []
     for name in names:
         try:
-            parts.append((directory / f"{name}.log").read_text(errors="replace"))
+            parts.append(_layout.log_path(directory, name).read_text(errors="replace"))
         except FileNotFoundError:
             parts.append("")
     return "".join(parts)
