@@ -40,13 +40,13 @@ pytest: $(STAMP) $(S3S_FS) ## Run the Python test suite against the built extens
 stubtest: $(STAMP) ## Check the type stubs against the compiled module
 	$(PY) -m mypy.stubtest zenith._zenith --allowlist python/stubtest-allowlist.txt
 
-lint: $(STAMP) ## cargo fmt --check, clippy, ruff and mypy
-	cargo fmt --all --check
-	cargo clippy --release --workspace --all-targets -- -D warnings
+lint: $(STAMP) ## ruff, mypy, cargo fmt --check, clippy (workspace lints, warnings are errors)
 	$(VENV)/bin/ruff check python bench examples
 	$(VENV)/bin/python -m mypy
+	cargo fmt --all --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
 
-test: build cargo-test stubtest pytest ## Everything: cargo tests, stub check, pytest (real files, real torch)
+test: lint build cargo-test stubtest pytest ## Everything: lint gates, cargo tests, stub check, pytest (real files, real torch)
 
 run: build ## Train a tiny model through zenith.torch.DataLoader and compare with torch's DataLoader
 	$(PY) examples/train_demo.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -260,6 +261,14 @@ def test_bad_arguments(datasets: dict[str, Path], kwargs: dict, message: str) ->
         zenith.DataLoader(datasets["parquet"], **kwargs)
 
 
+def test_engine_validation_errors_name_field_and_rule(datasets: dict[str, Path]) -> None:
+    with pytest.raises(zenith.ValidationError) as err:
+        zenith.DataLoader(datasets["parquet"], on_error="ignore")
+    assert err.value.field == "on_error"
+    assert err.value.rule == '"ignore"; expected "raise" or "skip"'
+    assert str(err.value) == 'invalid argument `on_error`: "ignore"; expected "raise" or "skip"'
+
+
 def test_ctrl_c_interrupts_iteration(datasets: dict[str, Path]) -> None:
     code = (
         "import sys, zenith\n"
@@ -281,6 +290,45 @@ def test_ctrl_c_interrupts_iteration(datasets: dict[str, Path]) -> None:
         proc.kill()
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "zenith.load('s3://b/d/', storage_options=opts)",
+        "zenith.info('s3://b/d/', storage_options=opts, verbose=False)",
+        "zenith.DataLoader('s3://b/d/', storage_options=opts)",
+    ],
+)
+def test_ctrl_c_interrupts_a_blocked_call(call: str) -> None:
+    """A call blocked on storage (a server on 127.0.0.1 that accepts and never answers)
+    raises KeyboardInterrupt when interrupted, instead of waiting out the request timeouts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        code = (
+            "import sys, zenith\n"
+            f"opts = dict(endpoint='http://127.0.0.1:{port}', allow_http='true', region='us-east-1',\n"
+            "            aws_access_key_id='k', aws_secret_access_key='s', timeout='120s')\n"
+            "print('started', flush=True)\n"
+            f"{call}\n"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "started"
+            time.sleep(1.0)
+            assert proc.poll() is None, "the call returned before the signal"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err, err
 
 
 def test_a_version_1_state_resumes_like_its_version_2_form(datasets: dict[str, Path]) -> None:

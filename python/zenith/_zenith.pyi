@@ -41,9 +41,10 @@ class StorageError(ZenithError): ...
 class SchemaError(ZenithError): ...
 
 class ValidationError(ZenithError):
-    # Both set when a job Validator rule rejected a field; absent on other ValidationErrors.
-    field: str
-    rule: str
+    # The argument or job field that was rejected and the rule it broke; None when the error
+    # was raised without them (e.g. a malformed state document).
+    field: str | None
+    rule: str | None
 
 class JobError(ZenithError): ...
 class ResourceError(ZenithError): ...

@@ -7,9 +7,9 @@ file, row group or byte offset, the object key and range, or the argument.
 - ``FormatError``: a file's bytes are not valid for its format.
 - ``StorageError``: object storage failed after retries.
 - ``SchemaError``: schemas differ, or a column is unknown.
-- ``ValidationError``: an argument, job spec or state is invalid. When a job Validator rule
-  rejected a field, ``field`` (the field's name) and ``rule`` (what it broke) are set, both strings;
-  other validation errors lack them.
+- ``ValidationError``: an argument, job spec or state is invalid. ``field`` names the argument or
+  job field that was rejected and ``rule`` says what it broke (both strings; ``None`` when the
+  error was raised without them).
 - ``JobError``: a job failed, or a job id is unknown.
 - ``ResourceError``: the system refused a thread, runtime or memory the call needed.
 """

@@ -125,7 +125,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FormatError", py.get_type::<FormatError>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("SchemaError", py.get_type::<SchemaError>())?;
-    m.add("ValidationError", py.get_type::<ValidationError>())?;
+    let validation = py.get_type::<ValidationError>();
+    // Class-level defaults: an instance raised without them still has both attributes.
+    validation.setattr("field", py.None())?;
+    validation.setattr("rule", py.None())?;
+    m.add("ValidationError", validation)?;
     m.add("JobError", py.get_type::<JobError>())?;
     m.add("ResourceError", py.get_type::<ResourceError>())?;
     Ok(())
