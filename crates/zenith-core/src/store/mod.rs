@@ -4,14 +4,14 @@
 //! coalescing and several requests in flight.
 //!
 //! Async code stays in this module: every request runs on one small shared tokio runtime
-//! ([`runtime`]), and the public functions block on it, so decode threads call plain
-//! blocking functions and nothing else in the engine sees a future.
+//! (`runtime`), and the public functions block on it, so decode threads call plain blocking
+//! functions and nothing else in the engine sees a future.
 //!
-//! One concern per file: [`options`] (the `storage_options` map), [`url`] (object URLs),
-//! [`client`] (building and caching clients, `memory://` buckets), [`object`] (reading one
-//! object), [`ranges`] (which ranges are fetched together), [`list`] (expanding URLs into
-//! objects), [`stats`] (traffic counters); `errors` maps client failures to
-//! [`Error::Storage`](crate::Error::Storage).
+//! One concern per file: `options` (the `storage_options` map), `url` (object URLs), `client`
+//! (building and caching clients, `memory://` buckets), `object` (reading one object),
+//! `ranges` (which ranges are fetched together), `list` (expanding URLs into objects), `stats`
+//! (traffic counters) and `errors` (client failures as [`Error::Storage`](crate::Error::Storage)
+//! with the client's error as the source).
 
 mod client;
 mod errors;
