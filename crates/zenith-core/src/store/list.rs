@@ -1,0 +1,166 @@
+//! Listing: expanding an object URL (a key, a directory-like prefix or a glob) into the
+//! objects it names, skipping hidden keys and sorting by key so every reader sees the same
+//! order.
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::client::{store_for, Store};
+use super::errors::storage_error;
+use super::object::ObjectRef;
+use super::options::StorageOptions;
+use super::runtime::block_on;
+use super::stats::record_metadata;
+use super::url::{object_path, ObjectUrl};
+use crate::error::{Error, Result};
+
+/// True for a listed name that Zenith skips like a hidden file (`.x`, `_SUCCESS`).
+fn is_hidden_key(relative: &str) -> bool {
+    relative
+        .split('/')
+        .any(|part| part.starts_with('.') || part.starts_with('_'))
+}
+
+/// Listed objects sorted by key; none is an [`Error::EmptySource`] naming `spec`.
+fn sorted_non_empty(mut found: Vec<ObjectRef>, spec: &str) -> Result<Vec<ObjectRef>> {
+    if found.is_empty() {
+        return Err(Error::EmptySource {
+            path: spec.to_string(),
+        });
+    }
+    found.sort_by(|a, b| a.key().cmp(b.key()));
+    Ok(found)
+}
+
+/// Expands one object URL into the objects it names, sorted by key: a key that exists is
+/// itself; a key ending in `/` (or any other key with objects below it) is every non-hidden
+/// object below it; a key with `*`, `?` or `[` is a glob over the listing of its literal prefix.
+pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRef>> {
+    let url = match ObjectUrl::parse(spec) {
+        Some(parsed) => parsed?,
+        None => {
+            return Err(Error::invalid(
+                "path",
+                format!("{spec:?} is not an object URL"),
+            ))
+        }
+    };
+    let store = store_for(&url, options)?;
+    let make = |meta: object_store::ObjectMeta| ObjectRef {
+        store: store.clone(),
+        url: url.with_key(meta.location.as_ref()),
+        path: meta.location,
+        size: meta.size,
+    };
+    let glob_at = url.key.find(['*', '?', '[']);
+    if let Some(at) = glob_at {
+        let pattern = glob::Pattern::new(&url.key)
+            .map_err(|e| Error::invalid("path", format!("bad glob {spec:?}: {e}")))?;
+        let prefix = url.key[..at].rsplit_once('/').map_or("", |(dir, _)| dir);
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..Default::default()
+        };
+        let found = list_prefix(&store, &url, prefix)?
+            .into_iter()
+            .filter(|m| pattern.matches_with(m.location.as_ref(), options))
+            .filter(|m| !is_hidden_key(m.location.as_ref().get(prefix.len()..).unwrap_or_default()))
+            .map(make)
+            .collect();
+        return sorted_non_empty(found, spec);
+    }
+    // A prefix with objects below it is a directory; otherwise the key must be an object.
+    // Listing first matters: some servers answer a HEAD of a "directory" with a 5xx.
+    let key = url.key.trim_end_matches('/');
+    let listed = list_prefix(&store, &url, key)?;
+    if !listed.is_empty() {
+        let found = listed
+            .into_iter()
+            .filter(|m| !is_hidden_key(m.location.as_ref().get(key.len()..).unwrap_or_default()))
+            .map(make)
+            .collect();
+        return sorted_non_empty(found, spec);
+    }
+    if key.is_empty() || url.key.ends_with('/') {
+        return Err(Error::NotFound {
+            path: spec.to_string(),
+        });
+    }
+    let path = object_path(&url, key)?;
+    record_metadata();
+    match block_on(store.inner.head(&path))? {
+        Ok(meta) => Ok(vec![make(meta)]),
+        Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound {
+            path: spec.to_string(),
+        }),
+        Err(e) => Err(storage_error(spec, None, e)),
+    }
+}
+
+/// Every object under `prefix` (a directory-like prefix; the empty prefix is the bucket);
+/// object_store follows continuation tokens, so more than 1000 keys arrive in several pages.
+fn list_prefix(
+    store: &Store,
+    url: &ObjectUrl,
+    prefix: &str,
+) -> Result<Vec<object_store::ObjectMeta>> {
+    let prefix = match prefix.trim_end_matches('/') {
+        "" => None,
+        p => Some(object_path(url, p)?),
+    };
+    record_metadata();
+    block_on(store.inner.list(prefix.as_ref()).try_collect::<Vec<_>>())?.map_err(|e| {
+        let what = url.with_key(prefix.as_ref().map_or("", |p| p.as_ref()));
+        match e {
+            object_store::Error::NotFound { .. } => Error::Storage {
+                object: what,
+                range: String::new(),
+                message: format!("bucket {:?} not found: {e}", url.bucket),
+                source: Some(Box::new(e)),
+            },
+            e => storage_error(&what, None, e),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::path::Path as ObjectPath;
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+    use crate::store::memory_bucket;
+
+    #[test]
+    fn lists_memory_objects() {
+        let bucket = memory_bucket("store-list-test");
+        for key in ["d/a.bin", "d/b.bin", "d/_SUCCESS", "d/sub/c.bin", "e.bin"] {
+            let payload: Vec<u8> = (0..100u8).collect();
+            block_on(bucket.put(&ObjectPath::from(key), payload.into()))
+                .unwrap()
+                .unwrap();
+        }
+        let options = StorageOptions::default();
+        let keys = |spec: &str| -> Vec<String> {
+            list_objects(spec, &options)
+                .unwrap()
+                .iter()
+                .map(|o| o.key().to_string())
+                .collect()
+        };
+        assert_eq!(
+            keys("memory://store-list-test/d"),
+            vec!["d/a.bin", "d/b.bin", "d/sub/c.bin"]
+        );
+        assert_eq!(
+            keys("memory://store-list-test/d/*.bin"),
+            vec!["d/a.bin", "d/b.bin"]
+        );
+        assert_eq!(keys("memory://store-list-test/e.bin"), vec!["e.bin"]);
+        assert!(matches!(
+            list_objects("memory://store-list-test/nope", &options),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(is_hidden_key("d/.tmp/x") && is_hidden_key("_SUCCESS") && !is_hidden_key("d/x"));
+    }
+}
