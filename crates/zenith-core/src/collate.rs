@@ -439,12 +439,16 @@ pub fn plan_fields(
     schema: &arrow_schema::Schema,
     arrow_output: bool,
 ) -> Result<Vec<FieldPlan>> {
-    let pos = |c: &String| names.iter().position(|n| n == c).expect("projected");
+    let pos = |c: &String| {
+        names.iter().position(|n| n == c).ok_or_else(|| {
+            Error::invalid("columns", format!("column {c:?} is not among the projected columns {names:?}"))
+        })
+    };
     fields
         .iter()
         .map(|f| match &f.source {
             FieldSource::Column(c) => {
-                let i = pos(c);
+                let i = pos(c)?;
                 let dt = schema.field(i).data_type();
                 if arrow_output {
                     return Ok(FieldPlan::Arrow { column: i });
@@ -473,13 +477,13 @@ pub fn plan_fields(
                 }
                 let mut own = Vec::new();
                 for c in cols {
-                    let dt = schema.field(pos(c)).data_type();
+                    let dt = schema.field(pos(c)?).data_type();
                     own.push(DType::of_arrow(dt).ok_or_else(|| {
                         Error::invalid("columns", format!("column {c:?} of type {dt} cannot be stacked into {:?}: only numeric columns stack", f.name))
                     })?);
                 }
                 let dtype = f.dtype.unwrap_or_else(|| if own.iter().all(|d| *d == own[0]) { own[0] } else { DType::F32 });
-                Ok(FieldPlan::Tensor { dtype, width: cols.len(), columns: cols.iter().map(pos).collect(), list: false, dims: None })
+                Ok(FieldPlan::Tensor { dtype, width: cols.len(), columns: cols.iter().map(pos).collect::<Result<Vec<_>>>()?, list: false, dims: None })
             }
         })
         .collect()

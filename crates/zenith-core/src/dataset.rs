@@ -197,7 +197,8 @@ impl Dataset {
         sorted.sort_unstable();
         let order: Vec<usize> = wanted
             .iter()
-            .map(|w| sorted.binary_search(w).expect("present"))
+            // `sorted` holds every wanted index once: its partition point is its position.
+            .map(|w| sorted.partition_point(|s| s < w))
             .collect();
         let schema = Arc::new(Schema::new(
             wanted

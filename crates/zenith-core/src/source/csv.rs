@@ -185,11 +185,14 @@ impl CsvFile {
         for batch in reader {
             batches.push(batch.map_err(|e| Error::format(&self.path, location(), e))?);
         }
-        let batch = match batches.len() {
-            0 => RecordBatch::new_empty(out_schema),
-            1 => batches.pop().expect("one batch"),
-            _ => arrow_select::concat::concat_batches(&out_schema, &batches)
-                .map_err(|e| Error::format(&self.path, location(), e))?,
+        let batch = match (batches.pop(), batches.is_empty()) {
+            (None, _) => RecordBatch::new_empty(out_schema),
+            (Some(only), true) => only,
+            (Some(last), false) => {
+                batches.push(last);
+                arrow_select::concat::concat_batches(&out_schema, &batches)
+                    .map_err(|e| Error::format(&self.path, location(), e))?
+            }
         };
         if batch.num_rows() != range.rows {
             return Err(Error::format(

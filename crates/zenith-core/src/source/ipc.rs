@@ -77,7 +77,8 @@ impl IpcFile {
             ));
         }
         let trailer_start = buffer.len() - 10;
-        let trailer: [u8; 10] = buffer[trailer_start..].try_into().expect("10 bytes");
+        let mut trailer = [0u8; 10];
+        trailer.copy_from_slice(&buffer[trailer_start..]);
         let footer_len = read_footer_length(trailer).map_err(|e| fail("footer", &e))?;
         if footer_len > trailer_start {
             return Err(fail(

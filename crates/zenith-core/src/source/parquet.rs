@@ -263,9 +263,10 @@ impl ParquetFile {
             for batch in reader {
                 batches.push(batch.map_err(|e| fail(&e))?);
             }
-            let batch = match batches.len() {
-                1 => batches.pop().expect("one batch"),
-                _ => {
+            let batch = match (batches.pop(), batches.is_empty()) {
+                (Some(only), true) => only,
+                (last, _) => {
+                    batches.extend(last);
                     let rest_schema = Arc::new(
                         self.meta
                             .schema()
