@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod collate;
 pub mod dataset;
+pub mod dtype;
 pub mod error;
 pub mod loader;
 pub mod plan;
@@ -23,8 +24,9 @@ pub mod source;
 pub mod stage;
 pub mod store;
 
-pub use collate::{BatchColumn, DType, FieldSource, OutputField, Tensor, TensorData};
+pub use collate::{BatchColumn, FieldSource, OutputField, Tensor, TensorData};
 pub use dataset::{Dataset, Projection, UnitRef};
+pub use dtype::DType;
 pub use error::{Error, ErrorKind, Result};
 pub use loader::{
     Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, Poll,

@@ -8,6 +8,7 @@ use arrow_schema::SchemaRef;
 use crate::cache::{self, FileStamp};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+pub use crate::source::statistics::{ColumnStatistics, StatValue};
 use crate::source::{DecodeOptions, Format};
 
 /// Options of [`read`].
@@ -117,64 +118,6 @@ pub struct FileInfo {
     pub units: usize,
     /// File size in bytes.
     pub bytes: u64,
-}
-
-/// A statistic from a Parquet footer.
-#[derive(Debug, Clone, PartialEq, PartialOrd, serde::Serialize)]
-pub enum StatValue {
-    /// A boolean column.
-    Bool(bool),
-    /// An integer column (int32/int64 without a date, time or decimal type).
-    Int(i64),
-    /// A float or double column.
-    Float(f64),
-    /// A string column.
-    Text(String),
-}
-
-/// Min, max and null count of one column over every row group of a dataset, from the Parquet
-/// footers. Each is `None` when a row group does not record it (or, for min and max, when the
-/// column's type has no plain order here: dates, timestamps, decimals, binary).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ColumnStatistics {
-    /// The column's path (`a` or `a.b` for a nested leaf).
-    pub column: String,
-    /// Smallest value.
-    pub min: Option<StatValue>,
-    /// Largest value.
-    pub max: Option<StatValue>,
-    /// Null values.
-    pub null_count: Option<u64>,
-    /// False when every value is null: min and max are then `None` without making a merged
-    /// range unknown.
-    pub has_values: bool,
-}
-
-impl ColumnStatistics {
-    /// Combines the statistics of the same column from two sets of row groups.
-    pub fn merge(&mut self, other: &ColumnStatistics) {
-        self.null_count = self.null_count.zip(other.null_count).map(|(a, b)| a + b);
-        if !other.has_values {
-            return;
-        }
-        if !self.has_values {
-            self.min = other.min.clone();
-            self.max = other.max.clone();
-            self.has_values = true;
-            return;
-        }
-        let pick = |a: &Option<StatValue>, b: &Option<StatValue>, smaller: bool| match (a, b) {
-            (Some(x), Some(y)) => match x.partial_cmp(y) {
-                Some(std::cmp::Ordering::Greater) if smaller => Some(y.clone()),
-                Some(std::cmp::Ordering::Less) if !smaller => Some(y.clone()),
-                Some(_) => Some(x.clone()),
-                None => None,
-            },
-            _ => None,
-        };
-        self.min = pick(&self.min, &other.min, true);
-        self.max = pick(&self.max, &other.max, false);
-    }
 }
 
 /// What `zenith.info(path)` reports: read from footers and headers, no data pages.

@@ -12,8 +12,8 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rand::Rng;
 use zenith_core::{
-    BatchColumn, DataLoader, Error, FieldSource, LoaderConfig, OnError, OutputField,
-    SampleContext, SampleStage, TensorData,
+    BatchColumn, DataLoader, Error, FieldSource, LoaderConfig, OnError, OutputField, SampleContext,
+    SampleStage, TensorData,
 };
 
 const ROWS: i64 = 3000;
@@ -76,7 +76,8 @@ fn dataset(dir: &Path) -> String {
             .set_max_row_group_row_count(Some(250))
             .build();
         let file = std::fs::File::create(dir.join(format!("part-{i}.parquet"))).unwrap();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
         w.write(&b).unwrap();
         w.close().unwrap();
     }
@@ -134,7 +135,11 @@ fn a_sample_stage_sees_each_sample_once_with_its_dataset_id_and_seeded_draws() {
     assert_ne!(ids, (0..ROWS).collect::<Vec<_>>(), "shuffled");
     ids.sort_unstable();
     assert_eq!(ids, (0..ROWS).collect::<Vec<_>>());
-    let ctx = SampleContext { seed: 11, epoch: 0, stage: 0 };
+    let ctx = SampleContext {
+        seed: 11,
+        epoch: 0,
+        stage: 0,
+    };
     for (id, noise) in &got {
         assert_eq!(*noise, draw(&ctx, *id as u64), "sample {id}");
     }
@@ -205,8 +210,13 @@ fn an_output_no_stage_produces_is_an_unknown_column() {
         ..config(1, None)
     };
     match DataLoader::new(&[dataset(dir.path())], wrong) {
-        Err(Error::UnknownColumn { column, available, .. }) => {
-            assert_eq!((column.as_str(), available.as_str()), ("nothing", "id, noise, echo"));
+        Err(Error::UnknownColumn {
+            column, available, ..
+        }) => {
+            assert_eq!(
+                (column.as_str(), available.as_str()),
+                ("nothing", "id, noise, echo")
+            );
         }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("opened"),

@@ -120,9 +120,7 @@ mod tests {
     use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
     use object_store::{path::Path as ObjectPath, ObjectStoreExt};
 
-    use crate::dataset::Dataset;
-    use crate::source::{DecodeOptions, Format};
-    use crate::store;
+    use super::*;
 
     fn batch(n: i64) -> RecordBatch {
         let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
@@ -163,6 +161,23 @@ mod tests {
         out
     }
 
+    /// Lists the specs, detects each file's format and opens it.
+    fn open_all(specs: &[String], options: &DecodeOptions) -> Vec<Arc<dyn FileReader>> {
+        list_locations(specs, options)
+            .unwrap()
+            .iter()
+            .map(|loc| loc.open(loc.detect_format().unwrap(), options).unwrap())
+            .collect()
+    }
+
+    /// Every unit of every file, in order, with the projection.
+    fn read_all(files: &[Arc<dyn FileReader>], projection: Option<&[usize]>) -> Vec<RecordBatch> {
+        files
+            .iter()
+            .flat_map(|f| (0..f.units().len()).map(move |i| f.read_unit(i, projection).unwrap()))
+            .collect()
+    }
+
     /// Every format read from the in-memory object store decodes to the same values as the
     /// same bytes read from disk, with and without a projection.
     #[test]
@@ -189,22 +204,24 @@ mod tests {
                 local_specs.push(dir.path().join(&name).to_string_lossy().to_string());
             }
             let options = DecodeOptions::default();
-            let remote =
-                Dataset::open(&[format!("memory://location-test/{ext}")], None, &options).unwrap();
-            let local = Dataset::open(&local_specs, None, &options).unwrap();
-            assert_eq!(remote.format(), format);
-            assert_eq!(remote.num_rows(), 1450);
-            assert_eq!(remote.units(), local.units());
-            for columns in [None, Some(vec!["other".to_string(), "id".to_string()])] {
-                let rp = remote.projection(columns.as_deref()).unwrap();
-                let lp = local.projection(columns.as_deref()).unwrap();
+            let remote = open_all(&[format!("memory://location-test/{ext}")], &options);
+            let local = open_all(&local_specs, &options);
+            assert_eq!(remote.len(), 2);
+            for (r, l) in remote.iter().zip(&local) {
+                assert_eq!(r.format(), format);
+                assert_eq!(r.schema(), l.schema());
+                assert_eq!(r.units(), l.units());
+            }
+            let rows: usize = remote.iter().flat_map(|f| f.units()).map(|u| u.rows).sum();
+            assert_eq!(rows, 1450);
+            for projection in [None, Some(&[2, 0][..])] {
                 assert_eq!(
-                    remote.read_all(&rp).unwrap(),
-                    local.read_all(&lp).unwrap(),
-                    "{ext} {columns:?}"
+                    read_all(&remote, projection),
+                    read_all(&local, projection),
+                    "{ext} {projection:?}"
                 );
             }
-            let path = remote.files()[1].path().to_string_lossy().to_string();
+            let path = remote[1].path().to_string_lossy().to_string();
             assert_eq!(path, format!("memory://location-test/{ext}/part-1.{ext}"));
         }
     }

@@ -11,6 +11,7 @@ pub mod location;
 mod npy;
 pub mod parquet;
 mod parquet_plain;
+pub mod statistics;
 pub mod webdataset;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use arrow_schema::SchemaRef;
 
 pub use detect::{detect_format, Format};
 pub use location::Location;
+pub use statistics::{ColumnStatistics, StatValue};
 
 use crate::error::Result;
 
@@ -49,7 +51,7 @@ pub trait FileReader: Send + Sync {
     fn file_bytes(&self) -> u64;
     /// Per-column statistics of the whole file from its metadata, where the format keeps them
     /// (Parquet).
-    fn column_statistics(&self) -> Option<Vec<crate::read::ColumnStatistics>> {
+    fn column_statistics(&self) -> Option<Vec<ColumnStatistics>> {
         None
     }
 }

@@ -11,7 +11,7 @@ use arrow_schema::{DataType, Field};
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Element types of `.npy` arrays: the engine's tensor element types.
-pub(crate) use crate::collate::DType as NpyType;
+pub(crate) use crate::dtype::DType as NpyType;
 
 /// Parses a `.npy` `descr` (e.g. `<f4`) into an element type; little-endian only.
 fn parse_dtype(descr: &str) -> Result<NpyType, String> {

@@ -25,9 +25,9 @@ use parquet::file::metadata::{
 };
 use parquet::file::reader::{ChunkReader, Length};
 
+use super::statistics::{ColumnStatistics, StatValue};
 use super::{parquet_plain, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
-use crate::read::{ColumnStatistics, StatValue};
 use crate::store::ObjectRef;
 
 /// Bytes fetched from the end of an object on open: the footer of most files fits, so one

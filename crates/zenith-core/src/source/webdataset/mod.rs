@@ -21,22 +21,29 @@
 //! unreadable header, a sample missing a field or holding one twice) is found by the index and
 //! reported when the unit holding that sample is read, so `on_error="skip"` skips that unit and
 //! the rest of the shard stays readable; the same holds for a member that fails to decode.
+//!
+//! The pieces: `scan` walks the tar headers, `samples` groups the members into samples and
+//! units, `decode` turns one field's members into a column; this module opens shards and
+//! reads units.
 
-use std::collections::{BTreeMap, HashMap};
+mod decode;
+mod samples;
+mod scan;
+
 use std::io::{Cursor, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::builder::BinaryViewBuilder;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringArray, UInt8Array};
-use arrow_buffer::Buffer;
+use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::source::image_decode::{decode_rgb_into, is_image_extension};
-use crate::source::npy::{self, NpyType};
 use crate::source::{DecodeOptions, FileReader, Format, UnitMeta};
+use decode::{DecodeError, FieldKind, MemberBytes};
+use samples::SampleIndex;
+pub use scan::{is_gzip_path, split_key};
+use scan::{last_extension, scan_entries, Scan};
 
 /// Name of the column holding each sample's key.
 pub const KEY_COLUMN: &str = "__key__";
@@ -46,260 +53,6 @@ pub const DEFAULT_UNIT_BYTES: usize = 1 << 20;
 
 /// Most samples in one work unit (keeps units of tiny samples small enough to shuffle well).
 pub const MAX_UNIT_SAMPLES: usize = 1024;
-
-/// Bytes of the first member of an `.npy` field read at open to learn its dtype and shape.
-const NPY_HEADER_PREFIX: u64 = 64 * 1024;
-
-/// Extensions whose text is an integer (as in the `webdataset` library's default decoder).
-fn is_int_extension(ext: &str) -> bool {
-    matches!(
-        ext,
-        "cls" | "cls2" | "class" | "count" | "index" | "inx" | "id"
-    )
-}
-
-/// Extensions whose bytes are UTF-8 text.
-fn is_text_extension(ext: &str) -> bool {
-    matches!(ext, "txt" | "text" | "transcript" | "json" | "jsn")
-}
-
-/// True when the path names a gzip-compressed shard (`.tar.gz`, `.tgz`).
-pub fn is_gzip_path(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    name.ends_with(".tar.gz") || name.ends_with(".tgz")
-}
-
-/// Splits a member path into (key, field): the key runs up to the first dot of the file name.
-/// Paths without a dot in the file name, or with an empty key or field, belong to no sample.
-pub fn split_key(path: &str) -> Option<(&str, &str)> {
-    let name_start = path.rfind('/').map_or(0, |i| i + 1);
-    let dot = name_start + path[name_start..].find('.')?;
-    let (key, field) = (&path[..dot], &path[dot + 1..]);
-    if dot == name_start || field.is_empty() {
-        return None;
-    }
-    Some((key, field))
-}
-
-/// How a field's bytes become a column.
-#[derive(Debug, Clone, PartialEq)]
-enum FieldKind {
-    Int,
-    Text,
-    Binary,
-    Npy { dtype: NpyType, shape: Vec<usize> },
-    Image { height: u32, width: u32 },
-}
-
-impl FieldKind {
-    fn data_type(&self) -> DataType {
-        match self {
-            FieldKind::Int => DataType::Int64,
-            FieldKind::Text => DataType::Utf8,
-            FieldKind::Binary => DataType::BinaryView,
-            FieldKind::Npy { dtype, shape } => npy::shaped_type(dtype.arrow(), shape),
-            FieldKind::Image { height, width } => {
-                npy::shaped_type(DataType::UInt8, &[*height as usize, *width as usize, 3])
-            }
-        }
-    }
-}
-
-/// Where one member's data lies in the (decompressed) tar stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Member {
-    /// Offset of the member's header block.
-    header: u64,
-    /// Offset of its first data byte.
-    data: u64,
-    /// Data bytes.
-    size: u64,
-}
-
-/// A member as the header walk found it.
-#[derive(Debug)]
-struct RawMember {
-    key: String,
-    field: String,
-    member: Member,
-}
-
-/// The result of walking a shard's headers.
-#[derive(Debug, Default)]
-struct Scan {
-    members: Vec<RawMember>,
-    /// First bytes of the first member of each `.npy` field.
-    npy_prefixes: HashMap<String, Vec<u8>>,
-    /// Where and why the walk stopped early.
-    error: Option<(u64, String)>,
-    /// One past the last byte the members use.
-    end: u64,
-}
-
-/// Walks tar entries, recording regular-file members; stops at the first unreadable entry.
-fn scan_entries<R: Read>(entries: tar::Entries<'_, R>, stream_len: Option<u64>) -> Scan {
-    let mut scan = Scan::default();
-    let mut position = 0u64;
-    for entry in entries {
-        let mut entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                scan.error = Some((position, format!("unreadable tar header: {e}")));
-                break;
-            }
-        };
-        let member = Member {
-            header: entry.raw_header_position(),
-            data: entry.raw_file_position(),
-            size: entry.size(),
-        };
-        position = member.data.saturating_add(member.size.div_ceil(512) * 512);
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some((key, field)) = split_key(&path) else {
-            tracing::debug!(path, "tar member outside any sample (no extension)");
-            continue;
-        };
-        let (key, field) = (key.to_string(), field.to_ascii_lowercase());
-        let end = member.data.saturating_add(member.size);
-        if stream_len.is_some_and(|len| end > len) {
-            scan.members.push(RawMember { key, field, member });
-            scan.error = Some((
-                member.header,
-                format!(
-                    "truncated tar member {path:?}: {} data bytes announced, the shard ends first",
-                    member.size
-                ),
-            ));
-            break;
-        }
-        if last_extension(&field) == "npy" && !scan.npy_prefixes.contains_key(&field) {
-            let mut prefix = Vec::new();
-            if let Err(e) = (&mut entry)
-                .take(NPY_HEADER_PREFIX)
-                .read_to_end(&mut prefix)
-            {
-                scan.members.push(RawMember { key, field, member });
-                scan.error = Some((
-                    member.header,
-                    format!("cannot read tar member {path:?}: {e}"),
-                ));
-                break;
-            }
-            scan.npy_prefixes.insert(field.clone(), prefix);
-        }
-        scan.end = scan.end.max(end);
-        scan.members.push(RawMember { key, field, member });
-    }
-    scan
-}
-
-/// The last dot-separated part of a field (`seg.png` → `png`).
-fn last_extension(field: &str) -> &str {
-    field.rsplit('.').next().unwrap_or(field)
-}
-
-/// Samples of a shard: keys and, per sample and field, the member holding it.
-#[derive(Debug)]
-struct SampleIndex {
-    /// Field names, sorted (the column order after `__key__`).
-    fields: Vec<String>,
-    keys: Vec<String>,
-    /// Header offset of each sample's first member.
-    offsets: Vec<u64>,
-    /// `keys.len() * fields.len()` entries, sample-major.
-    members: Vec<Option<Member>>,
-    /// Payload bytes of each sample.
-    sizes: Vec<u64>,
-    /// Structural defects: sample index → (byte offset, message).
-    defects: BTreeMap<usize, (u64, String)>,
-}
-
-impl SampleIndex {
-    /// Groups scanned members into samples; `keep` filters fields.
-    fn build(scan: &Scan, keep: Option<&[String]>) -> SampleIndex {
-        let kept = |f: &str| keep.is_none_or(|k| k.iter().any(|x| x == f));
-        let mut fields: Vec<String> = scan
-            .members
-            .iter()
-            .map(|m| m.field.clone())
-            .filter(|f| kept(f))
-            .collect();
-        fields.sort();
-        fields.dedup();
-        let nf = fields.len();
-        let mut index = SampleIndex {
-            fields,
-            keys: Vec::new(),
-            offsets: Vec::new(),
-            members: Vec::new(),
-            sizes: Vec::new(),
-            defects: BTreeMap::new(),
-        };
-        for raw in &scan.members {
-            if index.keys.last() != Some(&raw.key) {
-                index.keys.push(raw.key.clone());
-                index.offsets.push(raw.member.header);
-                index.sizes.push(0);
-                index.members.extend(std::iter::repeat_n(None, nf));
-            }
-            let sample = index.keys.len() - 1;
-            let Ok(f) = index.fields.binary_search(&raw.field) else {
-                continue;
-            };
-            let slot = &mut index.members[sample * nf + f];
-            if slot.is_some() {
-                index.defects.entry(sample).or_insert_with(|| {
-                    (
-                        raw.member.header,
-                        format!("sample {:?} holds field {:?} twice", raw.key, raw.field),
-                    )
-                });
-            }
-            *slot = Some(raw.member);
-            index.sizes[sample] += raw.member.size;
-        }
-        if let Some((offset, message)) = &scan.error {
-            if let Some(last) = index.keys.len().checked_sub(1) {
-                index.defects.insert(last, (*offset, message.clone()));
-            }
-        }
-        index
-    }
-
-    fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    fn member(&self, sample: usize, field: usize) -> Option<Member> {
-        self.members[sample * self.fields.len() + field]
-    }
-
-    /// Consecutive sample ranges of about `unit_bytes` payload and at most `max_samples`
-    /// samples (at least one sample each).
-    fn unit_bounds(&self, unit_bytes: usize, max_samples: usize) -> Vec<usize> {
-        let mut bounds = vec![0];
-        let (mut bytes, mut count) = (0u64, 0usize);
-        for (i, &size) in self.sizes.iter().enumerate() {
-            bytes += size;
-            count += 1;
-            if bytes >= unit_bytes as u64 || count >= max_samples {
-                bounds.push(i + 1);
-                (bytes, count) = (0, 0);
-            }
-        }
-        if count > 0 {
-            bounds.push(self.sizes.len());
-        }
-        bounds
-    }
-}
 
 /// Where a shard's bytes come from.
 enum ShardData {
@@ -339,93 +92,14 @@ impl TarShard {
         bytes: bytes::Bytes,
         options: &DecodeOptions,
     ) -> Result<TarShard> {
-        if let Some((h, w)) = options.image_size {
-            if h == 0 || w == 0 {
-                return Err(Error::invalid(
-                    "image_size",
-                    format!("({h}, {w}) must be positive"),
-                ));
-            }
-        }
+        check_image_size(options.image_size)?;
         let file_bytes = bytes.len() as u64;
-        let (data, scan) = if is_gzip_path(path) {
-            let decoder = flate2::read::MultiGzDecoder::new(&bytes[..]);
-            let mut archive = tar::Archive::new(decoder);
-            let entries = archive.entries().map_err(|e| Error::io(path, e))?;
-            let scan = scan_entries(entries, None);
-            let data = ShardData::Gzip {
-                compressed: bytes.clone(),
-                decompressed_len: scan.end,
-            };
-            (data, scan)
-        } else {
-            let mut archive = tar::Archive::new(Cursor::new(&bytes[..]));
-            let entries = archive
-                .entries_with_seek()
-                .map_err(|e| Error::io(path, e))?;
-            let scan = scan_entries(entries, Some(bytes.len() as u64));
-            (ShardData::Mapped(bytes.clone()), scan)
-        };
+        let (data, scan) = scan_shard(path, bytes)?;
         let index = SampleIndex::build(&scan, options.fields.as_deref());
-        if index.len() == 0 {
-            let (offset, why) = scan.error.clone().unwrap_or((
-                0,
-                "the shard holds no sample (no member named KEY.FIELD)".into(),
-            ));
-            return Err(Error::format(path, format!("byte {offset}"), why));
-        }
-        if let Some(wanted) = &options.fields {
-            if let Some(missing) = wanted.iter().find(|f| !index.fields.contains(f)) {
-                return Err(Error::schema(
-                    path,
-                    format!(
-                        "field {missing:?} (from fields=) is in no sample; fields here: {}",
-                        index.fields.join(", ")
-                    ),
-                ));
-            }
-        }
-        let mut kinds = Vec::with_capacity(index.fields.len());
-        for field in &index.fields {
-            let ext = last_extension(field);
-            let kind = if is_int_extension(ext) {
-                FieldKind::Int
-            } else if is_text_extension(ext) {
-                FieldKind::Text
-            } else if ext == "npy" {
-                let prefix = scan.npy_prefixes.get(field).map_or(&[][..], Vec::as_slice);
-                let header = npy::parse_header(prefix).map_err(|e| {
-                    let first = (0..index.len())
-                        .find_map(|s| index.member(s, kinds.len()))
-                        .map_or(0, |m| m.header);
-                    Error::format(
-                        path,
-                        format!("byte {first}"),
-                        format!("field {field:?}: {e}"),
-                    )
-                })?;
-                FieldKind::Npy {
-                    dtype: header.dtype,
-                    shape: header.shape,
-                }
-            } else if let (true, Some((height, width))) =
-                (is_image_extension(ext), options.image_size)
-            {
-                FieldKind::Image { height, width }
-            } else {
-                FieldKind::Binary
-            };
-            kinds.push(kind);
-        }
-        let mut columns = vec![Field::new(KEY_COLUMN, DataType::Utf8, false)];
-        columns.extend(
-            index
-                .fields
-                .iter()
-                .zip(&kinds)
-                .map(|(f, k)| Field::new(f, k.data_type(), false)),
-        );
+        check_fields(path, &scan, &index, options.fields.as_deref())?;
+        let kinds = field_kinds(path, &scan, &index, options.image_size)?;
         let bounds = if matches!(data, ShardData::Gzip { .. }) {
+            // A gzip stream cannot be read from the middle: the shard is one unit.
             index.unit_bounds(usize::MAX, usize::MAX)
         } else {
             index.unit_bounds(
@@ -443,7 +117,7 @@ impl TarShard {
         Ok(TarShard {
             path: path.to_path_buf(),
             data,
-            schema: Arc::new(Schema::new(columns)),
+            schema: shard_schema(&index.fields, &kinds),
             kinds,
             index,
             bounds,
@@ -494,16 +168,84 @@ impl TarShard {
         }
     }
 
+    /// The samples of unit `index`, once its samples are known to be whole.
+    fn unit_samples(&self, index: usize) -> Result<Range<usize>> {
+        let (Some(&start), Some(&end)) = (self.bounds.get(index), self.bounds.get(index + 1))
+        else {
+            return Err(Error::invalid(
+                "unit",
+                format!("{}: no unit {index}", self.path.display()),
+            ));
+        };
+        if let Some((&s, (offset, message))) = self.index.defects.range(start..end).next() {
+            return Err(Error::format(
+                &self.path,
+                self.location(*offset),
+                format!("{message} (sample {:?}, unit {index})", self.index.keys[s]),
+            ));
+        }
+        Ok(start..end)
+    }
+
+    /// Column `c` of the schema over `samples`: the keys, or field `c - 1`.
+    fn read_column(
+        &self,
+        bytes: &bytes::Bytes,
+        c: usize,
+        samples: Range<usize>,
+    ) -> Result<ArrayRef> {
+        if c == 0 {
+            Ok(Arc::new(StringArray::from_iter_values(&self.index.keys[samples])) as ArrayRef)
+        } else if c <= self.index.fields.len() {
+            self.decode_column(bytes, c - 1, samples)
+        } else {
+            Err(Error::invalid(
+                "projection",
+                format!("{}: no column {c}", self.path.display()),
+            ))
+        }
+    }
+
+    /// Decodes `field` of `samples` from the tar bytes, locating any failure in the shard.
     fn decode_column(
         &self,
         bytes: &bytes::Bytes,
         field: usize,
-        samples: std::ops::Range<usize>,
+        samples: Range<usize>,
     ) -> Result<ArrayRef> {
+        let members = self.member_bytes(bytes, field, samples.clone())?;
+        decode::decode_column(&self.kinds[field], bytes, &members).map_err(|e| match e {
+            DecodeError::Member {
+                sample,
+                member,
+                why,
+            } => Error::format(
+                &self.path,
+                self.location(member.header),
+                format!(
+                    "sample {:?} field {:?}: {why}",
+                    self.index.keys[sample], self.index.fields[field]
+                ),
+            ),
+            DecodeError::Column(why) => Error::format(
+                &self.path,
+                self.location(self.index.offsets[samples.start]),
+                why,
+            ),
+        })
+    }
+
+    /// The member of `field` in each of `samples`, with its bytes; an error for a sample
+    /// without the field or a member past the end of the bytes.
+    fn member_bytes<'a>(
+        &self,
+        bytes: &'a bytes::Bytes,
+        field: usize,
+        samples: Range<usize>,
+    ) -> Result<Vec<MemberBytes<'a>>> {
         let name = &self.index.fields[field];
-        let n = samples.len();
-        let mut members = Vec::with_capacity(n);
-        for s in samples.clone() {
+        let mut members = Vec::with_capacity(samples.len());
+        for s in samples {
             let m = self.index.member(s, field).ok_or_else(|| {
                 Error::format(
                     &self.path,
@@ -524,132 +266,113 @@ impl TarShard {
                     ),
                 )
             })?;
-            members.push((s, m, value));
+            members.push(MemberBytes {
+                sample: s,
+                member: m,
+                value,
+            });
         }
-        let bad = |s: usize, m: Member, why: String| {
-            Error::format(
-                &self.path,
-                self.location(m.header),
-                format!("sample {:?} field {name:?}: {why}", self.index.keys[s]),
-            )
+        Ok(members)
+    }
+}
+
+/// An image size must be positive in both dimensions.
+fn check_image_size(image_size: Option<(u32, u32)>) -> Result<()> {
+    match image_size {
+        Some((h, w)) if h == 0 || w == 0 => Err(Error::invalid(
+            "image_size",
+            format!("({h}, {w}) must be positive"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Walks the shard's headers: seeking over a plain tar, or streaming a gzip one (whose
+/// decompressed length is then known for reads).
+fn scan_shard(path: &Path, bytes: bytes::Bytes) -> Result<(ShardData, Scan)> {
+    if is_gzip_path(path) {
+        let decoder = flate2::read::MultiGzDecoder::new(&bytes[..]);
+        let mut archive = tar::Archive::new(decoder);
+        let entries = archive.entries().map_err(|e| Error::io(path, e))?;
+        let scan = scan_entries(entries, None);
+        let data = ShardData::Gzip {
+            compressed: bytes.clone(),
+            decompressed_len: scan.end,
         };
-        Ok(match &self.kinds[field] {
-            FieldKind::Binary => binary_views(bytes, &members).map_err(|e| {
+        Ok((data, scan))
+    } else {
+        let mut archive = tar::Archive::new(Cursor::new(&bytes[..]));
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| Error::io(path, e))?;
+        let scan = scan_entries(entries, Some(bytes.len() as u64));
+        Ok((ShardData::Mapped(bytes.clone()), scan))
+    }
+}
+
+/// The shard must hold a sample, and every field asked for (`wanted`) must be in one.
+fn check_fields(
+    path: &Path,
+    scan: &Scan,
+    index: &SampleIndex,
+    wanted: Option<&[String]>,
+) -> Result<()> {
+    if index.len() == 0 {
+        let (offset, why) = scan.error.clone().unwrap_or((
+            0,
+            "the shard holds no sample (no member named KEY.FIELD)".into(),
+        ));
+        return Err(Error::format(path, format!("byte {offset}"), why));
+    }
+    if let Some(missing) = wanted.and_then(|w| w.iter().find(|f| !index.fields.contains(f))) {
+        return Err(Error::schema(
+            path,
+            format!(
+                "field {missing:?} (from fields=) is in no sample; fields here: {}",
+                index.fields.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The kind of each field; a `.npy` field whose first header does not parse is an error at
+/// the field's first member.
+fn field_kinds(
+    path: &Path,
+    scan: &Scan,
+    index: &SampleIndex,
+    image_size: Option<(u32, u32)>,
+) -> Result<Vec<FieldKind>> {
+    let mut kinds = Vec::with_capacity(index.fields.len());
+    for (f, field) in index.fields.iter().enumerate() {
+        let prefix = scan.npy_prefixes.get(field).map_or(&[][..], Vec::as_slice);
+        let kind =
+            FieldKind::of_extension(last_extension(field), prefix, image_size).map_err(|e| {
+                let first = (0..index.len())
+                    .find_map(|s| index.member(s, f))
+                    .map_or(0, |m| m.header);
                 Error::format(
-                    &self.path,
-                    self.location(self.index.offsets[samples.start]),
-                    e,
+                    path,
+                    format!("byte {first}"),
+                    format!("field {field:?}: {e}"),
                 )
-            })?,
-            FieldKind::Text => {
-                let mut texts = Vec::with_capacity(n);
-                for &(s, m, v) in &members {
-                    texts.push(
-                        std::str::from_utf8(v)
-                            .map_err(|e| bad(s, m, format!("not UTF-8 text: {e}")))?,
-                    );
-                }
-                Arc::new(StringArray::from(texts))
-            }
-            FieldKind::Int => {
-                let mut ints = Vec::with_capacity(n);
-                for &(s, m, v) in &members {
-                    let text = std::str::from_utf8(v)
-                        .map_err(|_| bad(s, m, "not an integer (bytes are not text)".into()))?;
-                    ints.push(
-                        text.trim().parse::<i64>().map_err(|_| {
-                            bad(s, m, format!("not an integer: {:?}", truncate(text)))
-                        })?,
-                    );
-                }
-                Arc::new(Int64Array::from(ints))
-            }
-            FieldKind::Npy { dtype, shape } => {
-                let elements: usize = shape.iter().product();
-                let mut raw = Vec::with_capacity(n * elements * dtype.size());
-                for &(s, m, v) in &members {
-                    let header = npy::parse_header(v).map_err(|e| bad(s, m, e))?;
-                    if header.dtype != *dtype || header.shape != *shape {
-                        return Err(bad(
-                            s,
-                            m,
-                            format!(
-                                "npy array is {:?} {:?}, but the field's first array is {dtype:?} {shape:?}; every sample needs one dtype and shape",
-                                header.dtype, header.shape
-                            ),
-                        ));
-                    }
-                    let values = v
-                        .get(header.data_offset..header.data_offset + elements * dtype.size())
-                        .ok_or_else(|| {
-                            bad(s, m, "npy data is shorter than its header says".into())
-                        })?;
-                    raw.extend_from_slice(values);
-                }
-                let flat = npy::values_array(*dtype, &raw);
-                npy::wrap_shape(flat, shape).map_err(|e| {
-                    Error::format(
-                        &self.path,
-                        self.location(self.index.offsets[samples.start]),
-                        e,
-                    )
-                })?
-            }
-            FieldKind::Image { height, width } => {
-                let per = *height as usize * *width as usize * 3;
-                let mut pixels = vec![0u8; n * per];
-                // Images decode in parallel on the calling pool (the loader's decode threads).
-                pixels
-                    .par_chunks_mut(per)
-                    .zip(members.par_iter())
-                    .try_for_each(|(out, &(s, m, v))| {
-                        decode_rgb_into(v, *height, *width, out).map_err(|e| bad(s, m, e))
-                    })?;
-                let flat: ArrayRef = Arc::new(UInt8Array::from(pixels));
-                npy::wrap_shape(flat, &[*height as usize, *width as usize, 3]).map_err(|e| {
-                    Error::format(
-                        &self.path,
-                        self.location(self.index.offsets[samples.start]),
-                        e,
-                    )
-                })?
-            }
-        })
+            })?;
+        kinds.push(kind);
     }
+    Ok(kinds)
 }
 
-/// Binary values as views into the shard's bytes (the mapping or the decompressed stream):
-/// no payload is copied, and a batch keeps only the blocks its rows point into.
-fn binary_views(
-    bytes: &bytes::Bytes,
-    members: &[(usize, Member, &[u8])],
-) -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
-    // View offsets are u32, so blocks stay below 4 GiB; a unit's members usually share one.
-    const MAX_BLOCK: u64 = u32::MAX as u64 - 1;
-    let buffer = Buffer::from(bytes.clone());
-    let mut builder = BinaryViewBuilder::with_capacity(members.len());
-    let mut block: Option<(u32, u64)> = None;
-    for &(_, m, _) in members {
-        let (id, start) = match block {
-            Some((id, start)) if m.data + m.size - start <= MAX_BLOCK => (id, start),
-            _ => {
-                let len = (bytes.len() as u64 - m.data).min(MAX_BLOCK);
-                let id =
-                    builder.append_block(buffer.slice_with_length(m.data as usize, len as usize));
-                block = Some((id, m.data));
-                (id, m.data)
-            }
-        };
-        builder.try_append_view(id, (m.data - start) as u32, m.size as u32)?;
-    }
-    Ok(Arc::new(builder.finish()))
-}
-
-fn truncate(text: &str) -> &str {
-    match text.char_indices().nth(40) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
+/// `__key__` then one column per field, in field order.
+fn shard_schema(fields: &[String], kinds: &[FieldKind]) -> SchemaRef {
+    let mut columns = vec![Field::new(KEY_COLUMN, DataType::Utf8, false)];
+    columns.extend(
+        fields
+            .iter()
+            .zip(kinds)
+            .map(|(f, k)| Field::new(f, k.data_type(), false)),
+    );
+    Arc::new(Schema::new(columns))
 }
 
 impl FileReader for TarShard {
@@ -670,20 +393,7 @@ impl FileReader for TarShard {
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let (Some(&start), Some(&end)) = (self.bounds.get(index), self.bounds.get(index + 1))
-        else {
-            return Err(Error::invalid(
-                "unit",
-                format!("{}: no unit {index}", self.path.display()),
-            ));
-        };
-        if let Some((&s, (offset, message))) = self.index.defects.range(start..end).next() {
-            return Err(Error::format(
-                &self.path,
-                self.location(*offset),
-                format!("{message} (sample {:?}, unit {index})", self.index.keys[s]),
-            ));
-        }
+        let samples = self.unit_samples(index)?;
         let all: Vec<usize>;
         let columns = match projection {
             Some(p) => p,
@@ -692,33 +402,22 @@ impl FileReader for TarShard {
                 &all
             }
         };
+        // Only the keys need no member data (and no decompression).
         let bytes = if columns.iter().any(|&c| c > 0) {
             self.tar_bytes()?
         } else {
             bytes::Bytes::new()
         };
-        let mut arrays = Vec::with_capacity(columns.len());
-        for &c in columns {
-            if c == 0 {
-                arrays.push(
-                    Arc::new(StringArray::from_iter_values(&self.index.keys[start..end]))
-                        as ArrayRef,
-                );
-            } else if c <= self.index.fields.len() {
-                arrays.push(self.decode_column(&bytes, c - 1, start..end)?);
-            } else {
-                return Err(Error::invalid(
-                    "projection",
-                    format!("{}: no column {c}", self.path.display()),
-                ));
-            }
-        }
+        let arrays = columns
+            .iter()
+            .map(|&c| self.read_column(&bytes, c, samples.clone()))
+            .collect::<Result<Vec<_>>>()?;
         let schema = Arc::new(
             self.schema
                 .project(columns)
                 .map_err(|e| Error::invalid("projection", e))?,
         );
-        let options = RecordBatchOptions::new().with_row_count(Some(end - start));
+        let options = RecordBatchOptions::new().with_row_count(Some(samples.len()));
         RecordBatch::try_new_with_options(schema, arrays, &options)
             .map_err(|e| Error::format(&self.path, format!("unit {index}"), e))
     }
@@ -731,6 +430,7 @@ impl FileReader for TarShard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::npy;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float32Type, UInt8Type};
     use arrow_array::Array;
@@ -764,16 +464,6 @@ mod tests {
         out.extend_from_slice(header.as_bytes());
         out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
         out
-    }
-
-    #[test]
-    fn key_and_field_split_like_webdataset() {
-        assert_eq!(split_key("a/b/000.jpg"), Some(("a/b/000", "jpg")));
-        assert_eq!(split_key("x.seg.png"), Some(("x", "seg.png")));
-        assert_eq!(split_key("dir.v2/s1.cls"), Some(("dir.v2/s1", "cls")));
-        assert_eq!(split_key("README"), None);
-        assert_eq!(split_key("dir/.hidden"), None);
-        assert_eq!(split_key("s1."), None);
     }
 
     #[test]
