@@ -1,5 +1,7 @@
 //! One criterion bench per hot path: Parquet row-group decode, CSV range decode, the window
 //! permutation, and collation (stacking into row-major blocks, gathering a shuffled batch).
+// Test code: a failed assumption is a failed test (the crate lints forbid these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 

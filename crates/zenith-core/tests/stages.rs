@@ -2,6 +2,8 @@
 //! once with its dataset-wide id, draws the same numbers for any thread count and after a
 //! resume, may read columns the output does not name, and its failures are typed and
 //! skippable.
+// Test code: a failed assumption is a failed test (the crate lints forbid these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The C ABI as a C program sees it: `include/zenith.h` is current, and `tests/c/test_zenith.c`
 //! compiled with `cc` against `libzenith_core.so` passes on real Parquet files, under valgrind
 //! when it is installed.
+// Test code: a failed assumption is a failed test (the crate lints forbid these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
