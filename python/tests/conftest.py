@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +71,27 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def thread_count() -> int:
     """Threads of this process right now."""
     return len(os.listdir("/proc/self/task"))
+
+
+def interrupt_python(code: str, argv: list[str] | None = None, ready: Callable[[], None] | None = None,
+                     settle: float = 0.5) -> str:
+    """Runs ``code`` in a fresh interpreter, waits for it to print ``started`` (and for ``ready``
+    to return, if given), checks it is still blocked after ``settle`` seconds, sends SIGINT and
+    returns its stderr. Fails the test if the process does not exit with an error within 20 s."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *(argv or [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "started"
+        if ready is not None:
+            ready()
+        time.sleep(settle)
+        assert proc.poll() is None, "the call returned before the signal"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, err
+    return err

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import zenith
+from conftest import interrupt_python
 from jobs_support import process_alive, python_argv, wait_until, zhome  # noqa: F401
 from zenith.jobs import ensure_runner, get, runner_pid
 
@@ -317,3 +318,15 @@ def test_recovery_of_claims_whose_pid_was_never_recorded(zhome: Path, tmp_path: 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_ctrl_c_interrupts_wait(zhome: Path) -> None:  # noqa: F811
+    """``zenith.wait`` on a job that runs for minutes raises KeyboardInterrupt on Ctrl-C; the job
+    itself keeps running (only the waiting was interrupted)."""
+    job = zenith.submit(python_argv("import time\ntime.sleep(120)"))
+    code = f"import zenith\nprint('started', flush=True)\nzenith.wait({job})\n"
+    err = interrupt_python(code, ready=lambda: wait_until(lambda: get(job).state == "RUNNING", "the job"))
+    assert "KeyboardInterrupt" in err, err
+    assert get(job).state == "RUNNING"
+    zenith.cancel(job)
+    assert zenith.wait(job, timeout=60) == "CANCELLED"

@@ -4,10 +4,7 @@ error skipping, thread cleanup and collation into contiguous arrays."""
 from __future__ import annotations
 
 import gc
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zenith
-from conftest import N_ROWS, make_table, thread_count, write_parquet_dir
+from conftest import N_ROWS, interrupt_python, make_table, thread_count, write_parquet_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -276,19 +273,7 @@ def test_ctrl_c_interrupts_iteration(datasets: dict[str, Path]) -> None:
         "print('started', flush=True)\n"
         "while True:\n    for b in dl: pass\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(datasets["parquet"])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "started"
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode != 0
+    err = interrupt_python(code, [str(datasets["parquet"])], settle=0.3)
     assert "KeyboardInterrupt" in err
 
 
@@ -314,20 +299,7 @@ def test_ctrl_c_interrupts_a_blocked_call(call: str) -> None:
             "print('started', flush=True)\n"
             f"{call}\n"
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "started"
-            time.sleep(1.0)
-            assert proc.poll() is None, "the call returned before the signal"
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=20)
-        finally:
-            proc.kill()
-    assert proc.returncode != 0
+        err = interrupt_python(code, settle=1.0)
     assert "KeyboardInterrupt" in err, err
 
 

@@ -87,14 +87,8 @@ class DataLoader:
         check_int("rank", rank, 0)
         check_int("shuffle_window", shuffle_window, 1, optional=True)
         check_int("memory_budget", memory_budget, 1, optional=True)
-        if rank >= world_size:
-            raise ValidationError(
-                f"invalid argument `rank`: {rank} must be below world_size {world_size}"
-            )
-        if output not in ("numpy", "arrow", "torch"):
-            raise ValidationError(
-                f"invalid argument `output`: {output!r}; expected 'numpy' or 'arrow'"
-            )
+        # Option strings (on_error, output, format) and the rank are checked by the engine, the
+        # one place that parses them for Python and C alike.
         self.batch_size = batch_size
         self.output = output
         self._inner = _zenith.Loader(

@@ -126,10 +126,31 @@ pub fn set_limit(limit: usize) {
     }
 }
 
-/// Cache counters: (limit bytes, used bytes, entries, hits, misses).
-pub fn stats() -> (usize, usize, usize, u64, u64) {
+/// The cache's budget, use and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Budget in bytes.
+    pub limit_bytes: usize,
+    /// Bytes held by entries.
+    pub used_bytes: usize,
+    /// Entries held.
+    pub entries: usize,
+    /// Reads served from the cache.
+    pub hits: u64,
+    /// Reads that missed it.
+    pub misses: u64,
+}
+
+/// The cache's budget, use and counters now.
+pub fn stats() -> CacheStats {
     let c = lock();
-    (c.limit, c.used, c.entries.len(), c.hits, c.misses)
+    CacheStats {
+        limit_bytes: c.limit,
+        used_bytes: c.used,
+        entries: c.entries.len(),
+        hits: c.hits,
+        misses: c.misses,
+    }
 }
 
 /// Drops every entry.

@@ -73,14 +73,17 @@ struct Counters {
 
 impl Counters {
     fn now() -> Counters {
-        let (_, _, _, hits, misses) = cache::stats();
-        Counters { hits, misses }
+        let s = cache::stats();
+        Counters {
+            hits: s.hits,
+            misses: s.misses,
+        }
     }
 
     /// (entries now, hits since, misses since).
     fn since(&self) -> (usize, u64, u64) {
-        let (_, _, entries, hits, misses) = cache::stats();
-        (entries, hits - self.hits, misses - self.misses)
+        let s = cache::stats();
+        (s.entries, s.hits - self.hits, s.misses - self.misses)
     }
 }
 
@@ -95,13 +98,13 @@ fn the_cache_serves_unchanged_files_and_rereads_changed_ones() {
     write_parquet(&a, &batch(0, 500));
     let opts = ReadOptions::default();
     cache::clear();
-    assert_eq!(cache::stats().0, cache::DEFAULT_CACHE_BYTES);
+    assert_eq!(cache::stats().limit_bytes, cache::DEFAULT_CACHE_BYTES);
     let c = Counters::now();
 
     // A first read misses and stores; the second is a hit with equal batches.
     let first = zenith_core::read(&s(&a), &opts).unwrap();
     assert_eq!(c.since(), (1, 0, 1));
-    assert_eq!(cache::stats().1, bytes_of(&first));
+    assert_eq!(cache::stats().used_bytes, bytes_of(&first));
     let second = zenith_core::read(&s(&a), &opts).unwrap();
     assert_eq!(c.since(), (1, 1, 1));
     assert_eq!(second, first);
@@ -167,7 +170,7 @@ fn the_cache_serves_unchanged_files_and_rereads_changed_ones() {
 
     // A budget of 0 evicts everything and stores nothing.
     cache::set_limit(0);
-    assert_eq!(cache::stats().1, 0);
+    assert_eq!(cache::stats().used_bytes, 0);
     assert_eq!(c.since(), (0, 3, 6));
     zenith_core::read(&s(&a), &opts).unwrap();
     zenith_core::read(&s(&a), &opts).unwrap();
@@ -189,14 +192,14 @@ fn the_cache_serves_unchanged_files_and_rereads_changed_ones() {
     zenith_core::read(&s(&files[0]), &opts).unwrap(); // hit: 0 is now the most recent
     zenith_core::read(&s(&files[2]), &opts).unwrap(); // evicts 1
     assert_eq!(c.since(), (2, 1, 3));
-    assert_eq!(cache::stats().1, 2 * one);
+    assert_eq!(cache::stats().used_bytes, 2 * one);
     zenith_core::read(&s(&files[0]), &opts).unwrap();
     assert_eq!(c.since(), (2, 2, 3));
     zenith_core::read(&s(&files[1]), &opts).unwrap();
     assert_eq!(c.since(), (2, 2, 4));
 
     cache::clear();
-    assert_eq!(cache::stats().1, 0);
+    assert_eq!(cache::stats().used_bytes, 0);
     assert_eq!(c.since(), (0, 2, 4));
     cache::set_limit(cache::DEFAULT_CACHE_BYTES);
 }

@@ -64,6 +64,7 @@ fn decode_options(
     storage_options: Option<HashMap<String, String>>,
     tar: TarOptions,
 ) -> BindingResult<DecodeOptions> {
+    let TarOptions { image_size, fields } = tar;
     let csv_delimiter = delimiter
         .map(zenith_core::loader::parse_delimiter)
         .transpose()?;
@@ -72,15 +73,20 @@ fn decode_options(
         csv_delimiter,
         csv_unit_bytes: None,
         storage: StorageOptions::new(storage_options.unwrap_or_default()),
-        image_size: tar.0,
-        fields: tar.1,
+        image_size,
+        fields,
         tar_unit_bytes: None,
         map_local: false,
     })
 }
 
-/// WebDataset decode settings from Python: `image_size` as (height, width) and `fields`.
-type TarOptions = (Option<(u32, u32)>, Option<Vec<String>>);
+/// WebDataset decode settings from Python.
+struct TarOptions {
+    /// Images are center-cropped and resized to (height, width).
+    image_size: Option<(u32, u32)>,
+    /// Member extensions to keep as fields.
+    fields: Option<Vec<String>>,
+}
 
 /// Reads a dataset into a pyarrow.Table (GIL released while reading; buffers handed over
 /// through the Arrow C stream interface without a copy).
@@ -102,7 +108,12 @@ fn load<'py>(
     let options = ReadOptions {
         columns,
         format: parse_format(format)?,
-        decode: decode_options(schema, delimiter, storage_options, (image_size, fields))?,
+        decode: decode_options(
+            schema,
+            delimiter,
+            storage_options,
+            TarOptions { image_size, fields },
+        )?,
         no_cache: !cache,
     };
     let (schema, batches) =
@@ -125,7 +136,12 @@ fn dataset_info<'py>(
     fields: Option<Vec<String>>,
 ) -> BindingResult<Bound<'py, PyDict>> {
     let format = parse_format(format)?;
-    let decode = decode_options(schema, delimiter, storage_options, (image_size, fields))?;
+    let decode = decode_options(
+        schema,
+        delimiter,
+        storage_options,
+        TarOptions { image_size, fields },
+    )?;
     let info = run_interruptible(py, "info", move || {
         zenith_core::info(&paths, format, &decode)
     })?;
@@ -195,14 +211,18 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("threads", zenith_core::pool::default_num_workers())?;
     let formats: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
     d.set_item("formats", formats)?;
-    d.set_item("storage", vec!["s3", "gs", "az", "memory"])?;
-    let (limit, used, entries, hits, misses) = zenith_core::cache::stats();
+    let schemes: Vec<&str> = zenith_core::store::Scheme::ALL
+        .iter()
+        .map(|s| s.prefix())
+        .collect();
+    d.set_item("storage", schemes)?;
+    let stats = zenith_core::cache::stats();
     let cache = PyDict::new(py);
-    cache.set_item("limit_bytes", limit)?;
-    cache.set_item("used_bytes", used)?;
-    cache.set_item("entries", entries)?;
-    cache.set_item("hits", hits)?;
-    cache.set_item("misses", misses)?;
+    cache.set_item("limit_bytes", stats.limit_bytes)?;
+    cache.set_item("used_bytes", stats.used_bytes)?;
+    cache.set_item("entries", stats.entries)?;
+    cache.set_item("hits", stats.hits)?;
+    cache.set_item("misses", stats.misses)?;
     d.set_item("cache", cache)?;
     Ok(d)
 }
@@ -341,7 +361,12 @@ impl Loader {
             shuffle_window,
             memory_budget,
             format: parse_format(format)?,
-            decode: decode_options(None, None, storage_options, (image_size, fields))?,
+            decode: decode_options(
+                None,
+                None,
+                storage_options,
+                TarOptions { image_size, fields },
+            )?,
             sample_stages: Vec::new(),
         };
         let inner = run_interruptible(py, "open", move || DataLoader::new(&paths, config))?;

@@ -135,7 +135,7 @@ fn first_samples(dataset: &Dataset) -> Vec<Vec<u64>> {
 fn window_sizes(config: &LoaderConfig, total: usize, row_bytes: usize) -> (usize, usize) {
     let budget = config
         .memory_budget
-        .unwrap_or_else(|| crate::cache::stats().0.max(1 << 20));
+        .unwrap_or_else(|| crate::cache::stats().limit_bytes.max(1 << 20));
     match config.shuffle_window {
         Some(w) => (w, w),
         None if total.saturating_mul(row_bytes) <= budget => (total.max(1), total.max(1)),

@@ -51,6 +51,16 @@ impl Location {
     /// Opens the file as `format`: local files are mapped; Parquet objects read their footer
     /// with one ranged GET and fetch column chunks per unit; other objects are fetched whole.
     pub fn open(&self, format: Format, options: &DecodeOptions) -> Result<Arc<dyn FileReader>> {
+        super::guard(&self.path(), "opening", || {
+            self.open_unguarded(format, options)
+        })
+    }
+
+    fn open_unguarded(
+        &self,
+        format: Format,
+        options: &DecodeOptions,
+    ) -> Result<Arc<dyn FileReader>> {
         match self {
             Location::Local(p) => super::open_file(p, format, options),
             Location::Object(o) => Ok(match format {

@@ -110,3 +110,28 @@ pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| crate::Error::io(path, e))?;
     Ok(bytes::Bytes::from_owner(mmap))
 }
+
+/// Runs one decoding step of `path` (`location`: "opening", "unit 3") so that a panic inside a
+/// decoder dependency on input it should have rejected comes back as [`Error::Format`] naming
+/// the file and the place, never as an unwind into the loader, Python or a C caller.
+pub(crate) fn guard<T>(
+    path: &Path,
+    location: &str,
+    decode: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            Err(crate::error::Error::format(
+                path,
+                location,
+                format!("the decoder failed on this input: {message}"),
+            ))
+        }
+    }
+}

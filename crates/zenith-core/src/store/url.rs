@@ -19,8 +19,11 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Every store, in the order `zenith.info()` lists them.
+    pub const ALL: [Scheme; 4] = [Scheme::S3, Scheme::Gcs, Scheme::Azure, Scheme::Memory];
+
     /// The canonical URL scheme, used when printing URLs.
-    fn prefix(self) -> &'static str {
+    pub fn prefix(self) -> &'static str {
         match self {
             Scheme::S3 => "s3",
             Scheme::Gcs => "gs",
