@@ -1,10 +1,14 @@
 //! A direct decoder for the most common column chunk of ML tables: a flat, fixed-width numeric
-//! column (int32, int64, float, double) whose data pages are PLAIN-encoded and hold no nulls.
+//! column (int32, int64, float, double) without nulls whose data pages are PLAIN-encoded or
+//! dictionary-encoded (RLE_DICTIONARY / PLAIN_DICTIONARY, what pyarrow writes by default while
+//! the dictionary fits, then PLAIN for the rest of the chunk).
 //!
 //! The general Arrow reader zero-fills and then copies every value into its own buffer after
-//! the page was decompressed; here the decompressed page *is* the column's values, so a chunk
-//! of one page becomes the Arrow buffer without another pass, and a chunk of several pages is
-//! one copy. Anything else (dictionary pages, other encodings, a null, nested or converted
+//! the page was decompressed, and for a dictionary column first builds the keys and then
+//! gathers. Here the decompressed PLAIN page *is* the column's values, so a chunk of one page
+//! becomes the Arrow buffer without another pass, a chunk of several pages is one copy, and a
+//! dictionary page's indices are unpacked and gathered from the dictionary straight into the
+//! column's buffer in one pass. Anything else (other encodings, a null, nested or converted
 //! types) is left to the general reader, column by column.
 
 use std::sync::Arc;
@@ -54,10 +58,15 @@ pub(super) fn eligible(chunk: &ColumnChunkMetaData, data_type: &DataType) -> boo
         && descr.path().parts().len() == 1
         && descr.max_rep_level() == 0
         && descr.max_def_level() <= 1
-        && chunk.dictionary_page_offset().is_none()
-        && chunk
-            .encodings()
-            .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE))
+        && chunk.encodings().all(|e| {
+            matches!(
+                e,
+                Encoding::PLAIN
+                    | Encoding::RLE
+                    | Encoding::RLE_DICTIONARY
+                    | Encoding::PLAIN_DICTIONARY
+            )
+        })
 }
 
 /// Decodes an [`eligible`] column chunk of `rows` rows. `Ok(None)` when a page turns out not
@@ -83,6 +92,14 @@ pub(super) fn decode<R: ChunkReader + 'static>(
     })
 }
 
+/// The values section of one data page.
+enum PagePart {
+    /// PLAIN values: the bytes of `n` little-endian values.
+    Plain(Bytes),
+    /// Dictionary indices of `n` values: a bit-width byte, then RLE/bit-packed hybrid runs.
+    Indexed(Bytes, usize),
+}
+
 fn decode_typed<T: ArrowPrimitiveType>(
     mut pages: impl PageReader,
     max_def: i16,
@@ -90,7 +107,8 @@ fn decode_typed<T: ArrowPrimitiveType>(
     owned: bool,
 ) -> Result<Option<ArrayRef>, ParquetError> {
     let width = std::mem::size_of::<T::Native>();
-    let mut parts: Vec<Bytes> = Vec::with_capacity(1);
+    let mut parts: Vec<PagePart> = Vec::with_capacity(1);
+    let mut dictionary: Option<ScalarBuffer<T::Native>> = None;
     let mut values = 0usize;
     while let Some(page) = pages.get_next_page()? {
         let (buf, n, encoding, levels) = match page {
@@ -129,23 +147,52 @@ fn decode_typed<T: ArrowPrimitiveType>(
                 let levels = def_levels_byte_len as usize + rep_levels_byte_len as usize;
                 (buf, num_values as usize, encoding, levels)
             }
-            Page::DictionaryPage { .. } => return Ok(None),
+            Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding,
+                ..
+            } => {
+                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                    return Ok(None);
+                }
+                if dictionary.is_some() {
+                    return Err(ParquetError::General(
+                        "a second dictionary page in one column chunk".to_string(),
+                    ));
+                }
+                dictionary = Some(dictionary_values::<T::Native>(&buf, num_values as usize)?);
+                continue;
+            }
         };
-        if encoding != Encoding::PLAIN {
-            return Ok(None);
-        }
-        let body = n.checked_mul(width).and_then(|b| b.checked_add(levels));
-        if body.is_none_or(|end| end > buf.len()) {
+        if buf.len() < levels {
             return Err(ParquetError::EOF(format!(
-                "data page of {n} values holds {} bytes, fewer than {} needed",
-                buf.len(),
-                n.saturating_mul(width).saturating_add(levels)
+                "data page of {} bytes is shorter than its {levels} bytes of levels",
+                buf.len()
             )));
         }
-        if n > 0 {
-            parts.push(buf.slice(levels..levels + n * width));
+        match encoding {
+            Encoding::PLAIN => {
+                let body = n.checked_mul(width).and_then(|b| b.checked_add(levels));
+                if body.is_none_or(|end| end > buf.len()) {
+                    return Err(ParquetError::EOF(format!(
+                        "data page of {n} values holds {} bytes, fewer than {} needed",
+                        buf.len(),
+                        n.saturating_mul(width).saturating_add(levels)
+                    )));
+                }
+                if n > 0 {
+                    parts.push(PagePart::Plain(buf.slice(levels..levels + n * width)));
+                }
+            }
+            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
+                if n > 0 {
+                    parts.push(PagePart::Indexed(buf.slice(levels..), n));
+                }
+            }
+            _ => return Ok(None),
         }
-        values += n;
+        values = values.saturating_add(n);
     }
     if values != rows {
         return Err(ParquetError::General(format!(
@@ -155,25 +202,188 @@ fn decode_typed<T: ArrowPrimitiveType>(
     let aligned = |b: &Bytes| b.as_ptr().align_offset(std::mem::align_of::<T::Native>()) == 0;
     let buffer = match parts.as_slice() {
         [] => Buffer::from(Vec::<u8>::new()),
-        [one] if owned && aligned(one) => Buffer::from(one.clone()),
+        [PagePart::Plain(one)] if owned && aligned(one) => Buffer::from(one.clone()),
         _ => {
             let mut out: Vec<T::Native> = Vec::with_capacity(rows);
-            let dst = out.as_mut_ptr().cast::<u8>();
-            let mut at = 0usize;
-            for p in &parts {
-                // SAFETY: the parts add up to `rows * width` bytes (checked above), which is the
-                // capacity of `out`; the source and destination do not overlap.
-                unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), dst.add(at), p.len()) };
-                at += p.len();
+            for part in &parts {
+                match part {
+                    PagePart::Plain(bytes) => append_plain(&mut out, bytes, bytes.len() / width)?,
+                    PagePart::Indexed(data, n) => {
+                        let dict = dictionary.as_deref().ok_or_else(|| {
+                            ParquetError::General(
+                                "a dictionary-encoded page without a dictionary page".to_string(),
+                            )
+                        })?;
+                        gather_indexed(data, *n, dict, &mut out)?;
+                    }
+                }
             }
-            // SAFETY: all `rows` values were written above; every bit pattern is a valid
-            // i32/i64/f32/f64 and the page bytes are little-endian like the target.
-            unsafe { out.set_len(rows) };
             Buffer::from_vec(out)
         }
     };
     let values = ScalarBuffer::<T::Native>::new(buffer, 0, rows);
     Ok(Some(Arc::new(PrimitiveArray::<T>::new(values, None))))
+}
+
+/// Appends `n` little-endian PLAIN values from `bytes` to `out` (one copy).
+fn append_plain<V: arrow_buffer::ArrowNativeType>(
+    out: &mut Vec<V>,
+    bytes: &[u8],
+    n: usize,
+) -> Result<(), ParquetError> {
+    let width = std::mem::size_of::<V>();
+    let len = n
+        .checked_mul(width)
+        .filter(|&len| len <= bytes.len())
+        .ok_or_else(|| {
+            ParquetError::EOF(format!(
+                "page of {n} values holds {} bytes, fewer than {} needed",
+                bytes.len(),
+                n.saturating_mul(width)
+            ))
+        })?;
+    out.reserve(n);
+    // SAFETY: `len` = `n * size_of::<V>()` bytes are in `bytes` (checked) and fit the spare
+    // capacity of `out` (reserved); they do not overlap. Every bit pattern is a valid
+    // i32/i64/f32/f64, and the page bytes are little-endian like the target (`eligible`
+    // requires a little-endian target).
+    unsafe {
+        let dst = out.as_mut_ptr().add(out.len()).cast::<u8>();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, len);
+        out.set_len(out.len() + n);
+    }
+    Ok(())
+}
+
+/// The values of a dictionary page: its decompressed buffer itself when aligned (the usual
+/// case: a fresh allocation), else a copy. A dictionary can be as large as the chunk's data
+/// (a float column of distinct values), so it is not copied without need.
+fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
+    page: &Bytes,
+    n: usize,
+) -> Result<ScalarBuffer<V>, ParquetError> {
+    let len = n.saturating_mul(std::mem::size_of::<V>());
+    if len <= page.len() && page.as_ptr().align_offset(std::mem::align_of::<V>()) == 0 {
+        return Ok(ScalarBuffer::new(Buffer::from(page.slice(..len)), 0, n));
+    }
+    let mut out = Vec::new();
+    append_plain(&mut out, page, n)?;
+    Ok(ScalarBuffer::from(out))
+}
+
+/// Unpacks the dictionary indices of `n` values (a bit-width byte, then RLE/bit-packed hybrid
+/// runs) and appends `dict[index]` for each to `out`. An index outside the dictionary, a
+/// truncated run or a bit width above 32 is an error.
+fn gather_indexed<V: Copy>(
+    data: &[u8],
+    n: usize,
+    dict: &[V],
+    out: &mut Vec<V>,
+) -> Result<(), ParquetError> {
+    let eof = || ParquetError::EOF(format!("dictionary indices of {n} values are truncated"));
+    let (&bit_width, mut rest) = data.split_first().ok_or_else(eof)?;
+    let bit_width = usize::from(bit_width);
+    if bit_width > 32 {
+        return Err(ParquetError::General(format!(
+            "dictionary indices of bit width {bit_width} (at most 32)"
+        )));
+    }
+    let lookup = |index: u64| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| dict.get(i).copied())
+            .ok_or_else(|| out_of_range(index, dict.len()))
+    };
+    let mut left = n;
+    while left > 0 {
+        let (header, used) = read_uleb128(rest).ok_or_else(eof)?;
+        rest = &rest[used..];
+        let count = usize::try_from(header >> 1).map_err(|_| eof())?;
+        if count == 0 {
+            return Err(ParquetError::General(
+                "an empty run in dictionary indices".to_string(),
+            ));
+        }
+        if header & 1 == 0 {
+            // RLE run: `count` copies of one index, stored in ceil(bit_width / 8) bytes.
+            let raw = rest.get(..bit_width.div_ceil(8)).ok_or_else(eof)?;
+            rest = &rest[raw.len()..];
+            let index = raw
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            let take = count.min(left);
+            out.extend(std::iter::repeat_n(lookup(index)?, take));
+            left -= take;
+        } else {
+            // Bit-packed run of `count` groups of 8 indices, `bit_width` bytes per group.
+            let bytes = count.checked_mul(bit_width).ok_or_else(eof)?;
+            let run = rest.get(..bytes).ok_or_else(eof)?;
+            rest = &rest[bytes..];
+            let take = count.saturating_mul(8).min(left);
+            unpack_gather(run, bit_width, take, dict, out)?;
+            left -= take;
+        }
+    }
+    Ok(())
+}
+
+/// The error of an index outside the dictionary.
+fn out_of_range(index: u64, len: usize) -> ParquetError {
+    ParquetError::General(format!(
+        "dictionary index {index} out of range (dictionary of {len} values)"
+    ))
+}
+
+/// Appends `dict[index]` for the first `take` indices of a bit-packed run (LSB first).
+fn unpack_gather<V: Copy>(
+    run: &[u8],
+    bit_width: usize,
+    take: usize,
+    dict: &[V],
+    out: &mut Vec<V>,
+) -> Result<(), ParquetError> {
+    if bit_width == 0 {
+        let only = dict.first().copied().ok_or_else(|| out_of_range(0, 0))?;
+        out.extend(std::iter::repeat_n(only, take));
+        return Ok(());
+    }
+    let mask = (1u64 << bit_width) - 1;
+    let index_at = |word: u64, bit: usize| (word >> (bit & 7)) & mask;
+    // Indices whose 8-byte window lies inside the run are read straight from it, in a loop
+    // without a bounds decision per index; the last few from a zero-padded copy of the tail.
+    let direct = if run.len() >= 8 {
+        ((run.len() - 8) * 8 / bit_width + 1).min(take)
+    } else {
+        0
+    };
+    out.reserve(take);
+    for k in 0..direct {
+        let bit = k * bit_width;
+        let byte = bit >> 3;
+        let word = run
+            .get(byte..byte + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes);
+        let index = index_at(word, bit);
+        match dict.get(index as usize) {
+            Some(&v) => out.push(v),
+            None => return Err(out_of_range(index, dict.len())),
+        }
+    }
+    for k in direct..take {
+        let bit = k * bit_width;
+        let mut word = [0u8; 8];
+        let tail = run.get(bit >> 3..).unwrap_or_default();
+        let used = tail.len().min(8);
+        word[..used].copy_from_slice(&tail[..used]);
+        let index = index_at(u64::from_le_bytes(word), bit);
+        match dict.get(index as usize) {
+            Some(&v) => out.push(v),
+            None => return Err(out_of_range(index, dict.len())),
+        }
+    }
+    Ok(())
 }
 
 /// For a v1 data page whose definition levels (bit width 1) are RLE/bit-packed hybrid with a
@@ -364,5 +574,142 @@ mod tests {
     fn truncated_levels_are_rejected() {
         assert_eq!(v1_levels_all_present(&[9, 0, 0, 0, 1], 3), None);
         assert_eq!(v1_levels_all_present(&[], 3), None);
+    }
+
+    /// Writes `batch` dictionary-encoded (v1 or v2 pages, small pages, a dictionary page limit
+    /// of `dict_limit` bytes after which the writer falls back to PLAIN).
+    fn dictionary_parquet(
+        batch: &arrow_array::RecordBatch,
+        v2: bool,
+        dict_limit: usize,
+    ) -> (Bytes, parquet::file::metadata::ParquetMetaData) {
+        use parquet::file::properties::WriterVersion;
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(true)
+            .set_dictionary_page_size_limit(dict_limit)
+            .set_data_page_size_limit(2048)
+            .set_write_batch_size(256)
+            .set_compression(Compression::SNAPPY)
+            .set_writer_version(if v2 {
+                WriterVersion::PARQUET_2_0
+            } else {
+                WriterVersion::PARQUET_1_0
+            })
+            .build();
+        let mut out = Vec::new();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+        let bytes = Bytes::from(out);
+        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .unwrap();
+        (bytes, meta)
+    }
+
+    #[test]
+    fn dictionary_pages_are_gathered_directly_for_every_index_width() {
+        use arrow_array::{Array, Float32Array, Float64Array, Int32Array, Int64Array};
+        let n = 9000usize;
+        let mut direct = 0;
+        // Cardinalities 1, 2, 3, 200, 300 and 9000 give index widths 0, 1, 2, 8, 9 and 14.
+        for distinct in [1usize, 2, 3, 200, 300, 9000] {
+            let key = |i: usize| ((i * 7919) % distinct) as i64;
+            let f32s = Float32Array::from_iter_values((0..n).map(|i| key(i) as f32 * 0.25 - 3.0));
+            let f64s = Float64Array::from_iter_values((0..n).map(|i| key(i) as f64 * 1e-3));
+            let i32s = Int32Array::from_iter_values((0..n).map(|i| key(i) as i32 - 50));
+            let i64s = Int64Array::from_iter_values((0..n).map(|i| key(i) * 1_000_003));
+            let batch = arrow_array::RecordBatch::try_from_iter([
+                ("f", Arc::new(f32s.clone()) as ArrayRef),
+                ("d", Arc::new(f64s.clone()) as ArrayRef),
+                ("i", Arc::new(i32s.clone()) as ArrayRef),
+                ("l", Arc::new(i64s.clone()) as ArrayRef),
+            ])
+            .unwrap();
+            for v2 in [false, true] {
+                // A generous limit keeps every value in the dictionary; a small one makes the
+                // writer fall back to PLAIN pages part way through the chunk.
+                for dict_limit in [1 << 20, 512] {
+                    let (bytes, meta) = dictionary_parquet(&batch, v2, dict_limit);
+                    let rg = meta.row_group(0);
+                    assert!(rg.column(0).dictionary_page_offset().is_some());
+                    let input = Arc::new(bytes);
+                    let expected: [&dyn Array; 4] = [&f32s, &f64s, &i32s, &i64s];
+                    for (col, expected) in expected.into_iter().enumerate() {
+                        let dt = expected.data_type();
+                        let case = format!(
+                            "distinct {distinct}, v2 {v2}, limit {dict_limit}, column {col}"
+                        );
+                        let chunk = rg.column(col);
+                        // Version 2 writers fall back to DELTA_BINARY_PACKED for integers:
+                        // not this path's encoding, so the general reader takes the chunk.
+                        let handled = chunk.encodings().all(|e| {
+                            !matches!(
+                                e,
+                                Encoding::DELTA_BINARY_PACKED | Encoding::BYTE_STREAM_SPLIT
+                            )
+                        });
+                        assert_eq!(eligible(chunk, dt), handled, "{case}");
+                        if !handled {
+                            continue;
+                        }
+                        let got = decode(input.clone(), chunk, dt, n)
+                            .unwrap()
+                            .unwrap_or_else(|| panic!("{case}: declined"));
+                        assert_eq!(&got.to_data(), &expected.to_data(), "{case}");
+                        direct += 1;
+                    }
+                }
+            }
+        }
+        // 6 cardinalities x 4 columns x 2 page versions x 2 limits, less the integer columns of
+        // the version 2 files that overflowed their dictionary.
+        assert!(direct >= 80, "{direct} chunks took the direct path");
+    }
+
+    #[test]
+    fn dictionary_columns_with_nulls_are_left_to_the_general_reader() {
+        use arrow_array::Int64Array;
+        let values = Int64Array::from_iter((0..3000i64).map(|i| (i % 5 != 0).then_some(i % 7)));
+        let batch =
+            arrow_array::RecordBatch::try_from_iter([("v", Arc::new(values) as ArrayRef)]).unwrap();
+        let (bytes, meta) = dictionary_parquet(&batch, false, 1 << 20);
+        let chunk = meta.row_group(0).column(0);
+        assert!(eligible(chunk, &DataType::Int64));
+        assert!(decode(Arc::new(bytes), chunk, &DataType::Int64, 3000)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn bad_dictionary_indices_are_errors() {
+        let dict = [10i64, 20, 30];
+        let mut out = Vec::new();
+        // Bit width 2, one bit-packed group of 8: indices 0,1,2,3 (3 is out of range).
+        let data = [2u8, 0x03, 0b1110_0100, 0, 0];
+        let e = gather_indexed(&data, 4, &dict, &mut out).unwrap_err();
+        assert!(
+            e.to_string().contains("dictionary index 3 out of range"),
+            "{e}"
+        );
+        // The same group with in-range indices 0,1,2,0.
+        out.clear();
+        gather_indexed(&[2u8, 0x03, 0b0010_0100, 0], 4, &dict, &mut out).unwrap();
+        assert_eq!(out, [10, 20, 30, 10]);
+        // An RLE run of 5 copies of index 1, then nothing for the sixth value.
+        out.clear();
+        let e = gather_indexed(&[2u8, 0x0a, 0x01], 6, &dict, &mut out).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        assert_eq!(out, [20; 5]);
+        for (bad, what) in [
+            (vec![33u8, 0x02, 0], "bit width 33"),
+            (vec![2u8, 0x00], "empty run"),
+            (vec![], "truncated"),
+            (vec![2u8, 0x03], "truncated"),
+        ] {
+            let e = gather_indexed(&bad, 4, &dict, &mut Vec::new()).unwrap_err();
+            assert!(e.to_string().contains(what), "{bad:?}: {e}");
+        }
     }
 }
