@@ -201,7 +201,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
     }
     let aligned = |b: &Bytes| b.as_ptr().align_offset(std::mem::align_of::<T::Native>()) == 0;
     let buffer = match parts.as_slice() {
-        [] => Buffer::from(Vec::<u8>::new()),
+        [] => Buffer::from_vec(Vec::<T::Native>::new()),
         [PagePart::Plain(one)] if owned && aligned(one) => Buffer::from(one.clone()),
         _ => {
             let mut out: Vec<T::Native> = Vec::with_capacity(rows);
