@@ -322,3 +322,19 @@ def test_a_version_1_state_resumes_like_its_version_2_form(datasets: dict[str, P
     with pytest.raises(zenith.ValidationError, match='section for stage "pack"') as err:
         rest_v1.load_state_dict({**state, "stages": {"pack": {}}})
     assert err.value.field == "state"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reused_epochs_equal_decoded_epochs(datasets: dict[str, Path], fmt: str) -> None:
+    """Later epochs served from kept decoded data deliver what decoding again delivers."""
+    kept = zenith.DataLoader(datasets[fmt], batch_size=64, seed=5, shuffle_window=700)
+    fresh = zenith.DataLoader(
+        datasets[fmt], batch_size=64, seed=5, shuffle_window=700, reuse_budget=0
+    )
+    for _ in range(3):
+        assert epoch_ids(kept) == epoch_ids(fresh)
+    stats = kept.stats()
+    assert stats["reused_units"] > 0 and stats["kept_bytes"] > 0
+    assert (fresh.stats()["reused_units"], fresh.stats()["kept_bytes"]) == (0, 0)
+    with pytest.raises(zenith.ValidationError, match="reuse_budget"):
+        zenith.DataLoader(datasets[fmt], reuse_budget=-1)

@@ -39,6 +39,10 @@ class DataLoader:
         shuffle_window: rows permuted together; by default the whole dataset when it fits
             ``memory_budget``, else a window sized from it.
         memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
+        reuse_budget: bytes of decoded data (in output layout) kept after the first epoch so that
+            later epochs only permute and gather, used only when the whole dataset fits; default
+            a quarter of the memory available (``ZENITH_REUSE_BYTES`` overrides), 0 never keeps.
+            Order, rank split, shuffle and ``state_dict`` are the same either way.
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``).
         storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
             (see ``zenith.load``); they override the environment.
@@ -73,6 +77,7 @@ class DataLoader:
         output: str = "numpy",
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
+        reuse_budget: int | None = None,
         format: str | None = None,
         storage_options: dict[str, Any] | None = None,
         image_size: int | tuple[int, int] | None = None,
@@ -87,6 +92,7 @@ class DataLoader:
         check_int("rank", rank, 0)
         check_int("shuffle_window", shuffle_window, 1, optional=True)
         check_int("memory_budget", memory_budget, 1, optional=True)
+        check_int("reuse_budget", reuse_budget, 0, optional=True)
         # Option strings (on_error, output, format) and the rank are checked by the engine, the
         # one place that parses them for Python and C alike.
         self.batch_size = batch_size
@@ -106,6 +112,7 @@ class DataLoader:
             output,
             shuffle_window=shuffle_window,
             memory_budget=memory_budget,
+            reuse_budget=reuse_budget,
             format=format,
             storage_options=storage_options_of(storage_options),
             image_size=image_size_of(image_size),

@@ -178,6 +178,7 @@ class Loader:
         output: str,
         shuffle_window: int | None = None,
         memory_budget: int | None = None,
+        reuse_budget: int | None = None,
         format: str | None = None,
         storage_options: dict[str, str] | None = None,
         image_size: tuple[int, int] | None = None,

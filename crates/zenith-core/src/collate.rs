@@ -182,6 +182,16 @@ pub enum Block {
     Arrow(ArrayRef),
 }
 
+impl Block {
+    /// Bytes the block holds (for Arrow blocks, the memory of their buffers).
+    pub fn nbytes(&self) -> usize {
+        match self {
+            Block::Tensor(t) => t.nbytes(),
+            Block::Values(a) | Block::Arrow(a) => a.get_array_memory_size(),
+        }
+    }
+}
+
 macro_rules! prim_to_vec {
     ($arr:expr, $t:ty) => {
         $arr.as_primitive::<$t>().values().to_vec()

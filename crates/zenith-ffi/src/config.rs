@@ -88,6 +88,7 @@ struct LoaderJson {
     output: Option<String>,
     shuffle_window: Option<usize>,
     memory_budget: Option<usize>,
+    reuse_budget: Option<usize>,
     format: Option<String>,
 }
 
@@ -153,6 +154,7 @@ pub(crate) fn loader_config(text: Option<&str>) -> Result<LoaderConfig, FfiError
     config.prefetch = json.prefetch.or(config.prefetch);
     config.shuffle_window = json.shuffle_window.or(config.shuffle_window);
     config.memory_budget = json.memory_budget.or(config.memory_budget);
+    config.reuse_budget = json.reuse_budget.or(config.reuse_budget);
     if let Some(on_error) = json.on_error {
         config.on_error = on_error.parse()?;
     }

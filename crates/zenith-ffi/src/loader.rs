@@ -40,7 +40,7 @@ unsafe fn loader_arg<'a>(handle: *mut ZenithLoader) -> Result<&'a mut ZenithLoad
 /// `{"column"|"stack": ..., "dtype": "float32"}`), `num_workers` (`ZENITH_NUM_WORKERS` or the
 /// CPU count), `drop_last` (false), `prefetch` (8), `rank` (0), `world_size` (1), `on_error`
 /// (`"raise"` or `"skip"`), `output` (`"tensors"` or `"arrow"`), `shuffle_window`,
-/// `memory_budget` and `format`. Unknown keys are rejected. On failure `*out` is set to NULL.
+/// `memory_budget`, `reuse_budget` and `format`. Unknown keys are rejected. On failure `*out` is set to NULL.
 ///
 /// # Safety
 /// `source` and `config_json` must be NULL or NUL-terminated strings valid for the call; `out`

@@ -321,7 +321,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> BindingResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, format=None, storage_options=None, image_size=None, fields=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -339,6 +339,7 @@ impl Loader {
         output: &str,
         shuffle_window: Option<usize>,
         memory_budget: Option<usize>,
+        reuse_budget: Option<usize>,
         format: Option<&str>,
         storage_options: Option<HashMap<String, String>>,
         image_size: Option<(u32, u32)>,
@@ -368,6 +369,7 @@ impl Loader {
                 TarOptions { image_size, fields },
             )?,
             sample_stages: Vec::new(),
+            reuse_budget,
         };
         let inner = run_interruptible(py, "open", move || DataLoader::new(&paths, config))?;
         Ok(Loader {

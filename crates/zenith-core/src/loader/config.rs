@@ -110,6 +110,11 @@ pub struct LoaderConfig {
     /// Per-sample stages applied, in order, to every decoded unit before collation (see
     /// [`crate::stage`]).
     pub sample_stages: Vec<Arc<dyn SampleStage>>,
+    /// Bytes of decoded data (in output layout) the loader may keep after the first epoch so
+    /// that later epochs only permute and gather; the dataset is kept only when all of it
+    /// fits. `None`: [`default_reuse_budget`](super::default_reuse_budget) (a quarter of the
+    /// memory available, or `ZENITH_REUSE_BYTES`); `Some(0)`: never keep.
+    pub reuse_budget: Option<usize>,
 }
 
 impl std::fmt::Debug for LoaderConfig {
@@ -132,6 +137,7 @@ impl std::fmt::Debug for LoaderConfig {
             .field("format", &self.format)
             .field("decode", &self.decode)
             .field("sample_stages", &stages)
+            .field("reuse_budget", &self.reuse_budget)
             .finish()
     }
 }
@@ -155,6 +161,7 @@ impl Default for LoaderConfig {
             format: None,
             decode: DecodeOptions::default(),
             sample_stages: Vec::new(),
+            reuse_budget: None,
         }
     }
 }

@@ -26,15 +26,18 @@ use crate::stage::SampleChain;
 mod config;
 mod iter;
 mod pipeline;
+mod reuse;
 mod state;
 mod stats;
 
 pub use config::{parse_delimiter, LoaderConfig, OnError, OutputKind};
 pub use iter::{Batch, BatchIterator, Poll};
+pub use reuse::default_reuse_budget;
 pub use state::{LoaderState, STATE_VERSION};
 pub use stats::{LoaderStats, StatsSnapshot};
 
 use plan::state::Progress;
+use reuse::DecodedUnits;
 
 /// Everything an iteration needs that the configuration fixed when the loader was opened:
 /// the source, the column selection, the per-sample stages and the collation plan.
@@ -76,6 +79,8 @@ pub struct DataLoader {
     inputs: PlanInputs,
     progress: Arc<Mutex<Progress>>,
     stats: Arc<LoaderStats>,
+    /// Decoded units kept across epochs (`None`: the dataset streams every epoch).
+    reuse: Option<Arc<DecodedUnits>>,
 }
 
 fn fields_of(schema: &Schema) -> Vec<OutputField> {
@@ -173,12 +178,20 @@ impl DataLoader {
             first_window_rows,
         };
         let progress = Progress::start(0, config.world_size);
+        // Kept data would freeze what per-sample stages draw anew each epoch.
+        let budget = config
+            .reuse_budget
+            .unwrap_or_else(reuse::default_reuse_budget);
+        let fits = row_bytes.saturating_mul(total) <= budget;
+        let reuse = (chain.samples.is_empty() && budget > 0 && fits)
+            .then(|| Arc::new(DecodedUnits::new(budget)));
         Ok(DataLoader {
             chain,
             config,
             inputs,
             progress: Arc::new(Mutex::new(progress)),
             stats: Arc::new(LoaderStats::default()),
+            reuse,
         })
     }
 
@@ -299,7 +312,9 @@ impl DataLoader {
 
     /// Counters summed over iterations.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+        let mut s = self.stats.snapshot();
+        s.kept_bytes = self.reuse.as_ref().map_or(0, |r| r.usage().1 as u64);
+        s
     }
 
     /// Names of the stages that keep a section in the state (none of today's stages do:
@@ -342,6 +357,7 @@ impl DataLoader {
             cancel: AtomicBool::new(false),
             seed: spec.seed,
             epoch: spec.epoch,
+            reuse: self.reuse.clone(),
         });
         let workers = self.dataset().decode_threads(
             self.config

@@ -12,6 +12,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::config::OnError;
 use super::iter::Batch;
+use super::reuse::DecodedUnits;
 use super::stats::LoaderStats;
 use super::Chain;
 use crate::collate::{self, Block};
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) seed: u64,
     /// Epoch of this iteration.
     pub(crate) epoch: u64,
+    /// Decoded units kept across epochs, when the loader reuses them.
+    pub(crate) reuse: Option<Arc<DecodedUnits>>,
 }
 
 /// Sizes of one iteration's pipeline.
@@ -48,9 +51,15 @@ pub(crate) struct Settings {
     pub(crate) lookahead_rows: usize,
 }
 
+/// The blocks a slice's rows are gathered from: per field, and the row of the slice's first
+/// row in them (0 for a decoded slice, the slice's start for a kept whole unit).
+type SliceBlocks = (Arc<Vec<Block>>, u32);
+
 /// Decoded blocks of one window: per slice (None when skipped), per field.
 struct WindowData {
-    blocks: Vec<Option<Vec<Block>>>,
+    blocks: Vec<Option<Arc<Vec<Block>>>>,
+    /// Per slice, the row of its first row in its blocks.
+    offsets: Vec<u32>,
     /// (slice, row) in emission order.
     order: Vec<(u32, u32)>,
 }
@@ -58,7 +67,7 @@ struct WindowData {
 /// A window whose slices are decoding on the pool.
 struct WindowJob {
     window: Arc<Window>,
-    rx: Receiver<(usize, Result<Vec<Block>>)>,
+    rx: Receiver<(usize, Result<SliceBlocks>)>,
 }
 
 /// Rows picked for the batch being filled, by window.
@@ -82,8 +91,26 @@ pub(crate) struct Producer {
 /// Stands in for the blocks of a skipped slice (no pick ever names it).
 static EMPTY_BLOCK: Block = Block::Tensor(collate::TensorData::Bool(Vec::new()));
 
-/// Decodes one slice of a unit and brings it through the per-sample stages into blocks.
-fn decode_slice(shared: &Shared, slice: UnitSlice) -> Result<Vec<Block>> {
+/// The blocks of one slice: kept from an earlier epoch, or decoded now (the whole unit, kept
+/// for later epochs, when the loader reuses decoded data).
+fn slice_blocks(shared: &Shared, slice: UnitSlice) -> Result<SliceBlocks> {
+    let Some(reuse) = shared.reuse.as_ref().filter(|r| r.active()) else {
+        return Ok((Arc::new(decode_slice(shared, slice, true)?), 0));
+    };
+    let start = u32::try_from(slice.start)
+        .map_err(|_| Error::invalid("unit", "a unit of more than 2^32 rows"))?;
+    if let Some(kept) = reuse.get(slice.unit) {
+        shared.stats.reused.fetch_add(1, Ordering::Relaxed);
+        return Ok((kept, start));
+    }
+    let blocks = Arc::new(decode_slice(shared, slice, false)?);
+    reuse.insert(slice.unit, &blocks);
+    Ok((blocks, start))
+}
+
+/// Decodes one slice of a unit (or, unless `only_slice`, the whole unit) and brings it through
+/// the per-sample stages into blocks.
+fn decode_slice(shared: &Shared, slice: UnitSlice, only_slice: bool) -> Result<Vec<Block>> {
     let chain = &shared.chain;
     let stats = &shared.stats;
     let location = || chain.location(slice.unit);
@@ -92,7 +119,7 @@ fn decode_slice(shared: &Shared, slice: UnitSlice) -> Result<Vec<Block>> {
         .dataset
         .read_unit(slice.unit, &chain.projection)
         .map(|b| {
-            if slice.start == 0 && slice.end == b.num_rows() {
+            if !only_slice || (slice.start == 0 && slice.end == b.num_rows()) {
                 b
             } else {
                 b.slice(slice.start, slice.rows())
@@ -148,7 +175,7 @@ impl Producer {
                 let result = if shared.cancel.load(Ordering::Relaxed) {
                     Err(Error::Interrupted)
                 } else {
-                    decode_slice(&shared, slice)
+                    slice_blocks(&shared, slice)
                 };
                 let _ = tx.send((i, result));
             });
@@ -158,11 +185,15 @@ impl Producer {
 
     fn collect(&self, job: WindowJob) -> Result<WindowData> {
         let n = job.window.slices.len();
-        let mut blocks: Vec<Option<Vec<Block>>> = (0..n).map(|_| None).collect();
+        let mut blocks: Vec<Option<Arc<Vec<Block>>>> = (0..n).map(|_| None).collect();
+        let mut offsets = vec![0u32; n];
         for _ in 0..n {
             let (i, result) = job.rx.recv().map_err(|_| Error::Interrupted)?;
             match result {
-                Ok(b) => blocks[i] = Some(b),
+                Ok((b, offset)) => {
+                    blocks[i] = Some(b);
+                    offsets[i] = offset;
+                }
                 Err(Error::Interrupted) => return Err(Error::Interrupted),
                 Err(e) if self.shared.on_error == OnError::Skip => {
                     self.shared.stats.skipped(job.window.slices[i].rows(), &e);
@@ -177,7 +208,11 @@ impl Producer {
         }
         job.window.permute(&mut order);
         LoaderStats::add(&self.shared.stats.shuffle_ns, start);
-        Ok(WindowData { blocks, order })
+        Ok(WindowData {
+            blocks,
+            offsets,
+            order,
+        })
     }
 
     fn emit(&self, pending: &mut PendingBatch) -> bool {
@@ -242,7 +277,7 @@ impl Producer {
                 if wd.blocks[pick.0 as usize].is_none() {
                     continue;
                 }
-                picks.push(pick);
+                picks.push((pick.0, pick.1 + wd.offsets[pick.0 as usize]));
                 pending.rows += 1;
                 if pending.rows == self.batch_size {
                     pending

@@ -20,6 +20,7 @@ pub struct LoaderStats {
     pub(crate) shuffle_ns: AtomicU64,
     pub(crate) collate_ns: AtomicU64,
     pub(crate) wait_ns: AtomicU64,
+    pub(crate) reused: AtomicU64,
     skipped_units: AtomicU64,
     skipped_rows: AtomicU64,
     skipped: Mutex<Vec<String>>,
@@ -46,6 +47,10 @@ pub struct StatsSnapshot {
     pub collate_s: f64,
     /// Seconds the consumer waited for a batch.
     pub wait_s: f64,
+    /// Unit slices served from decoded data kept from an earlier epoch.
+    pub reused_units: u64,
+    /// Bytes of decoded data kept for later epochs.
+    pub kept_bytes: u64,
     /// Units skipped under `on_error="skip"`.
     pub skipped_units: u64,
     /// Rows in skipped units.
@@ -92,6 +97,8 @@ impl LoaderStats {
             shuffle_s: s(&self.shuffle_ns),
             collate_s: s(&self.collate_ns),
             wait_s: s(&self.wait_ns),
+            reused_units: self.reused.load(Ordering::Relaxed),
+            kept_bytes: 0,
             skipped_units: self.skipped_units.load(Ordering::Relaxed),
             skipped_rows: self.skipped_rows.load(Ordering::Relaxed),
             skipped: self.skipped.lock().map(|v| v.clone()).unwrap_or_default(),
