@@ -234,9 +234,11 @@ def test_stats_per_stage(datasets: dict[str, Path]) -> None:
     s = dl.stats()
     assert s["rows"] == N_ROWS and s["batches"] == 50
     assert s["bytes"] == N_ROWS * (2 * 4 + 8)
-    for key in ("read_s", "decode_s", "shuffle_s", "collate_s", "wait_s"):
+    for key in ("read_s", "decode_s", "shuffle_s", "collate_s", "wait_s", "handover_s"):
         assert s[key] >= 0.0
     assert s["read_s"] > 0.0
+    # Every delivered batch was handed over to NumPy arrays, which the bindings time.
+    assert s["handover_s"] > 0.0
 
 
 @pytest.mark.parametrize(

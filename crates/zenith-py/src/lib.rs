@@ -471,29 +471,10 @@ impl LoaderIter {
                 Poll::Ready(Some(Ok(b))) => break b,
             }
         };
-        if self.arrow_output {
-            let rb = batch.to_record_batch()?;
-            return Ok(Some(PyRecordBatch::new(rb).into_pyarrow(py)?));
-        }
-        let out = PyDict::new(py);
-        if self.names.len() != batch.columns.len() {
-            self.names = batch
-                .columns
-                .iter()
-                .map(|(n, _)| PyString::intern(py, n).unbind())
-                .collect();
-        }
-        for (name, (_, col)) in self.names.iter().zip(batch.columns) {
-            let value = match col {
-                BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
-                BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
-                    .to_pyarrow(py)?
-                    .unbind()
-                    .into_bound(py),
-            };
-            out.set_item(name.bind(py), value)?;
-        }
-        Ok(Some(out.into_any()))
+        let started = std::time::Instant::now();
+        let out = hand_over(py, &mut self.names, self.arrow_output, batch);
+        it.add_handover(started.elapsed());
+        Ok(Some(out?))
     }
 
     /// Stops the pipeline and joins its threads.
@@ -502,6 +483,40 @@ impl LoaderIter {
             py.detach(|| it.stop());
         }
     }
+}
+
+/// Builds the Python form of a batch: a dict of NumPy arrays (Arrow arrays for columns that
+/// stay Arrow), or a pyarrow RecordBatch, without copying the buffers. `names` keeps the
+/// interned output names between batches.
+fn hand_over<'py>(
+    py: Python<'py>,
+    names: &mut Vec<Py<PyString>>,
+    arrow_output: bool,
+    batch: zenith_core::Batch,
+) -> BindingResult<Bound<'py, PyAny>> {
+    if arrow_output {
+        let rb = batch.to_record_batch()?;
+        return Ok(PyRecordBatch::new(rb).into_pyarrow(py)?);
+    }
+    let out = PyDict::new(py);
+    if names.len() != batch.columns.len() {
+        *names = batch
+            .columns
+            .iter()
+            .map(|(n, _)| PyString::intern(py, n).unbind())
+            .collect();
+    }
+    for (name, (_, col)) in names.iter().zip(batch.columns) {
+        let value = match col {
+            BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
+            BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
+                .to_pyarrow(py)?
+                .unbind()
+                .into_bound(py),
+        };
+        out.set_item(name.bind(py), value)?;
+    }
+    Ok(out.into_any())
 }
 
 /// The native module.

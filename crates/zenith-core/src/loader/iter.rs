@@ -137,6 +137,15 @@ impl BatchIterator {
         self.stop();
     }
 
+    /// Counts time a front end spent handing a delivered batch over (building its arrays), so
+    /// that `stats()` shows the hand-over beside the stages.
+    pub fn add_handover(&self, spent: Duration) {
+        self.shared
+            .stats
+            .handover_ns
+            .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    }
+
     /// Stops the pipeline and joins its threads (idempotent).
     pub fn stop(&mut self) {
         self.shared.cancel.store(true, Ordering::SeqCst);

@@ -21,6 +21,7 @@ pub struct LoaderStats {
     pub(crate) collate_ns: AtomicU64,
     pub(crate) wait_ns: AtomicU64,
     pub(crate) reused: AtomicU64,
+    pub(crate) handover_ns: AtomicU64,
     skipped_units: AtomicU64,
     skipped_rows: AtomicU64,
     skipped: Mutex<Vec<String>>,
@@ -47,6 +48,9 @@ pub struct StatsSnapshot {
     pub collate_s: f64,
     /// Seconds the consumer waited for a batch.
     pub wait_s: f64,
+    /// Seconds handing batches over to the consumer's arrays (counted by the front end that
+    /// builds them: NumPy arrays, torch tensors, Arrow record batches).
+    pub handover_s: f64,
     /// Unit slices served from decoded data kept from an earlier epoch.
     pub reused_units: u64,
     /// Bytes of decoded data kept for later epochs.
@@ -97,6 +101,7 @@ impl LoaderStats {
             shuffle_s: s(&self.shuffle_ns),
             collate_s: s(&self.collate_ns),
             wait_s: s(&self.wait_ns),
+            handover_s: s(&self.handover_ns),
             reused_units: self.reused.load(Ordering::Relaxed),
             kept_bytes: 0,
             skipped_units: self.skipped_units.load(Ordering::Relaxed),
