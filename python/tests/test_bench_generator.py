@@ -2,13 +2,15 @@
 
 Each format is read back with an independent reader (pyarrow, the csv module's typed reader, tarfile)
 and checked against the manifest, so a benchmark that trusts the manifest trusts real values. The two
-Parquet layouts are checked in the files' own metadata.
+Parquet layouts are checked in the files' own metadata, and run_one.py's reference systems (the
+strongest torch DataLoader, the in-memory ceiling) run one verified epoch over the tiny dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -248,3 +250,39 @@ def test_regeneration_is_skipped_and_deterministic(dataset, tmp_path):
         assert len(digests) == 1, rel
     assert again["formats"]["wds"]["checksum"] == manifest["formats"]["wds"]["checksum"]
 
+
+def _run_one(root: Path, *args: str) -> dict:
+    cmd = [sys.executable, str(BENCH / "peers" / "run_one.py"), "--scale", "tiny"]
+    return benchlib.run_json([*cmd, "--data", str(root.parent), "--verify", *args], timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("system", "workload", "workers"),
+    [
+        ("torch-strongest", "parquet", "0"),
+        ("torch-strongest", "parquet-plain", "2"),
+        ("ceiling", "parquet", "0"),
+        ("ceiling", "parquet-plain", "0"),
+    ],
+)
+def test_reference_systems_deliver_the_verified_epoch(dataset, system, workload, workers):
+    root, manifest = dataset
+    args = ("--system", system, "--workload", workload, "--workers", workers)
+    result = _run_one(root, *args, "--batch-size", "1000")
+    assert "error" not in result, result
+    assert (result["rows"], result["batches"], result["mismatches"]) == (ROWS, 24, [])
+    assert result["label_sum"] == manifest["formats"][workload]["checksum"]["label_sum"]
+    assert result["role"] == ("in-memory ceiling" if system == "ceiling" else "loader")
+    assert result["layout"] == manifest["formats"][workload]["layout"]
+    assert result["shuffle_quality"] > 0.9
+    assert "handover_us_per_batch" not in result
+
+
+def test_zenith_reports_its_handover_cost(dataset):
+    root, _ = dataset
+    pytest.importorskip("zenith._zenith")
+    result = _run_one(root, "--system", "zenith", "--batch-size", "1000", "--workers", "1")
+    assert "error" not in result, result
+    assert (result["rows"], result["batches"], result["mismatches"]) == (ROWS, 24, [])
+    keys = ("next_us_per_batch", "wait_us_per_batch", "handover_us_per_batch")
+    assert all(isinstance(result[k], float) for k in keys), json.dumps(result)
