@@ -34,6 +34,10 @@ NUM_CLASSES = 10
 # exactly and checksums can be exact integer sums of round(x * FEATURE_SCALE), independent of order.
 FEATURE_SCALE = 1000
 
+# The Parquet layouts the generator writes (see generate_datasets.PARQUET_LAYOUTS), each in its own
+# directory under the scale: pyarrow's defaults, and the older PLAIN-float layout.
+PARQUET_FORMATS = ("parquet", "parquet-plain")
+
 # Odd 64-bit weights for the per-row hash (fixed: the manifest's row_hash depends on them).
 _HASH_WEIGHTS = np.random.default_rng(20240601).integers(
     1, 2**63, size=NUM_FEATURES + 1, dtype=np.uint64
@@ -54,6 +58,12 @@ def load_manifest(scale: str, data_dir: Path = DATA_DIR) -> dict:
             f"{path} is missing: run `python bench/generate_datasets.py --scale {scale}` first"
         )
     return json.loads(path.read_text())
+
+
+def layout_of(manifest: dict, fmt: str) -> str:
+    """The manifest's one-line description of a format's layout (older manifests have none)."""
+    entry = manifest["formats"].get(fmt, {})
+    return str(entry.get("layout", f"{fmt}: layout not recorded (regenerate the dataset)"))
 
 
 def _row_hashes(milli: np.ndarray, labels: np.ndarray) -> int:

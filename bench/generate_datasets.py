@@ -1,4 +1,5 @@
-"""Generate the benchmark datasets: the same rows as Parquet, CSV, Arrow IPC and WebDataset tar shards.
+"""Generate the benchmark datasets: the same rows as Parquet (two layouts), CSV, Arrow IPC and WebDataset
+tar shards.
 
     python bench/generate_datasets.py --scale tiny|small|medium [--out bench/data] [--rows N]
 
@@ -8,12 +9,22 @@ Features are class centre + noise, so a small model can learn them, quantised to
 round-trips exactly. Everything is seeded: the same arguments give byte-identical files.
 
 Layout under <out>/<scale>/:
-    parquet/part-00000.parquet .. part-00007.parquet   row groups of 16384 rows, snappy, plain floats
+    parquet/part-00000.parquet .. part-00007.parquet   pyarrow's defaults (every column dictionary-
+                                                       encoded, snappy, default data pages) with row
+                                                       groups of 65536 rows: what users' files hold
+    parquet-plain/part-00000.parquet ..                the older extra layout: row groups of 16384,
+                                                       snappy, dictionary only for the label (PLAIN
+                                                       floats)
     csv/data.csv                                       one file with a header
     ipc/data.arrow                                     one Arrow IPC file, record batches of 16384 rows
     wds/shard-000000.tar ..                            10000 samples each: KEY.bin (128 bytes, the
                                                        features as little-endian float32), KEY.cls
     manifest.json                                      parameters, files, row counts, checksums
+
+The "parquet" layout deviates from pyarrow's defaults in one setting only, the row group size (the
+default is up to 1Mi rows, one group per file here); 65536 is what the loader comparison measures.
+The manifest records per format a one-line description of its layout (`layout`) and the writer's
+version, so every table can say which layout it used.
 
 The manifest's checksum (see benchlib.EpochChecksum) is what every benchmark run checks an epoch
 against. Formats already written with the same parameters are kept; only missing ones are written.
@@ -30,6 +41,7 @@ import sys
 import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +54,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 
 SCALES = {"tiny": 50_000, "small": 500_000, "medium": 4_000_000}
-FORMATS = ("parquet", "csv", "ipc", "wds")
+FORMATS = ("parquet", "parquet-plain", "csv", "ipc", "wds")
 PARQUET_FILES = 8
-ROW_GROUP_ROWS = 16384
+IPC_BATCH_ROWS = 16384
 SHARD_SAMPLES = 10_000
 SEED = 20240601
 # Bump when the content or layout changes, so old datasets are regenerated rather than trusted.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
+
+
+@dataclass(frozen=True)
+class ParquetLayout:
+    """How one Parquet format is written: pyarrow.parquet.write_table options and their summary."""
+
+    row_group_rows: int
+    options: dict
+    about: str
+
+
+PARQUET_LAYOUTS = {
+    # pyarrow's defaults (use_dictionary=True, snappy, 1 MiB data pages) but for the row group size.
+    "parquet": ParquetLayout(
+        65536, {}, "pyarrow defaults (dictionary, snappy), row groups of 65,536"
+    ),
+    "parquet-plain": ParquetLayout(
+        16384,
+        {"compression": "snappy", "use_dictionary": [benchlib.LABEL]},
+        "PLAIN floats (dictionary only for the label), snappy, row groups of 16,384",
+    ),
+}
+LAYOUTS = {
+    **{name: layout.about for name, layout in PARQUET_LAYOUTS.items()},
+    "csv": "one file with a header (pyarrow.csv defaults)",
+    "ipc": f"one uncompressed Arrow IPC file, record batches of {IPC_BATCH_ROWS:,}",
+    "wds": f"tar shards of {SHARD_SAMPLES:,} samples: KEY.bin (raw float32), KEY.cls",
+}
 
 
 def make_rows(rows: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +115,8 @@ def to_table(x: np.ndarray, y: np.ndarray) -> pa.Table:
     return pa.table(columns)
 
 
-def write_parquet(table: pa.Table, out: Path) -> list[Path]:
-    """PARQUET_FILES contiguous parts: small row groups, snappy, dictionary only for the label."""
+def write_parquet(table: pa.Table, out: Path, layout: ParquetLayout) -> list[Path]:
+    """PARQUET_FILES contiguous parts written with one layout's options."""
     out.mkdir(parents=True)
     per_file = -(-table.num_rows // PARQUET_FILES)
     paths = []
@@ -85,9 +125,8 @@ def write_parquet(table: pa.Table, out: Path) -> list[Path]:
         pq.write_table(
             table.slice(i * per_file, per_file),
             path,
-            row_group_size=ROW_GROUP_ROWS,
-            compression="snappy",
-            use_dictionary=[benchlib.LABEL],
+            row_group_size=layout.row_group_rows,
+            **layout.options,
         )
         paths.append(path)
     return paths
@@ -102,11 +141,11 @@ def write_csv(table: pa.Table, out: Path) -> list[Path]:
 
 
 def write_ipc(table: pa.Table, out: Path) -> list[Path]:
-    """One uncompressed Arrow IPC file (mmap-able), record batches of ROW_GROUP_ROWS rows."""
+    """One uncompressed Arrow IPC file (mmap-able), record batches of IPC_BATCH_ROWS rows."""
     out.mkdir(parents=True)
     path = out / "data.arrow"
     with ipc.new_file(path, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=ROW_GROUP_ROWS):
+        for batch in table.to_batches(max_chunksize=IPC_BATCH_ROWS):
             writer.write_batch(batch)
     return [path]
 
@@ -156,7 +195,8 @@ def parameters(scale: str, rows: int) -> dict:
         "classes": benchlib.NUM_CLASSES,
         "feature_scale": benchlib.FEATURE_SCALE,
         "parquet_files": PARQUET_FILES,
-        "row_group_rows": ROW_GROUP_ROWS,
+        "row_group_rows": {name: layout.row_group_rows for name, layout in PARQUET_LAYOUTS.items()},
+        "ipc_batch_rows": IPC_BATCH_ROWS,
         "shard_samples": SHARD_SAMPLES,
         "layout_version": LAYOUT_VERSION,
     }
@@ -198,7 +238,10 @@ def generate(scale: str, out: Path, rows: int | None = None, formats: list[str] 
     checksum = benchlib.dataset_checksum(x, y)
     table = to_table(x, y)
     writers = {
-        "parquet": lambda: write_parquet(table, root / "parquet"),
+        **{
+            name: lambda name=name: write_parquet(table, root / name, PARQUET_LAYOUTS[name])
+            for name in PARQUET_LAYOUTS
+        },
         "csv": lambda: write_csv(table, root / "csv"),
         "ipc": lambda: write_ipc(table, root / "ipc"),
         "wds": lambda: write_wds(x, y, root / "wds"),
@@ -220,10 +263,12 @@ def generate(scale: str, out: Path, rows: int | None = None, formats: list[str] 
             "files": files,
             "bytes": sum(f["bytes"] for f in files),
             "checksum": checksum,
+            "layout": LAYOUTS[fmt],
+            "writer": "Python tarfile" if fmt == "wds" else f"pyarrow {pa.__version__}",
         }
         size = manifest["formats"][fmt]["bytes"] / 2**20
         print(
-            f"  {fmt:8s} {len(files):4d} files {size:9.1f} MiB  {time.perf_counter() - t0:6.1f} s"
+            f"  {fmt:13s} {len(files):4d} files {size:9.1f} MiB  {time.perf_counter() - t0:6.1f} s"
         )
     manifest["formats"] = dict(sorted(manifest["formats"].items()))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -249,7 +294,7 @@ def main() -> None:
     parser.add_argument(
         "--formats",
         default=",".join(FORMATS),
-        help=f"comma-separated subset of {','.join(FORMATS)} (default all)",
+        help=f"comma-separated subset of {','.join(FORMATS)} (default all: both Parquet layouts)",
     )
     args = parser.parse_args()
     formats = list(dict.fromkeys(f for f in args.formats.split(",") if f))

@@ -3,7 +3,9 @@
     python bench/load_benchmark.py [--scale medium] [--runs 3]
 
 Cases (each run in a fresh process, page cache warm, median of --runs):
-    parquet  the scale's 8-file Parquet directory: zenith.load, polars.read_parquet, pyarrow read_table
+    parquet  the scale's 8-file Parquet directory (pyarrow's default layout, dictionary-encoded):
+             zenith.load, polars.read_parquet, pyarrow read_table
+    parquet-plain  the same rows with PLAIN floats (the generator's extra layout), the same readers
     csv      the scale's single CSV file:         zenith.load, polars.read_csv, pyarrow.csv.read_csv
     ipc      a ~1 GB Arrow IPC file of 16,384-row record batches (496 of them; written once, untimed,
              under <data>/big-ipc/): zenith.load and pyarrow's memory-mapped reader; RSS growth is
@@ -12,7 +14,8 @@ Cases (each run in a fresh process, page cache warm, median of --runs):
              load costs per record batch (each column of each batch is one Arrow array handed to
              pyarrow), not per byte, so the two layouts show both ends
 Every load is checked: row count and the sum of the label column against the manifest (for the IPC
-file, against the sums written alongside it). Writes bench/results/load-<scale>.json and .md.
+file, against the sums written alongside it). Each row of the generator's formats names its layout
+from the manifest. Writes bench/results/load-<scale>.json and .md.
 """
 
 from __future__ import annotations
@@ -58,12 +61,14 @@ def load_table(system: str, fmt: str, path: Path):
     if system == "polars":
         import polars as pl
 
-        return pl.read_parquet(path / "*.parquet") if fmt == "parquet" else pl.read_csv(path)
+        if fmt in benchlib.PARQUET_FORMATS:
+            return pl.read_parquet(path / "*.parquet")
+        return pl.read_csv(path)
     import pyarrow as pa
     import pyarrow.csv
     import pyarrow.parquet
 
-    if fmt == "parquet":
+    if fmt in benchlib.PARQUET_FORMATS:
         return pyarrow.parquet.read_table(path)
     if fmt == "csv":
         return pyarrow.csv.read_csv(path)
@@ -72,6 +77,7 @@ def load_table(system: str, fmt: str, path: Path):
 
 CASES = {
     "parquet": ("zenith", "polars", "pyarrow"),
+    "parquet-plain": ("zenith", "polars", "pyarrow"),
     "csv": ("zenith", "polars", "pyarrow"),
     "ipc": ("zenith", "pyarrow"),
     "ipc-1m": ("zenith", "pyarrow"),
@@ -190,7 +196,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data", type=Path, default=benchlib.DATA_DIR)
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS_DIR)
-    parser.add_argument("--cases", default=",".join(CASES), help="subset of parquet,csv,ipc,ipc-1m")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"subset of {','.join(CASES)}")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--one", choices=sorted(IMPORTS), help=argparse.SUPPRESS)
     parser.add_argument("--format", choices=sorted(CASES), help=argparse.SUPPRESS)
@@ -214,9 +220,14 @@ def main() -> None:
             targets[fmt] = (path, expected, what, [path])
         else:
             entry = manifest["formats"][fmt]
-            path = root / fmt if fmt == "parquet" else root / entry["files"][0]["path"]
+            path = (
+                root / fmt if fmt in benchlib.PARQUET_FORMATS else root / entry["files"][0]["path"]
+            )
             expected = {"rows": entry["rows"], "label_sum": entry["checksum"]["label_sum"]}
-            what = f"{fmt}, {entry['rows']:,} rows, {len(entry['files'])} file(s)"
+            what = (
+                f"{fmt}, {entry['rows']:,} rows, {len(entry['files'])} file(s) "
+                f"({benchlib.layout_of(manifest, fmt)})"
+            )
             targets[fmt] = (path, expected, what, [root / f["path"] for f in entry["files"]])
     for _, _, _, files in targets.values():
         benchlib.warm_page_cache(files)

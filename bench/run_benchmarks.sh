@@ -21,16 +21,18 @@ usage() {
   cat <<EOT
 Usage: ./bench/run_benchmarks.sh --all | --workloads LIST [options]
 
-  --all               run every workload: parquet, tar and load
-  --workloads LIST    comma-separated subset of parquet,tar,load
-  --systems LIST      comma-separated systems for parquet/tar (default: all)
-  --scale S           dataset for parquet and load: tiny|small|medium (default $scale)
+  --all               run every workload: parquet, parquet-plain, tar and load
+  --workloads LIST    comma-separated subset of parquet,parquet-plain,tar,load
+  --systems LIST      comma-separated systems for parquet/parquet-plain/tar (default: all)
+  --scale S           dataset for the parquet workloads and load: tiny|small|medium (default $scale)
   --tar-scale S       dataset for tar (default $tar_scale: the webdataset library decodes each
                       sample in Python, an epoch of 4M samples would take minutes per run)
   --runs N            runs per configuration, the median is reported (default $runs)
-  --batch-sizes LIST  batch sizes for parquet/tar (default $batch_sizes)
+  --batch-sizes LIST  batch sizes for parquet/parquet-plain/tar (default $batch_sizes)
   -h, --help          this help
 
+Workload "parquet" reads pyarrow's default layout (dictionary-encoded, row groups of 65,536),
+"parquet-plain" the same rows with PLAIN floats (row groups of 16,384).
 Workload "load": zenith.load against polars and pyarrow reading the whole Parquet directory, the CSV
 file and a ~1 GB Arrow IPC file (bench/load_benchmark.py).
 EOT
@@ -39,7 +41,7 @@ EOT
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --all) workloads=parquet,tar,load ;;
+    --all) workloads=parquet,parquet-plain,tar,load ;;
     --workloads) workloads=$2; shift ;;
     --systems) systems=$2; shift ;;
     --scale) scale=$2; shift ;;
@@ -62,13 +64,14 @@ fi
 # Formats per scale: the loader comparison reads Parquet (and tar), the load benchmark CSV too.
 declare -A formats=()
 if has parquet; then formats[$scale]+=parquet,; fi
-if has load; then formats[$scale]+=parquet,csv,; fi
+if has parquet-plain; then formats[$scale]+=parquet-plain,; fi
+if has load; then formats[$scale]+=parquet,parquet-plain,csv,; fi
 if has tar; then formats[$tar_scale]+=wds,; fi
 for s in "${!formats[@]}"; do
   "$PY" bench/generate_datasets.py --scale "$s" --formats "${formats[$s]%,}"
 done
 
-suite_workloads=$(tr ',' '\n' <<<"$workloads" | grep -E '^(parquet|tar)$' | paste -sd, || true)
+suite_workloads=$(tr ',' '\n' <<<"$workloads" | grep -E '^(parquet|parquet-plain|tar)$' | paste -sd, || true)
 if [[ -n "$suite_workloads" ]]; then
   "$PY" bench/suite.py --scale "$scale" --tar-scale "$tar_scale" --runs "$runs" \
     --workloads "$suite_workloads" --batch-sizes "$batch_sizes" ${systems:+--systems "$systems"}

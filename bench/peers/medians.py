@@ -1,9 +1,13 @@
-"""Medians of three fresh-process runs of `run_one.py` per configuration (Parquet, medium scale),
-as in the README table: zenith with 1 and 2 threads, zenith.torch, the best torch DataLoader
-configuration (torch-batched, 0 workers) and polars, at batch 256 and 64. The first run of each
-configuration also checks the data against the manifest and measures the shuffle quality.
+"""Medians of three fresh-process runs of `run_one.py` per configuration (one Parquet layout, medium
+scale), as in the README table: zenith with 1 and 2 threads, zenith.torch, the strongest torch
+DataLoader (torch-strongest, 0 workers: the reference of the × column), the older torch-batched
+baseline, polars, and the in-memory ceiling of the same run (not a loader: the consumer over ready
+batches), at batch 256 and 64. Every row has its ratio to torch-strongest (`ratio_vs_torch`) and its
+share of the ceiling (`share_of_ceiling`); Zenith rows add the hand-over cost per batch measured
+from Python. The first run of each configuration also checks the data against the manifest and
+measures the shuffle quality. The printed table names the layout from the manifest.
 
-    python bench/peers/medians.py [--out bench/results/parquet-medium-medians.json]
+    python bench/peers/medians.py [--workload parquet|parquet-plain] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -15,67 +19,151 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+import benchlib
+
 HERE = Path(__file__).resolve().parent
-CONFIGS = [("zenith", 1), ("zenith", 2), ("zenith-torch", 2), ("torch-batched", 0), ("polars", 0)]
+
+CONFIGS = [
+    ("zenith", 1),
+    ("zenith", 2),
+    ("zenith-torch", 2),
+    ("torch-strongest", 0),
+    ("torch-batched", 0),
+    ("polars", 0),
+    ("ceiling", 0),
+]
+# The reference of ratio_vs_torch and the in-memory ceiling of share_of_ceiling.
+TORCH = "torch-strongest"
+CEILING = "ceiling"
+# Medians of these keys are kept where every run reports them (Zenith systems only for hand-over).
+PER_BATCH = ("next_us_per_batch", "handover_us_per_batch")
 
 
-def run(system: str, batch: int, workers: int, seed: int, verify: bool) -> dict:
+def run(args: argparse.Namespace, system: str, batch: int, workers: int, seed: int) -> dict:
+    """One fresh-process run of run_one.py; the first (seed 0) also verifies the data."""
     cmd = [
         sys.executable,
         str(HERE / "run_one.py"),
         "--system",
         system,
         "--workload",
-        "parquet",
+        args.workload,
         "--batch-size",
         str(batch),
         "--workers",
         str(workers),
         "--scale",
-        "medium",
+        args.scale,
+        "--data",
+        str(args.data),
         "--seed",
         str(seed),
-    ] + (["--verify"] if verify else [])
+    ] + (["--verify"] if seed == 0 else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
+def summarise(system: str, workers: int, batch: int, runs: list[dict]) -> dict:
+    """Medians of a configuration's runs, with the first run's data check and shuffle quality."""
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    row = {
+        "batch_size": batch,
+        "system": system,
+        "workers": workers,
+        "role": runs[0]["role"],
+        "samples_per_s": round(med("samples_per_s")),
+        "first_batch_ms": round(med("first_batch_s") * 1000, 1),
+        "pss_growth_mb": round(med("pss_growth_mb")),
+        "quality": round(runs[0]["shuffle_quality"], 3),
+        "mismatches": runs[0]["mismatches"],
+    }
+    for key in PER_BATCH:
+        if all(key in r for r in runs):
+            row[key] = round(med(key), 2)
+    return row
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """ratio_vs_torch (against torch-strongest) and share_of_ceiling, per batch size."""
+    for batch in {r["batch_size"] for r in rows}:
+        same = [r for r in rows if r["batch_size"] == batch]
+        ref = {r["system"]: r["samples_per_s"] for r in same if r["system"] in (TORCH, CEILING)}
+        for r in same:
+            torch, ceiling = ref.get(TORCH), ref.get(CEILING)
+            r["ratio_vs_torch"] = round(r["samples_per_s"] / torch, 2) if torch else None
+            r["share_of_ceiling"] = round(r["samples_per_s"] / ceiling, 3) if ceiling else None
+
+
+def label(row: dict) -> str:
+    """A configuration's name in the table."""
+    if row["system"] == CEILING:
+        return "in-memory ceiling (not a loader)"
+    if row["system"].startswith("zenith"):
+        return f"{row['system']}, {row['workers']} thread{'s' if row['workers'] > 1 else ''}"
+    if row["system"].startswith("torch"):
+        return f"{row['system']}, {row['workers']} workers"
+    return row["system"]
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "–" if value is None else format(value, spec) + suffix
+
+
+def markdown(rows: list[dict], workload: str, layout: str, scale: str, runs: int) -> str:
+    """The rows as the README's table, under a header naming the layout."""
+    lines = [
+        f"Parquet workload `{workload}` ({layout}), scale `{scale}`, median of {runs} "
+        f"fresh-process runs; × = against {TORCH}, share = of the in-memory ceiling",
+        "",
+        "| B | system | samples/s | × | share | first batch | shuffle | PSS growth | "
+        "hand-over µs/batch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['batch_size']} | {label(r)} | {r['samples_per_s']:,} | "
+            f"{_fmt(r['ratio_vs_torch'], '.2f')} | {_fmt(r['share_of_ceiling'], '.3f')} | "
+            f"{r['first_batch_ms']:.1f} ms | {r['quality']:.3f} | {r['pss_growth_mb']} MB | "
+            f"{_fmt(r.get('handover_us_per_batch'), '.2f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
+    """Command line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--out", type=Path, default=HERE.parent / "results" / "parquet-medium-medians.json"
+        "--workload",
+        choices=benchlib.PARQUET_FORMATS,
+        default="parquet",
+        help="the Parquet layout: parquet (pyarrow's defaults) or parquet-plain (default parquet)",
+    )
+    ap.add_argument("--scale", default="medium", help="dataset scale (default medium)")
+    ap.add_argument("--data", type=Path, default=benchlib.DATA_DIR)
+    ap.add_argument("--runs", type=int, default=3, help="fresh-process runs per configuration")
+    ap.add_argument(
+        "--out", type=Path, help="default bench/results/<workload>-<scale>-medians.json"
     )
     args = ap.parse_args()
+    out = args.out or benchlib.RESULTS_DIR / f"{args.workload}-{args.scale}-medians.json"
+    layout = benchlib.layout_of(benchlib.load_manifest(args.scale, args.data), args.workload)
     rows = []
     for batch in (256, 64):
         for system, workers in CONFIGS:
-            runs = [run(system, batch, workers, seed, verify=seed == 0) for seed in range(3)]
-
-            def med(key: str, runs: list[dict] = runs) -> float:
-                return statistics.median(r[key] for r in runs)
-
-            rows.append(
-                {
-                    "batch_size": batch,
-                    "system": system,
-                    "workers": workers,
-                    "samples_per_s": round(med("samples_per_s")),
-                    "first_batch_ms": round(med("first_batch_s") * 1000, 1),
-                    "pss_growth_mb": round(med("pss_growth_mb")),
-                    "quality": round(runs[0]["shuffle_quality"], 3),
-                    "mismatches": runs[0]["mismatches"],
-                }
-            )
+            runs = [run(args, system, batch, workers, seed) for seed in range(args.runs)]
+            rows.append(summarise(system, workers, batch, runs))
             print(rows[-1], flush=True)
-        best = max(
-            r["samples_per_s"]
-            for r in rows
-            if r["batch_size"] == batch and r["system"] == "torch-batched"
-        )
-        for r in rows:
-            if r["batch_size"] == batch:
-                r["ratio"] = round(r["samples_per_s"] / best, 2)
-    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    add_ratios(rows)
+    for r in rows:
+        r["workload"] = args.workload
+        r["layout"] = layout
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(markdown(rows, args.workload, layout, args.scale, args.runs))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,27 @@
         --workers 2 --scale medium [--verify]
 
 Every system delivers the same collated batches, x float32 [B, 32] and y int64 [B], in a shuffled
-order, from the files the generator wrote. The timed epoch starts before the system touches the files
-(so preloading and decoding count) and ends after the last batch; time to first batch is measured
-from the same start. Peak memory is sampled for the whole process tree against the figure after
-imports. With --verify a second epoch is checked against the manifest (row count, label histogram,
-exact feature sums, x/y pairing, row multiset hash) and its shuffle quality is measured; a run whose
-data is wrong reports the mismatches and is marked WRONG by the suite.
+order, from the files the generator wrote, to the same consumer (it sums every batch). The timed
+epoch starts before the system touches the files (so preloading and decoding count) and ends after
+the last batch; time to first batch is measured from the same start. The one exception is `ceiling`,
+the in-memory ceiling and not a loader: its rows are read and put in a precomputed permuted order
+before the clock, so its epoch is the consumer over ready batches, the fastest any loader can hand
+batches over on this machine.
+
+Workloads `parquet` (pyarrow's default layout: dictionary-encoded, row groups of 65,536) and
+`parquet-plain` (PLAIN floats, row groups of 16,384) run the same systems on the two Parquet
+directories; the output names the layout from the manifest.
+
+Per-batch cost, from Python (batches after the first, whose next() also starts the pass):
+next_us_per_batch is the time inside next(); loader_us_per_batch is (epoch - consumer time) /
+batches; for Zenith systems handover_us_per_batch is next() time minus the loader's own wait for a
+batch (stats()["wait_s"]): what handing a ready batch to Python costs.
+
+Peak memory is sampled for the whole process tree against the figure after imports. The timed
+epoch's row count and label sum are checked against the manifest. With --verify a second epoch is
+checked in full (row count, label histogram, exact feature sums, x/y pairing, row multiset hash) and
+its shuffle quality is measured; a run whose data is wrong reports the mismatches and is marked
+WRONG by the suite.
 """
 
 from __future__ import annotations
@@ -30,6 +45,9 @@ import benchlib
 
 Batches = Iterator[tuple[object, object]]
 EpochFn = Callable[[int], Batches]
+# The dataset directory (a format of the manifest) each workload reads.
+FORMAT_OF = {"parquet": "parquet", "parquet-plain": "parquet-plain", "tar": "wds"}
+PARQUET = benchlib.PARQUET_FORMATS
 
 
 @dataclass
@@ -42,24 +60,34 @@ class Context:
     workers: int
     seed: int
 
+    @property
+    def data_dir(self) -> Path:
+        """The directory of the workload's format."""
+        return self.root / FORMAT_OF[self.workload]
+
     def files(self, fmt: str) -> list[str]:
         """Sorted file paths of one format of the dataset."""
         return sorted(str(p) for p in (self.root / fmt).iterdir() if p.is_file())
 
 
+def _permutation_indices(rows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """A seeded random permutation of range(rows) cut into index arrays of batch_size."""
+    perm = np.random.default_rng(seed).permutation(rows)
+    for start in range(0, rows, batch_size):
+        yield perm[start : start + batch_size]
+
+
 def _permuted_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> Batches:
     """Batches of a seeded random permutation of in-memory rows (row-major x: one copy per row)."""
-    perm = np.random.default_rng(seed).permutation(len(y))
-    for start in range(0, len(y), batch_size):
-        idx = perm[start : start + batch_size]
+    for idx in _permutation_indices(len(y), batch_size, seed):
         yield x[idx], y[idx]
 
 
 def _pyarrow_arrays(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """Read the Parquet directory with pyarrow and lay it out as row-major x and y."""
+    """Read the workload's Parquet directory with pyarrow and lay it out as row-major x and y."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(ctx.root / "parquet", columns=[*benchlib.FEATURES, benchlib.LABEL])
+    table = pq.read_table(ctx.data_dir, columns=[*benchlib.FEATURES, benchlib.LABEL])
     return benchlib.table_to_xy(table)
 
 
@@ -73,7 +101,7 @@ def build_polars(ctx: Context) -> EpochFn:
     """polars.read_parquet, to a row-major NumPy array, batches of a random permutation."""
     import polars as pl
 
-    df = pl.read_parquet(ctx.root / "parquet" / "*.parquet")
+    df = pl.read_parquet(ctx.data_dir / "*.parquet")
     x = np.ascontiguousarray(df.select(benchlib.FEATURES).to_numpy())
     y = df[benchlib.LABEL].to_numpy()
     return lambda epoch: _permuted_batches(x, y, ctx.batch_size, ctx.seed + epoch)
@@ -141,6 +169,69 @@ def build_torch_batched(ctx: Context) -> EpochFn:
     return epoch
 
 
+def build_torch_strongest(ctx: Context) -> EpochFn:
+    """The careful user's DataLoader: the table read once into one row-major array, a sampler of
+    NumPy index arrays cut from a seeded permutation, one fancy-index gather per batch."""
+    import torch
+
+    x, y = _pyarrow_arrays(ctx)
+
+    class PermutationBatches(torch.utils.data.Sampler):
+        """Index arrays of a permutation seeded with seed + epoch (the order pyarrow/polars use)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+
+        def __len__(self) -> int:
+            return -(-len(y) // ctx.batch_size)
+
+        def __iter__(self) -> Iterator[np.ndarray]:
+            return _permutation_indices(len(y), ctx.batch_size, ctx.seed + self.epoch)
+
+    class GatherDataset(torch.utils.data.Dataset):
+        """One batch per index array: a NumPy gather, handed over with torch.from_numpy."""
+
+        def __len__(self) -> int:
+            return len(y)
+
+        def __getitem__(self, idx: np.ndarray):
+            return torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+
+    sampler = PermutationBatches()
+    loader = torch.utils.data.DataLoader(
+        GatherDataset(), batch_size=None, sampler=sampler, num_workers=ctx.workers
+    )
+
+    def epoch(e: int) -> Batches:
+        sampler.epoch = e
+        return iter(loader)
+
+    return epoch
+
+
+def build_ceiling(ctx: Context) -> EpochFn:
+    """The in-memory ceiling, not a loader: run before the clock, it reads the rows and puts them in
+    epoch 0's permuted order (the permutation pyarrow/polars/torch-strongest use), so the timed
+    epoch hands over ready, contiguous batches: nothing but the consumer's own work."""
+    x, y = _pyarrow_arrays(ctx)
+
+    def permuted(e: int) -> tuple[np.ndarray, np.ndarray]:
+        # The permutation _permutation_indices cuts into batches.
+        perm = np.random.default_rng(ctx.seed + e).permutation(len(y))
+        return x[perm], y[perm]
+
+    ready = {0: permuted(0)}
+
+    def epoch(e: int) -> Batches:
+        # Later epochs (the --verify one) are permuted when asked: they are not timed.
+        px, py = ready.pop(e) if e in ready else permuted(e)
+        for start in range(0, len(py), ctx.batch_size):
+            yield px[start : start + ctx.batch_size], py[start : start + ctx.batch_size]
+
+    return epoch
+
+
 def _decode_sample(sample: dict) -> tuple[np.ndarray, int]:
     """A WebDataset sample's raw fields as (features, label)."""
     return np.frombuffer(sample["bin"], dtype="<f4"), int(sample["cls"])
@@ -170,22 +261,33 @@ def build_webdataset(ctx: Context) -> EpochFn:
     return epoch
 
 
-def _zenith_loader(ctx: Context, loader_cls) -> EpochFn:
-    """A Zenith loader over the Parquet directory, x stacked from the 32 features in Rust."""
+class LoaderEpochs:
+    """A Zenith loader's epochs, with the seconds its consumer waited for batches (stats wait_s)."""
+
+    def __init__(self, dl, batches: Callable[[object], Batches]) -> None:
+        self._dl = dl
+        self._batches = batches
+
+    def __call__(self, epoch: int) -> Batches:
+        self._dl.set_epoch(epoch)
+        return self._batches(self._dl)
+
+    def wait_s(self) -> float:
+        """Seconds spent waiting for a batch, summed over the passes so far."""
+        return float(self._dl.stats()["wait_s"])
+
+
+def _zenith_loader(ctx: Context, loader_cls, workers: int | None) -> LoaderEpochs:
+    """A Zenith loader over the workload's Parquet directory, x stacked from the 32 features in Rust."""
     dl = loader_cls(
-        str(ctx.root / "parquet"),
+        str(ctx.data_dir),
         batch_size=ctx.batch_size,
         shuffle=True,
         seed=ctx.seed,
         columns={"x": benchlib.FEATURES, "y": benchlib.LABEL},
-        num_workers=ctx.workers or None,
+        num_workers=workers,
     )
-
-    def epoch(e: int) -> Batches:
-        dl.set_epoch(e)
-        return ((b["x"], b["y"]) for b in dl)
-
-    return epoch
+    return LoaderEpochs(dl, lambda loader: ((b["x"], b["y"]) for b in loader))
 
 
 def _zenith_tar_batches(dl) -> Batches:
@@ -211,10 +313,10 @@ def build_zenith(ctx: Context) -> EpochFn:
     """zenith.DataLoader: NumPy batches (Parquet), or Arrow batches of tar samples (tar)."""
     import zenith
 
-    if ctx.workload == "parquet":
-        return _zenith_loader(ctx, zenith.DataLoader)
+    if ctx.workload in PARQUET:
+        return _zenith_loader(ctx, zenith.DataLoader, ctx.workers or None)
     dl = zenith.DataLoader(
-        str(ctx.root / "wds"),
+        str(ctx.data_dir),
         batch_size=ctx.batch_size,
         shuffle=True,
         seed=ctx.seed,
@@ -222,64 +324,77 @@ def build_zenith(ctx: Context) -> EpochFn:
         num_workers=ctx.workers or None,
         output="arrow",
     )
-
-    def epoch(e: int) -> Batches:
-        dl.set_epoch(e)
-        return _zenith_tar_batches(dl)
-
-    return epoch
+    return LoaderEpochs(dl, _zenith_tar_batches)
 
 
 def build_zenith_torch(ctx: Context) -> EpochFn:
     """zenith.torch.DataLoader: the same batches as torch tensors."""
     from zenith.torch import DataLoader
 
-    return _zenith_loader(ctx, DataLoader)
+    # zenith.torch takes torch's num_workers=0 for its default thread count, None is an error.
+    return _zenith_loader(ctx, DataLoader, ctx.workers)
 
 
 @dataclass(frozen=True)
 class System:
-    """A peer: its builder, the modules it imports before the baseline, the workloads it runs."""
+    """A peer: its builder, the modules it imports before the baseline, the workloads it runs.
+
+    A system built before the clock (`before_clock`) is a reference, not a loader: the ceiling.
+    """
 
     build: Callable[[Context], EpochFn]
     imports: tuple[str, ...]
     workloads: tuple[str, ...]
     about: str
+    before_clock: bool = False
 
 
 SYSTEMS = {
     "zenith": System(
         build_zenith,
         ("zenith", "pyarrow"),
-        ("parquet", "tar"),
+        (*PARQUET, "tar"),
         "zenith.DataLoader, columns stacked in Rust, NumPy batches",
     ),
     "zenith-torch": System(
         build_zenith_torch,
         ("zenith.torch",),
-        ("parquet",),
+        PARQUET,
         "zenith.torch.DataLoader, torch tensors",
     ),
     "torch-rowwise": System(
         build_torch_rowwise,
         ("torch", "pyarrow.parquet"),
-        ("parquet",),
+        PARQUET,
         "torch DataLoader, per-row Dataset over preloaded tensors, shuffle=True",
     ),
     "torch-batched": System(
         build_torch_batched,
         ("torch", "pyarrow.parquet"),
-        ("parquet",),
+        PARQUET,
         "torch DataLoader, BatchSampler(RandomSampler), index-list Dataset",
+    ),
+    "torch-strongest": System(
+        build_torch_strongest,
+        ("torch", "pyarrow.parquet"),
+        PARQUET,
+        "torch DataLoader(batch_size=None), sampler of NumPy index arrays, one gather per batch",
+    ),
+    "ceiling": System(
+        build_ceiling,
+        ("pyarrow.parquet",),
+        PARQUET,
+        "in-memory ceiling (not a loader): rows preloaded and permuted before the clock",
+        before_clock=True,
     ),
     "pyarrow": System(
         build_pyarrow,
         ("pyarrow.parquet",),
-        ("parquet",),
+        PARQUET,
         "pyarrow.parquet.read_table + NumPy permutation batching",
     ),
     "polars": System(
-        build_polars, ("polars",), ("parquet",), "polars.read_parquet + NumPy permutation batching"
+        build_polars, ("polars",), PARQUET, "polars.read_parquet + NumPy permutation batching"
     ),
     "webdataset": System(
         build_webdataset,
@@ -289,26 +404,76 @@ SYSTEMS = {
     ),
 }
 WORKLOADS = {
-    "parquet": "one shuffled epoch over the 8-file Parquet directory",
+    "parquet": "one shuffled epoch over the 8-file Parquet directory (pyarrow's defaults)",
+    "parquet-plain": "one shuffled epoch over the 8-file Parquet directory with PLAIN floats",
     "tar": "one shuffled epoch over the WebDataset tar shards",
 }
 
 
+class Consumer:
+    """The one consumer every system feeds: it sums each batch, so every value handed over is read."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.batches = 0
+        self.feature_sum = 0.0
+        self.label_sum = 0
+
+    def __call__(self, x: object, y: object) -> None:
+        labels = np.asarray(y)
+        self.feature_sum += float(np.asarray(x).sum())
+        self.label_sum += int(labels.sum())
+        self.rows += len(labels)
+        self.batches += 1
+
+
 def timed_epoch(epoch_fn_builder: Callable[[], EpochFn]) -> tuple[dict, EpochFn]:
-    """Build the system and run epoch 0: time to first batch, epoch seconds, rows, batches, memory."""
+    """Build the system and run epoch 0 into the consumer: time to first batch, epoch seconds,
+    rows, batches, memory, and the per-batch time inside next() and in the consumer."""
+    clock = time.perf_counter
+    consume = Consumer()
     with benchlib.MemorySampler() as memory:
-        start = time.perf_counter()
+        start = clock()
         epoch_fn = epoch_fn_builder()
         batches = epoch_fn(0)
-        _, y = next(batches)
-        first = time.perf_counter() - start
-        rows, count = len(y), 1
-        for _, y in batches:
-            rows += len(y)
-            count += 1
-        seconds = time.perf_counter() - start
-        del batches
-    stats = {"first_batch_s": first, "epoch_s": seconds, "rows": rows, "batches": count}
+        x, y = next(batches)
+        first = clock() - start
+        t0 = clock()
+        consume(x, y)
+        consume_s = clock() - t0
+        loader = epoch_fn if isinstance(epoch_fn, LoaderEpochs) else None
+        wait_first = loader.wait_s() if loader else 0.0
+        next_s = 0.0
+        while True:
+            t0 = clock()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                # The last next() ends the pass (its wait counts in wait_s too).
+                next_s += clock() - t0
+                break
+            t1 = clock()
+            consume(x, y)
+            t2 = clock()
+            next_s += t1 - t0
+            consume_s += t2 - t1
+        seconds = clock() - start
+        del batches, x, y
+    later = max(consume.batches - 1, 1)
+    stats = {
+        "first_batch_s": first,
+        "epoch_s": seconds,
+        "rows": consume.rows,
+        "batches": consume.batches,
+        "label_sum": consume.label_sum,
+        "consumer_s": consume_s,
+        "next_us_per_batch": next_s / later * 1e6,
+        "loader_us_per_batch": (seconds - consume_s) / max(consume.batches, 1) * 1e6,
+    }
+    if loader:
+        wait = loader.wait_s() - wait_first
+        stats["wait_us_per_batch"] = wait / later * 1e6
+        stats["handover_us_per_batch"] = (next_s - wait) / later * 1e6
     return stats | memory.report(), epoch_fn
 
 
@@ -348,7 +513,7 @@ def main() -> None:
     for module in system.imports:
         importlib.import_module(module)
     manifest = benchlib.load_manifest(args.scale, args.data)
-    fmt = "parquet" if args.workload == "parquet" else "wds"
+    fmt = FORMAT_OF[args.workload]
     ctx = Context(
         benchlib.scale_dir(args.scale, args.data),
         args.workload,
@@ -356,19 +521,31 @@ def main() -> None:
         args.workers,
         args.seed,
     )
-    result, epoch_fn = timed_epoch(lambda: system.build(ctx))
+    if system.before_clock:
+        built = system.build(ctx)
+        result, epoch_fn = timed_epoch(lambda: built)
+    else:
+        result, epoch_fn = timed_epoch(lambda: system.build(ctx))
     expected_rows = manifest["formats"][fmt]["rows"]
+    expected_labels = manifest["formats"][fmt]["checksum"]["label_sum"]
+    mismatches = []
+    if result["rows"] != expected_rows:
+        mismatches.append(f"timed epoch delivered {result['rows']} rows, expected {expected_rows}")
+    if result["label_sum"] != expected_labels:
+        mismatches.append(
+            f"timed epoch's label sum {result['label_sum']} != {expected_labels} (manifest)"
+        )
     result |= {
         "system": args.system,
         "workload": args.workload,
         "scale": args.scale,
         "batch_size": args.batch_size,
         "workers": args.workers,
+        "role": "in-memory ceiling" if system.before_clock else "loader",
+        "layout": benchlib.layout_of(manifest, fmt),
         "samples_per_s": result["rows"] / result["epoch_s"],
         "mb_per_s": result["rows"] * manifest["bytes_per_row"] / result["epoch_s"] / 1e6,
-        "mismatches": []
-        if result["rows"] == expected_rows
-        else [f"timed epoch delivered {result['rows']} rows, expected {expected_rows}"],
+        "mismatches": mismatches,
     }
     if args.verify:
         verified = verify_epoch(epoch_fn, manifest, fmt)

@@ -1,7 +1,7 @@
 """Zenith alone: how fast zenith.DataLoader delivers shuffled batches, for a fixed duration.
 
     python bench/zenith/zenith_benchmark.py --duration 10 --batch-size 64 [--scale small]
-        [--format parquet|csv|ipc] [--workers N]
+        [--format parquet|parquet-plain|csv|ipc] [--workers N]
 
 Iterates zenith.DataLoader(<dataset>, batch_size=B, shuffle=True, seed=0,
 columns={"x": ["f00", ..., "f31"], "y": "label"}) epoch after epoch until the duration is up, and
@@ -28,7 +28,9 @@ import generate_datasets
 
 def source_path(root: Path, manifest: dict, fmt: str) -> Path:
     """What the loader is given: the Parquet directory, or the single CSV / IPC file."""
-    return root / fmt if fmt == "parquet" else root / manifest["formats"][fmt]["files"][0]["path"]
+    if fmt in benchlib.PARQUET_FORMATS:
+        return root / fmt
+    return root / manifest["formats"][fmt]["files"][0]["path"]
 
 
 def run(source: Path, args: argparse.Namespace, expected_rows: int) -> dict:
@@ -105,7 +107,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds to iterate")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--scale", default="small", choices=sorted(generate_datasets.SCALES))
-    parser.add_argument("--format", default="parquet", choices=("parquet", "csv", "ipc"))
+    parser.add_argument(
+        "--format", default="parquet", choices=(*benchlib.PARQUET_FORMATS, "csv", "ipc")
+    )
     parser.add_argument("--workers", type=int, help="decode threads (default: Zenith's own)")
     parser.add_argument("--data", type=Path, default=benchlib.DATA_DIR)
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS_DIR)
@@ -120,12 +124,14 @@ def main() -> None:
     result |= benchlib.report_context() | {
         "scale": args.scale,
         "format": args.format,
+        "layout": benchlib.layout_of(manifest, args.format),
         "batch_size": args.batch_size,
         "workers": args.workers,
         "neighbours": benchlib.busy_neighbours(),
     }
     lat = result["batch_latency_ms"]
     table = [
+        ("layout", result["layout"]),
         ("samples/s", f"{result['samples_per_s']:,.0f}"),
         ("MB/s", f"{result['mb_per_s']:,.1f}"),
         ("time to first batch", f"{result['first_batch_ms']:.2f} ms"),

@@ -1,13 +1,16 @@
 """The benchmark generator writes the same rows in every format, and its manifest checksums are right.
 
 Each format is read back with an independent reader (pyarrow, the csv module's typed reader, tarfile)
-and checked against the manifest, so a benchmark that trusts the manifest trusts real values.
+and checked against the manifest, so a benchmark that trusts the manifest trusts real values. The two
+Parquet layouts are checked in the files' own metadata, and run_one.py's reference systems (the
+strongest torch DataLoader, the in-memory ceiling) run one verified epoch over the tiny dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -54,16 +57,27 @@ def _checksum_of(x: np.ndarray, y: np.ndarray, manifest: dict) -> benchlib.Epoch
     return check
 
 
-def _read_parquet(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    files = sorted((root / "parquet").glob("*.parquet"))
+def _parquet_files(root: Path, fmt: str) -> list[Path]:
+    files = sorted((root / fmt).glob("*.parquet"))
     assert len(files) == generator.PARQUET_FILES
+    return files
+
+
+def _read_parquet_layout(root: Path, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    files = _parquet_files(root, fmt)
+    limit = generator.PARQUET_LAYOUTS[fmt].row_group_rows
     for f in files:
         meta = pq.ParquetFile(f).metadata
-        assert all(
-            meta.row_group(i).num_rows <= generator.ROW_GROUP_ROWS
-            for i in range(meta.num_row_groups)
-        )
+        assert all(meta.row_group(i).num_rows <= limit for i in range(meta.num_row_groups))
     return _columns_to_xy(pa.concat_tables(pq.read_table(f) for f in files))
+
+
+def _read_parquet(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    return _read_parquet_layout(root, "parquet")
+
+
+def _read_parquet_plain(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    return _read_parquet_layout(root, "parquet-plain")
 
 
 def _read_csv(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +110,77 @@ def _read_wds(root: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
-READERS = {"parquet": _read_parquet, "csv": _read_csv, "ipc": _read_ipc, "wds": _read_wds}
+READERS = {
+    "parquet": _read_parquet,
+    "parquet-plain": _read_parquet_plain,
+    "csv": _read_csv,
+    "ipc": _read_ipc,
+    "wds": _read_wds,
+}
+
+
+def test_every_format_has_a_reader_and_a_layout(dataset):
+    _, manifest = dataset
+    assert sorted(READERS) == sorted(generator.FORMATS) == sorted(manifest["formats"])
+    assert {fmt: entry["layout"] for fmt, entry in manifest["formats"].items()} == {
+        "parquet": "pyarrow defaults (dictionary, snappy), row groups of 65,536",
+        "parquet-plain": "PLAIN floats (dictionary only for the label), snappy, row groups of 16,384",
+        "csv": "one file with a header (pyarrow.csv defaults)",
+        "ipc": "one uncompressed Arrow IPC file, record batches of 16,384",
+        "wds": "tar shards of 10,000 samples: KEY.bin (raw float32), KEY.cls",
+    }
+    assert manifest["formats"]["parquet-plain"]["dir"] == "parquet-plain"
+    assert manifest["formats"]["parquet"]["writer"] == f"pyarrow {pa.__version__}"
+    assert benchlib.layout_of(manifest, "parquet") == manifest["formats"]["parquet"]["layout"]
+
+
+def _chunk_encodings(files: list[Path]) -> dict[str, set[tuple[str, str]]]:
+    """Per column: the (encodings, compression) pairs of its chunks over every file and row group."""
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                chunk = meta.row_group(g).column(c)
+                seen.setdefault(chunk.path_in_schema, set()).add(
+                    (",".join(sorted(chunk.encodings)), chunk.compression)
+                )
+    return seen
+
+
+def test_parquet_is_pyarrow_defaults_dictionary_encoded(dataset):
+    root, _ = dataset
+    seen = _chunk_encodings(_parquet_files(root, "parquet"))
+    assert sorted(seen) == sorted([*benchlib.FEATURES, benchlib.LABEL])
+    # PLAIN is the dictionary page's own encoding, RLE the levels'; the values are RLE_DICTIONARY.
+    assert all(v == {("PLAIN,RLE,RLE_DICTIONARY", "SNAPPY")} for v in seen.values()), seen
+
+
+def test_parquet_plain_keeps_plain_floats(dataset):
+    root, _ = dataset
+    seen = _chunk_encodings(_parquet_files(root, "parquet-plain"))
+    assert seen.pop(benchlib.LABEL) == {("PLAIN,RLE,RLE_DICTIONARY", "SNAPPY")}
+    assert sorted(seen) == benchlib.FEATURES
+    assert all(v == {("PLAIN,RLE", "SNAPPY")} for v in seen.values()), seen
+    meta = pq.ParquetFile(root / "parquet-plain" / "part-00000.parquet").metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [2932]
+
+
+def test_parquet_row_groups_are_65536_rows(tmp_path):
+    # 8 files of 65,537 rows: each is a full row group of 65,536 and one of a single row. Two
+    # columns keep it cheap; the writer's options do not depend on the schema.
+    rows = generator.PARQUET_FILES * 65_537
+    table = pa.table(
+        {
+            "f00": (np.arange(rows) % 5000).astype(np.float32) / 1000,
+            "label": np.arange(rows) * 10 // rows,
+        }
+    )
+    files = generator.write_parquet(table, tmp_path / "p", generator.PARQUET_LAYOUTS["parquet"])
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [65_536, 1]
+        assert "RLE_DICTIONARY" in meta.row_group(0).column(0).encodings
 
 
 @pytest.mark.parametrize("fmt", sorted(READERS))
@@ -107,6 +191,8 @@ def test_every_format_matches_its_manifest_checksum(dataset, fmt):
     assert manifest["formats"][fmt]["rows"] == ROWS
     check = _checksum_of(x, y, manifest)
     assert check.mismatches(manifest["formats"][fmt]["checksum"]) == []
+    if fmt in benchlib.PARQUET_FORMATS:
+        assert manifest["formats"][fmt]["checksum"] == manifest["formats"]["parquet"]["checksum"]
     # Files are in label order, so a batch taken in file order is (nearly) constant in its label.
     assert np.all(np.diff(y) >= 0) and set(y.tolist()) == set(range(benchlib.NUM_CLASSES))
     assert check.shuffle_quality() < 0.1
@@ -163,3 +249,40 @@ def test_regeneration_is_skipped_and_deterministic(dataset, tmp_path):
         }
         assert len(digests) == 1, rel
     assert again["formats"]["wds"]["checksum"] == manifest["formats"]["wds"]["checksum"]
+
+
+def _run_one(root: Path, *args: str) -> dict:
+    cmd = [sys.executable, str(BENCH / "peers" / "run_one.py"), "--scale", "tiny"]
+    return benchlib.run_json([*cmd, "--data", str(root.parent), "--verify", *args], timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("system", "workload", "workers"),
+    [
+        ("torch-strongest", "parquet", "0"),
+        ("torch-strongest", "parquet-plain", "2"),
+        ("ceiling", "parquet", "0"),
+        ("ceiling", "parquet-plain", "0"),
+    ],
+)
+def test_reference_systems_deliver_the_verified_epoch(dataset, system, workload, workers):
+    root, manifest = dataset
+    args = ("--system", system, "--workload", workload, "--workers", workers)
+    result = _run_one(root, *args, "--batch-size", "1000")
+    assert "error" not in result, result
+    assert (result["rows"], result["batches"], result["mismatches"]) == (ROWS, 24, [])
+    assert result["label_sum"] == manifest["formats"][workload]["checksum"]["label_sum"]
+    assert result["role"] == ("in-memory ceiling" if system == "ceiling" else "loader")
+    assert result["layout"] == manifest["formats"][workload]["layout"]
+    assert result["shuffle_quality"] > 0.9
+    assert "handover_us_per_batch" not in result
+
+
+def test_zenith_reports_its_handover_cost(dataset):
+    root, _ = dataset
+    pytest.importorskip("zenith._zenith")
+    result = _run_one(root, "--system", "zenith", "--batch-size", "1000", "--workers", "1")
+    assert "error" not in result, result
+    assert (result["rows"], result["batches"], result["mismatches"]) == (ROWS, 24, [])
+    keys = ("next_us_per_batch", "wait_us_per_batch", "handover_us_per_batch")
+    assert all(isinstance(result[k], float) for k in keys), json.dumps(result)
