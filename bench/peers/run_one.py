@@ -18,7 +18,8 @@ directories; the output names the layout from the manifest.
 Per-batch cost, from Python (batches after the first, whose next() also starts the pass):
 next_us_per_batch is the time inside next(); loader_us_per_batch is (epoch - consumer time) /
 batches; for Zenith systems handover_us_per_batch is next() time minus the loader's own wait for a
-batch (stats()["wait_s"]): what handing a ready batch to Python costs.
+batch (stats()["wait_s"]): what handing a ready batch to Python costs; rust_handover_us_per_batch
+is the same cost from the Rust side (stats()["handover_s"]: building the batch's arrays).
 
 Peak memory is sampled for the whole process tree against the figure after imports. The timed
 epoch's row count and label sum are checked against the manifest. With --verify a second epoch is
@@ -276,6 +277,10 @@ class LoaderEpochs:
         """Seconds spent waiting for a batch, summed over the passes so far."""
         return float(self._dl.stats()["wait_s"])
 
+    def handover_s(self) -> float:
+        """Seconds the bindings spent building batches' arrays (Rust-side counter)."""
+        return float(self._dl.stats().get("handover_s", 0.0))
+
 
 def _zenith_loader(ctx: Context, loader_cls, workers: int | None) -> LoaderEpochs:
     """A Zenith loader over the workload's Parquet directory, x stacked from the 32 features in Rust."""
@@ -443,6 +448,7 @@ def timed_epoch(epoch_fn_builder: Callable[[], EpochFn]) -> tuple[dict, EpochFn]
         consume_s = clock() - t0
         loader = epoch_fn if isinstance(epoch_fn, LoaderEpochs) else None
         wait_first = loader.wait_s() if loader else 0.0
+        handover_first = loader.handover_s() if loader else 0.0
         next_s = 0.0
         while True:
             t0 = clock()
@@ -474,6 +480,8 @@ def timed_epoch(epoch_fn_builder: Callable[[], EpochFn]) -> tuple[dict, EpochFn]
         wait = loader.wait_s() - wait_first
         stats["wait_us_per_batch"] = wait / later * 1e6
         stats["handover_us_per_batch"] = (next_s - wait) / later * 1e6
+        rust = loader.handover_s() - handover_first
+        stats["rust_handover_us_per_batch"] = rust / max(consume.batches, 1) * 1e6
     return stats | memory.report(), epoch_fn
 
 
