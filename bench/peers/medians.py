@@ -59,6 +59,8 @@ def run(args: argparse.Namespace, system: str, batch: int, workers: int, seed: i
         str(args.data),
         "--seed",
         str(seed),
+        "--warm-epochs",
+        str(args.warm_epochs),
     ] + (["--verify"] if seed == 0 else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -113,10 +115,13 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "–" if value is None else format(value, spec) + suffix
 
 
-def markdown(rows: list[dict], workload: str, layout: str, scale: str, runs: int) -> str:
-    """The rows as the README's table, under a header naming the layout."""
+def markdown(
+    rows: list[dict], workload: str, layout: str, scale: str, runs: int, warm: int = 0
+) -> str:
+    """The rows as the README's table, under a header naming the layout and the epoch."""
+    epoch = f"epoch {warm} (after {warm} untimed)" if warm else "first epoch"
     lines = [
-        f"Parquet workload `{workload}` ({layout}), scale `{scale}`, median of {runs} "
+        f"Parquet workload `{workload}` ({layout}), scale `{scale}`, {epoch}, median of {runs} "
         f"fresh-process runs; × = against {TORCH}, share = of the in-memory ceiling",
         "",
         "| B | system | samples/s | × | share | first batch | shuffle | PSS growth | "
@@ -146,10 +151,17 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=benchlib.DATA_DIR)
     ap.add_argument("--runs", type=int, default=3, help="fresh-process runs per configuration")
     ap.add_argument(
-        "--out", type=Path, help="default bench/results/<workload>-<scale>-medians.json"
+        "--warm-epochs",
+        type=int,
+        default=0,
+        help="untimed epochs before the timed one (1: a later epoch; default 0, the first)",
+    )
+    ap.add_argument(
+        "--out", type=Path, help="default bench/results/<workload>-<scale>[-epoch<N>]-medians.json"
     )
     args = ap.parse_args()
-    out = args.out or benchlib.RESULTS_DIR / f"{args.workload}-{args.scale}-medians.json"
+    epoch = f"-epoch{args.warm_epochs}" if args.warm_epochs else ""
+    out = args.out or benchlib.RESULTS_DIR / f"{args.workload}-{args.scale}{epoch}-medians.json"
     layout = benchlib.layout_of(benchlib.load_manifest(args.scale, args.data), args.workload)
     rows = []
     for batch in (256, 64):
@@ -162,7 +174,7 @@ def main() -> None:
         r["workload"] = args.workload
         r["layout"] = layout
     out.write_text(json.dumps(rows, indent=1) + "\n")
-    print(markdown(rows, args.workload, layout, args.scale, args.runs))
+    print(markdown(rows, args.workload, layout, args.scale, args.runs, args.warm_epochs))
     print(f"wrote {out}")
 
 
