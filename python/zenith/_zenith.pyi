@@ -1,6 +1,7 @@
 """Type stubs of the compiled module ``zenith._zenith`` (checked with ``mypy.stubtest``)."""
 
 import builtins
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import Any, final
@@ -185,7 +186,7 @@ class Loader:
         fields: list[str] | None = None,
     ) -> Loader: ...
     def __len__(self) -> int: ...
-    def iter(self) -> LoaderIter: ...
+    def iter(self, convert: Callable[[Any], Any] | None = None) -> LoaderIter: ...
     @property
     def epoch(self) -> int: ...
     @property

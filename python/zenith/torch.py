@@ -172,6 +172,13 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         """One pass over the current epoch."""
+        if self.collate_fn is None and not self.pin_memory and self.device is None:
+            # The common case: tensors made as each batch is built, no Python step per batch.
+            return self._loader._inner.iter(torch.from_numpy)
+        return self._converted()
+
+    def _converted(self) -> Iterator[Any]:
+        """A pass that pins, moves or collates each batch in Python."""
         it = iter(self._loader)
         try:
             for batch in it:

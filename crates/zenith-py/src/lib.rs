@@ -382,13 +382,16 @@ impl Loader {
         self.inner.len()
     }
 
-    /// Starts an iteration of the current epoch.
-    fn iter(&self, py: Python<'_>) -> BindingResult<LoaderIter> {
+    /// Starts an iteration of the current epoch; `convert`, when given, is called on every
+    /// tensor column's NumPy array (e.g. `torch.from_numpy`) while the batch is built.
+    #[pyo3(signature = (convert=None))]
+    fn iter(&self, py: Python<'_>, convert: Option<Py<PyAny>>) -> BindingResult<LoaderIter> {
         let it = py.detach(|| self.inner.iter())?;
         Ok(LoaderIter {
             inner: Some(it),
             arrow_output: self.arrow_output,
             names: Vec::new(),
+            convert,
         })
     }
 
@@ -440,6 +443,8 @@ struct LoaderIter {
     arrow_output: bool,
     /// Interned output names, made on the first batch.
     names: Vec<Py<PyString>>,
+    /// Called on each tensor column's NumPy array (`torch.from_numpy` for zenith.torch).
+    convert: Option<Py<PyAny>>,
 }
 
 #[pymethods]
@@ -472,7 +477,13 @@ impl LoaderIter {
             }
         };
         let started = std::time::Instant::now();
-        let out = hand_over(py, &mut self.names, self.arrow_output, batch);
+        let out = hand_over(
+            py,
+            &mut self.names,
+            self.arrow_output,
+            self.convert.as_ref(),
+            batch,
+        );
         it.add_handover(started.elapsed());
         Ok(Some(out?))
     }
@@ -492,6 +503,7 @@ fn hand_over<'py>(
     py: Python<'py>,
     names: &mut Vec<Py<PyString>>,
     arrow_output: bool,
+    convert: Option<&Py<PyAny>>,
     batch: zenith_core::Batch,
 ) -> BindingResult<Bound<'py, PyAny>> {
     if arrow_output {
@@ -508,7 +520,13 @@ fn hand_over<'py>(
     }
     for (name, (_, col)) in names.iter().zip(batch.columns) {
         let value = match col {
-            BatchColumn::Tensor(t) => tensor_to_numpy(py, t.data, &t.shape)?,
+            BatchColumn::Tensor(t) => {
+                let array = tensor_to_numpy(py, t.data, &t.shape)?;
+                match convert {
+                    Some(f) => f.bind(py).call1((array,))?,
+                    None => array,
+                }
+            }
             BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
                 .to_pyarrow(py)?
                 .unbind()

@@ -169,7 +169,24 @@ impl DataLoader {
             .sum::<usize>()
             .max(1);
         let total = chain.dataset.num_rows();
-        let (window_rows, first_window_rows) = window_sizes(&config, total, row_bytes);
+        // Kept data would freeze what per-sample stages draw anew each epoch.
+        let budget = config
+            .reuse_budget
+            .unwrap_or_else(reuse::default_reuse_budget);
+        let fits = row_bytes.saturating_mul(total) <= budget;
+        let reuse = (chain.samples.is_empty() && budget > 0 && fits)
+            .then(|| Arc::new(DecodedUnits::new(budget)));
+        let (mut window_rows, first_window_rows) = window_sizes(&config, total, row_bytes);
+        let exact_size = chain
+            .fields
+            .iter()
+            .all(|f| matches!(f, FieldPlan::Tensor { .. }));
+        if reuse.is_some() && exact_size && config.shuffle_window.is_none() {
+            // Every decoded unit is kept anyway (and its size was known exactly): windows grow
+            // to the whole dataset, an exact permutation after the first windows, at no
+            // further memory cost.
+            window_rows = window_rows.max(total);
+        }
         let inputs = PlanInputs {
             seed: config.seed,
             shuffle: config.shuffle,
@@ -178,13 +195,6 @@ impl DataLoader {
             first_window_rows,
         };
         let progress = Progress::start(0, config.world_size);
-        // Kept data would freeze what per-sample stages draw anew each epoch.
-        let budget = config
-            .reuse_budget
-            .unwrap_or_else(reuse::default_reuse_budget);
-        let fits = row_bytes.saturating_mul(total) <= budget;
-        let reuse = (chain.samples.is_empty() && budget > 0 && fits)
-            .then(|| Arc::new(DecodedUnits::new(budget)));
         Ok(DataLoader {
             chain,
             config,
