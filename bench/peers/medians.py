@@ -32,6 +32,7 @@ CONFIGS = [
     ("torch-batched", 0),
     ("polars", 0),
     ("ceiling", 0),
+    ("ceiling-views", 0),
 ]
 # The reference of ratio_vs_torch and the in-memory ceiling of share_of_ceiling.
 TORCH = "torch-strongest"
@@ -103,7 +104,9 @@ def add_ratios(rows: list[dict]) -> None:
 def label(row: dict) -> str:
     """A configuration's name in the table."""
     if row["system"] == CEILING:
-        return "in-memory ceiling (not a loader)"
+        return "in-memory ceiling: preloaded array, one gather per batch (not a loader)"
+    if row["system"] == "ceiling-views":
+        return "consumer over pre-permuted slices (not a loader)"
     if row["system"].startswith("zenith"):
         return f"{row['system']}, {row['workers']} thread{'s' if row['workers'] > 1 else ''}"
     if row["system"].startswith("torch"):

@@ -263,6 +263,7 @@ def _run_one(root: Path, *args: str) -> dict:
         ("torch-strongest", "parquet-plain", "2"),
         ("ceiling", "parquet", "0"),
         ("ceiling", "parquet-plain", "0"),
+        ("ceiling-views", "parquet", "0"),
     ],
 )
 def test_reference_systems_deliver_the_verified_epoch(dataset, system, workload, workers):
@@ -272,7 +273,8 @@ def test_reference_systems_deliver_the_verified_epoch(dataset, system, workload,
     assert "error" not in result, result
     assert (result["rows"], result["batches"], result["mismatches"]) == (ROWS, 24, [])
     assert result["label_sum"] == manifest["formats"][workload]["checksum"]["label_sum"]
-    assert result["role"] == ("in-memory ceiling" if system == "ceiling" else "loader")
+    roles = {"ceiling": "in-memory ceiling", "ceiling-views": "reference"}
+    assert result["role"] == roles.get(system, "loader")
     assert result["layout"] == manifest["formats"][workload]["layout"]
     assert result["shuffle_quality"] > 0.9
     assert "handover_us_per_batch" not in result
