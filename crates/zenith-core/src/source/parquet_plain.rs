@@ -358,18 +358,36 @@ fn unpack_gather<V: Copy>(
         0
     };
     out.reserve(take);
-    for k in 0..direct {
+    let last = dict
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| out_of_range(0, 0))? as u64;
+    // The direct indices are gathered without a branch per value: an index past the end is
+    // clamped for the read and remembered, and the run fails after the loop if there was one.
+    let base = out.len();
+    let mut past_end = false;
+    for (k, slot) in out.spare_capacity_mut()[..direct].iter_mut().enumerate() {
         let bit = k * bit_width;
-        let byte = bit >> 3;
-        let word = run
-            .get(byte..byte + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes);
-        let index = index_at(word, bit);
-        match dict.get(index as usize) {
-            Some(&v) => out.push(v),
-            None => return Err(out_of_range(index, dict.len())),
-        }
+        // SAFETY: `k < direct`, so `bit / 8 + 8 <= run.len()` (see `direct`).
+        let word = unsafe { run.as_ptr().add(bit >> 3).cast::<u64>().read_unaligned() };
+        let index = (u64::from_le(word) >> (bit & 7)) & mask;
+        past_end |= index > last;
+        // SAFETY: `index.min(last) <= last < dict.len()`.
+        slot.write(unsafe { *dict.get_unchecked(index.min(last) as usize) });
+    }
+    // SAFETY: the first `direct` spare slots were written above.
+    unsafe { out.set_len(base + direct) };
+    if past_end {
+        let first_bad = (0..direct)
+            .map(|k| {
+                let bit = k * bit_width;
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&run[bit >> 3..(bit >> 3) + 8]);
+                index_at(u64::from_le_bytes(word), bit)
+            })
+            .find(|&i| i > last)
+            .unwrap_or(last + 1);
+        return Err(out_of_range(first_bad, dict.len()));
     }
     for k in direct..take {
         let bit = k * bit_width;
@@ -613,8 +631,9 @@ mod tests {
         use arrow_array::{Array, Float32Array, Float64Array, Int32Array, Int64Array};
         let n = 9000usize;
         let mut direct = 0;
-        // Cardinalities 1, 2, 3, 200, 300 and 9000 give index widths 0, 1, 2, 8, 9 and 14.
-        for distinct in [1usize, 2, 3, 200, 300, 9000] {
+        // Cardinalities 1, 2, 3, 200, 256, 300, 4096 and 9000 give index widths 0, 1, 2, 8, 8, 9,
+        // 12 and 14; 2, 256 and 4096 fill their width (every index names an entry).
+        for distinct in [1usize, 2, 3, 200, 256, 300, 4096, 9000] {
             let key = |i: usize| ((i * 7919) % distinct) as i64;
             let f32s = Float32Array::from_iter_values((0..n).map(|i| key(i) as f32 * 0.25 - 3.0));
             let f64s = Float64Array::from_iter_values((0..n).map(|i| key(i) as f64 * 1e-3));
@@ -663,9 +682,9 @@ mod tests {
                 }
             }
         }
-        // 6 cardinalities x 4 columns x 2 page versions x 2 limits, less the integer columns of
+        // 8 cardinalities x 4 columns x 2 page versions x 2 limits, less the integer columns of
         // the version 2 files that overflowed their dictionary.
-        assert!(direct >= 80, "{direct} chunks took the direct path");
+        assert!(direct >= 100, "{direct} chunks took the direct path");
     }
 
     #[test]
@@ -702,6 +721,23 @@ mod tests {
         let e = gather_indexed(&[2u8, 0x0a, 0x01], 6, &dict, &mut out).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
         assert_eq!(out, [20; 5]);
+        // A long bit-packed run (4 groups, 8 bytes: the indices are read without a check per
+        // value) with index 3 at position 13 and valid indices elsewhere.
+        let mut packed = [0b1001_0010u8; 8]; // indices 2,0,1,2 in every byte
+        packed[3] = 0b1001_1110; // position 13 (byte 3, bits 2 and 3) becomes 3
+        let mut data = vec![2u8, (4 << 1) | 1];
+        data.extend_from_slice(&packed);
+        let e = gather_indexed(&data, 32, &dict, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.to_string().contains("dictionary index 3 out of range"),
+            "{e}"
+        );
+        // The same run without the bad index gathers every value.
+        let mut ok = vec![2u8, (4 << 1) | 1];
+        ok.extend_from_slice(&[0b1001_0010u8; 8]);
+        let mut out = Vec::new();
+        gather_indexed(&ok, 32, &dict, &mut out).unwrap();
+        assert_eq!(out, [30, 10, 20, 30].repeat(8));
         for (bad, what) in [
             (vec![33u8, 0x02, 0], "bit width 33"),
             (vec![2u8, 0x00], "empty run"),
