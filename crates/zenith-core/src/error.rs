@@ -158,3 +158,13 @@ pub enum ErrorKind {
     /// Interrupted by the user.
     Interrupted,
 }
+
+/// The text of a caught panic's payload (a `&str` or `String` message, else a placeholder), for
+/// the boundaries that turn a panic into an error.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}

@@ -120,11 +120,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<ZenithStatus, FfiError>) -> Ze
             e.status
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown payload".to_string());
+            let what = zenith_core::error::panic_message(payload.as_ref());
             set_last_error(&format!("internal panic: {what}"));
             // Dropping the payload runs foreign code; a panic there must not escape either.
             if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {

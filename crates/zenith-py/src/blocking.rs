@@ -28,7 +28,8 @@ pub(crate) fn run_interruptible<T: Send + 'static>(
         .name(format!("zenith-{name}"))
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-            let _ = tx.send(outcome.map_err(|panic| panic_message(panic.as_ref())));
+            let _ =
+                tx.send(outcome.map_err(|panic| zenith_core::error::panic_message(panic.as_ref())));
         })
         .map_err(|e| Error::resource(format!("a thread for {name}"), e))?;
     loop {
@@ -48,13 +49,4 @@ pub(crate) fn run_interruptible<T: Send + 'static>(
             }
         }
     }
-}
-
-/// The text of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
 }

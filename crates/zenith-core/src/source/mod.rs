@@ -122,11 +122,7 @@ pub(crate) fn guard<T>(
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
         Ok(result) => result,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string());
+            let message = crate::error::panic_message(panic.as_ref());
             Err(crate::error::Error::format(
                 path,
                 location,

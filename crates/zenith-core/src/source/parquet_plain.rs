@@ -485,6 +485,23 @@ mod tests {
         assert_eq!(v1_levels_all_present(&buf, 5), None);
     }
 
+    /// Writes `batch` with `props`; returns (file bytes, metadata).
+    fn written(
+        batch: &arrow_array::RecordBatch,
+        props: parquet::file::properties::WriterProperties,
+    ) -> (Bytes, parquet::file::metadata::ParquetMetaData) {
+        let mut out = Vec::new();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+        let bytes = Bytes::from(out);
+        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .unwrap();
+        (bytes, meta)
+    }
+
     /// Writes `batch` as one row group with small pages and returns (file bytes, metadata).
     fn parquet_of(
         batch: &arrow_array::RecordBatch,
@@ -496,16 +513,7 @@ mod tests {
             .set_write_batch_size(100)
             .set_compression(compression)
             .build();
-        let mut out = Vec::new();
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        w.write(batch).unwrap();
-        w.close().unwrap();
-        let bytes = Bytes::from(out);
-        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
-            .parse_and_finish(&bytes)
-            .unwrap();
-        (bytes, meta)
+        written(batch, props)
     }
 
     #[test]
@@ -614,16 +622,7 @@ mod tests {
                 WriterVersion::PARQUET_1_0
             })
             .build();
-        let mut out = Vec::new();
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        w.write(batch).unwrap();
-        w.close().unwrap();
-        let bytes = Bytes::from(out);
-        let meta = parquet::file::metadata::ParquetMetaDataReader::new()
-            .parse_and_finish(&bytes)
-            .unwrap();
-        (bytes, meta)
+        written(batch, props)
     }
 
     #[test]
