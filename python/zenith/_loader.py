@@ -41,7 +41,8 @@ class DataLoader:
         memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
         reuse_budget: bytes of decoded data (in output layout) kept after the first epoch so that
             later epochs only permute and gather, used only when the whole dataset fits; default
-            a quarter of the memory available (``ZENITH_REUSE_BYTES`` overrides), 0 never keeps.
+            a quarter of the memory available (``ZENITH_REUSE_BYTES`` overrides) shared by the
+            ranks on this machine (``LOCAL_WORLD_SIZE``, else ``world_size``), 0 never keeps.
             Order, rank split, shuffle and ``state_dict`` are the same either way.
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``).
         storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources

@@ -112,8 +112,9 @@ pub struct LoaderConfig {
     pub sample_stages: Vec<Arc<dyn SampleStage>>,
     /// Bytes of decoded data (in output layout) the loader may keep after the first epoch so
     /// that later epochs only permute and gather; the dataset is kept only when all of it
-    /// fits. `None`: [`default_reuse_budget`](super::default_reuse_budget) (a quarter of the
-    /// memory available, or `ZENITH_REUSE_BYTES`); `Some(0)`: never keep.
+    /// fits. `None`: [`default_reuse_budget_for`](super::default_reuse_budget_for) (a quarter
+    /// of the memory available, or `ZENITH_REUSE_BYTES`, shared by the ranks on this machine);
+    /// `Some(0)`: never keep.
     pub reuse_budget: Option<usize>,
 }
 

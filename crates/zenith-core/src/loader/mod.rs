@@ -32,7 +32,7 @@ mod stats;
 
 pub use config::{parse_delimiter, LoaderConfig, OnError, OutputKind};
 pub use iter::{Batch, BatchIterator, Poll};
-pub use reuse::default_reuse_budget;
+pub use reuse::{default_reuse_budget, default_reuse_budget_for};
 pub use state::{LoaderState, STATE_VERSION};
 pub use stats::{LoaderStats, StatsSnapshot};
 
@@ -172,7 +172,7 @@ impl DataLoader {
         // Kept data would freeze what per-sample stages draw anew each epoch.
         let budget = config
             .reuse_budget
-            .unwrap_or_else(reuse::default_reuse_budget);
+            .unwrap_or_else(|| reuse::default_reuse_budget_for(config.world_size));
         let fits = row_bytes.saturating_mul(total) <= budget;
         let reuse = (chain.samples.is_empty() && budget > 0 && fits)
             .then(|| Arc::new(DecodedUnits::new(budget)));

@@ -31,6 +31,20 @@ pub fn default_reuse_budget() -> usize {
     available_memory().map_or(FALLBACK_BUDGET, |a| a / DEFAULT_SHARE_OF_AVAILABLE)
 }
 
+/// The default budget of one of `world_size` ranks: the machine's default budget shared by the
+/// ranks on this machine (`LOCAL_WORLD_SIZE`, as torchrun sets it, else all `world_size`
+/// ranks). Each rank may come to hold every unit (the rank split changes per epoch), so ranks
+/// sharing a machine must share its budget.
+pub fn default_reuse_budget_for(world_size: usize) -> usize {
+    let local = std::env::var("LOCAL_WORLD_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(world_size)
+        .max(1);
+    default_reuse_budget() / local
+}
+
 /// `MemAvailable` in bytes, where the system says.
 fn available_memory() -> Option<usize> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -147,6 +161,18 @@ mod tests {
         assert!(!reuse.active());
         reuse.insert(unit(0), &blocks(1));
         assert_eq!(reuse.usage(), (0, 0));
+    }
+
+    #[test]
+    fn ranks_on_one_machine_share_the_default_budget() {
+        if std::env::var_os("LOCAL_WORLD_SIZE").is_none()
+            && std::env::var_os("ZENITH_REUSE_BYTES").is_none()
+        {
+            let one = default_reuse_budget_for(1) as f64;
+            let eight = default_reuse_budget_for(8) as f64;
+            // MemAvailable moves between reads: within 10% of an eighth.
+            assert!((eight * 8.0 / one - 1.0).abs() < 0.1, "{one} {eight}");
+        }
     }
 
     #[test]
