@@ -216,9 +216,11 @@ impl Dataset {
     /// Decodes one unit with a projection; columns come back in the requested order.
     pub fn read_unit(&self, unit: UnitRef, projection: &Projection) -> Result<RecordBatch> {
         let file = &self.files[unit.file];
-        let batch = crate::source::guard(file.path(), &format!("unit {}", unit.unit), || {
-            file.read_unit(unit.unit, projection.indices.as_deref())
-        })?;
+        let batch = crate::source::guard(
+            file.path(),
+            || format!("unit {}", unit.unit),
+            || file.read_unit(unit.unit, projection.indices.as_deref()),
+        )?;
         match &projection.order {
             Some(order) => {
                 let columns = order.iter().map(|&i| batch.column(i).clone()).collect();

@@ -13,17 +13,12 @@ use zenith_jobs::{
     ValidationError as RustValidationError,
 };
 
-use crate::{JobError, ValidationError};
+use crate::errors::validation_error;
+use crate::JobError;
 
 /// Maps a Validator error to `ValidationError`, with `field` and `rule` attributes.
 fn validation_err(py: Python<'_>, err: &RustValidationError) -> PyErr {
-    let exc = ValidationError::new_err(err.to_string());
-    let value = exc.value(py);
-    // Setting attributes on a fresh exception instance cannot fail in practice; if it does, the
-    // message still names the field and the rule.
-    let _ = value.setattr("field", err.field);
-    let _ = value.setattr("rule", err.rule.clone());
-    exc
+    validation_error(py, err.field, &err.rule, err.to_string())
 }
 
 /// Maps a job-store error to its Python exception.

@@ -17,7 +17,7 @@ mod jobs;
 
 use blocking::run_interruptible;
 use errors::BindingResult;
-pub(crate) use errors::{JobError, ValidationError, ZenithError};
+pub(crate) use errors::{JobError, ZenithError};
 
 /// Zenith's own buffers (read buffers, decoded columns, batch tensors: kilobytes to megabytes,
 /// freed and allocated again every few milliseconds, often freed by another thread than the one

@@ -51,9 +51,11 @@ impl Location {
     /// Opens the file as `format`: local files are mapped; Parquet objects read their footer
     /// with one ranged GET and fetch column chunks per unit; other objects are fetched whole.
     pub fn open(&self, format: Format, options: &DecodeOptions) -> Result<Arc<dyn FileReader>> {
-        super::guard(&self.path(), "opening", || {
-            self.open_unguarded(format, options)
-        })
+        super::guard(
+            &self.path(),
+            || "opening".to_string(),
+            || self.open_unguarded(format, options),
+        )
     }
 
     fn open_unguarded(

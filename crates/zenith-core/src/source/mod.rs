@@ -111,12 +111,13 @@ pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
     Ok(bytes::Bytes::from_owner(mmap))
 }
 
-/// Runs one decoding step of `path` (`location`: "opening", "unit 3") so that a panic inside a
-/// decoder dependency on input it should have rejected comes back as [`Error::Format`] naming
-/// the file and the place, never as an unwind into the loader, Python or a C caller.
+/// Runs one decoding step of `path` (`location` names it, "opening" or "unit 3", and is only
+/// built after a panic) so that a panic inside a decoder dependency on input it should have
+/// rejected comes back as [`Error::Format`] naming the file and the place, never as an unwind
+/// into the loader, Python or a C caller.
 pub(crate) fn guard<T>(
     path: &Path,
-    location: &str,
+    location: impl FnOnce() -> String,
     decode: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
@@ -125,7 +126,7 @@ pub(crate) fn guard<T>(
             let message = crate::error::panic_message(panic.as_ref());
             Err(crate::error::Error::format(
                 path,
-                location,
+                location(),
                 format!("the decoder failed on this input: {message}"),
             ))
         }
