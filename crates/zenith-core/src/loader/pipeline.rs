@@ -131,7 +131,10 @@ fn decode_slice(shared: &Shared, slice: UnitSlice, only_slice: bool) -> Result<V
         batch
     } else {
         let start = Instant::now();
-        let first = chain.first_sample(slice.unit) + slice.start as u64;
+        // The batch's first row: the slice's start, or the unit's own first row when the
+        // whole unit was decoded.
+        let first_row = if only_slice { slice.start } else { 0 };
+        let first = chain.first_sample(slice.unit) + first_row as u64;
         let out = chain
             .samples
             .apply(batch, first, shared.seed, shared.epoch, &location);
