@@ -1,5 +1,5 @@
 """Medians of three fresh-process runs of `run_one.py` per configuration (one Parquet layout, medium
-scale), as in the README table: zenith with 1 and 2 threads, zenith.torch, the strongest torch
+scale), as in the README table: zenith and zenith.torch with 1 and 2 threads (the default marked), the strongest torch
 DataLoader (torch-strongest, 0 workers: the reference of the × column), the older torch-batched
 baseline, polars, and the in-memory ceiling of the same run (not a loader: the consumer over ready
 batches), at batch 256 and 64. Every row has its ratio to torch-strongest (`ratio_vs_torch`) and its
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = [
     ("zenith", 1),
     ("zenith", 2),
+    ("zenith-torch", 1),
     ("zenith-torch", 2),
     ("torch-strongest", 0),
     ("torch-batched", 0),
@@ -108,7 +110,10 @@ def label(row: dict) -> str:
     if row["system"] == "ceiling-views":
         return "consumer over pre-permuted slices (not a loader)"
     if row["system"].startswith("zenith"):
-        return f"{row['system']}, {row['workers']} thread{'s' if row['workers'] > 1 else ''}"
+        threads = f"{row['workers']} thread{'s' if row['workers'] > 1 else ''}"
+        # A DataLoader's default: one decode thread fewer than the usable CPUs (at least one).
+        default = max(1, len(os.sched_getaffinity(0)) - 1)
+        return f"{row['system']}, {threads}{' (default)' if row['workers'] == default else ''}"
     if row["system"].startswith("torch"):
         return f"{row['system']}, {row['workers']} workers"
     return row["system"]

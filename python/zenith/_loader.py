@@ -28,7 +28,8 @@ class DataLoader:
         columns: ``None`` (all), a list of names, or a dict mapping an output name to one column,
             to a list of numeric columns stacked in Rust into one ``[B, k]`` array, or to
             ``{"columns": [...], "dtype": "float32"}``.
-        num_workers: decode threads (default ``ZENITH_NUM_WORKERS`` or the CPU count).
+        num_workers: decode threads (default ``ZENITH_NUM_WORKERS``, else one fewer than the
+            CPUs this process may use, at least 1: a core stays with the consumer).
         drop_last: drop the last short batch.
         prefetch: batches prepared ahead of the consumer (default 8).
         rank, world_size: this process's share; every rank gets the same number of rows

@@ -40,7 +40,8 @@ class DataLoader:
 
     - ``batch_size``, ``shuffle``, ``drop_last``: as in torch (defaults 1, False, False).
     - ``num_workers``: decode *threads* in Rust (no worker processes, nothing pickled);
-      ``0`` (torch's default) means Zenith's default (``ZENITH_NUM_WORKERS`` or the CPU count).
+      ``0`` (torch's default) means Zenith's default (``ZENITH_NUM_WORKERS``, else one fewer
+      than the usable CPUs: a core stays with the training loop).
     - ``pin_memory``: batches are copied into pinned host memory when CUDA is present;
       without CUDA it is ignored with a one-time warning.
     - ``collate_fn``: applied to each batch dict after conversion (the default keeps the dict).

@@ -4,13 +4,29 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
-/// Decode threads used when the caller gives none: `ZENITH_NUM_WORKERS`, else the number of CPUs.
+/// Decode threads used when the caller gives none: `ZENITH_NUM_WORKERS`, else the number of CPUs
+/// this process may run on (its affinity mask and cgroup quota).
 pub fn default_num_workers() -> usize {
+    env_num_workers().unwrap_or_else(available_cores)
+}
+
+/// Decode threads of a data loader when the caller gives none: `ZENITH_NUM_WORKERS`, else one
+/// core fewer than [`default_num_workers`] (at least one). The thread that consumes the batches
+/// (the training loop, in Python) needs a core of its own: on two cores, two decode threads
+/// plus the loader's own thread and the consumer measured slower than one decode thread.
+pub fn default_loader_workers() -> usize {
+    env_num_workers().unwrap_or_else(|| available_cores().saturating_sub(1).max(1))
+}
+
+fn env_num_workers() -> Option<usize> {
     std::env::var("ZENITH_NUM_WORKERS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()))
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get())
 }
 
 /// The shared pool used by `read`/`load` (sized by [`default_num_workers`] at first use, and

@@ -15,11 +15,16 @@ const ROWS: i64 = 5000;
 
 /// Three Parquet files of ids and `x = id / 4`, row groups of 300 rows.
 fn dataset(dir: &std::path::Path) -> String {
+    dataset_of(dir, ROWS)
+}
+
+/// [`dataset`] with `rows` rows.
+fn dataset_of(dir: &std::path::Path, rows: i64) -> String {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("x", DataType::Float64, false),
     ]));
-    let cuts = [0, 1700, 3400, ROWS];
+    let cuts = [0, rows * 17 / 50, rows * 34 / 50, rows];
     for (i, w) in cuts.windows(2).enumerate() {
         let ids = Int64Array::from_iter_values(w[0]..w[1]);
         let xs = Float64Array::from_iter_values((w[0]..w[1]).map(|i| i as f64 / 4.0));
@@ -175,4 +180,58 @@ fn a_resumed_loader_continues_from_kept_data_like_a_fresh_one() {
     let mut all = [head, rest].concat();
     all.sort_unstable();
     assert_eq!(all, (0..ROWS).collect::<Vec<_>>());
+}
+
+/// Batches (their ids, in delivery order) of one epoch.
+fn batches(loader: &DataLoader) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for b in loader.iter().unwrap() {
+        let b = b.unwrap();
+        let TensorData::I64(ids) = tensor(&b, "id") else {
+            panic!("dtype");
+        };
+        out.push(ids.clone());
+    }
+    out
+}
+
+#[test]
+fn batches_gathered_in_groups_on_the_pool_keep_their_order_for_every_thread_count() {
+    // Once nothing is left decoding, batches are gathered a group (8,192 rows) at a time on the
+    // pool: 40,000 rows in batches of 30 make several groups and a short last batch.
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 40_000;
+    let src = dataset_of(dir.path(), rows);
+    let run = |workers: usize, reuse: usize| {
+        let loader = DataLoader::new(
+            std::slice::from_ref(&src),
+            LoaderConfig {
+                batch_size: 30,
+                seed: 4,
+                num_workers: Some(workers),
+                reuse_budget: Some(reuse),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (0..2).map(|_| batches(&loader)).collect::<Vec<_>>()
+    };
+    let one = run(1, 0);
+    for epoch in &one {
+        assert_eq!(epoch.len(), 1334);
+        assert_eq!(epoch.last().unwrap().len(), 40_000 - 1333 * 30);
+        let mut ids: Vec<i64> = epoch.iter().flatten().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..rows).collect::<Vec<_>>());
+    }
+    assert_ne!(one[0], one[1], "each epoch has its own order");
+    for workers in [2, 4] {
+        for reuse in [0, 1 << 30] {
+            assert_eq!(
+                run(workers, reuse),
+                one,
+                "{workers} workers, reuse budget {reuse}"
+            );
+        }
+    }
 }

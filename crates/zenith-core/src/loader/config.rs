@@ -84,7 +84,8 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// Output fields; every column as itself when `None`.
     pub columns: Option<Vec<OutputField>>,
-    /// Decode threads; `ZENITH_NUM_WORKERS` or the CPU count when `None`.
+    /// Decode threads; `ZENITH_NUM_WORKERS` or one fewer than the usable CPUs (at least one)
+    /// when `None`.
     pub num_workers: Option<usize>,
     /// Drop the last short batch.
     pub drop_last: bool,

@@ -11,7 +11,7 @@
 //! Dropping an iterator stops and joins every thread it started.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
@@ -365,6 +365,7 @@ impl DataLoader {
             on_error: self.config.on_error,
             stats: self.stats.clone(),
             cancel: AtomicBool::new(false),
+            decoding: AtomicUsize::new(0),
             seed: spec.seed,
             epoch: spec.epoch,
             reuse: self.reuse.clone(),
@@ -372,7 +373,7 @@ impl DataLoader {
         let workers = self.dataset().decode_threads(
             self.config
                 .num_workers
-                .unwrap_or_else(crate::pool::default_num_workers),
+                .unwrap_or_else(crate::pool::default_loader_workers),
         );
         let settings = pipeline::Settings {
             workers,

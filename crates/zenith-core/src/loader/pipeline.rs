@@ -2,13 +2,18 @@
 //! decoding on a pool (each unit decoded, passed through the per-sample stages and converted
 //! into output layout), permutes each window's rows, and gathers exact-size batches into the
 //! hand-over queue. Cancelling stops it between units and batches.
+//!
+//! Once no slice is left decoding (the last windows of an epoch, or every window of an epoch
+//! over kept data), the pool would sit idle while this thread gathers alone: batches are then
+//! gathered a group at a time on the pool and sent in order.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use rayon::prelude::*;
 
 use super::config::OnError;
 use super::iter::Batch;
@@ -29,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<LoaderStats>,
     /// Set when the consumer stops the iteration.
     pub(crate) cancel: AtomicBool,
+    /// Slices dispatched to the pool and not yet decoded.
+    pub(crate) decoding: AtomicUsize,
     /// Seed of this iteration's plan (per-sample stages draw from it).
     pub(crate) seed: u64,
     /// Epoch of this iteration.
@@ -85,8 +92,13 @@ pub(crate) struct Producer {
     batch_size: usize,
     drop_last: bool,
     lookahead_rows: usize,
+    /// Batches gathered together on the pool once nothing is left decoding (1: never).
+    group: usize,
     tx: Sender<Result<Batch>>,
 }
+
+/// Rows gathered per group on the pool (see the module doc).
+const GROUP_ROWS: usize = 8192;
 
 /// Stands in for the blocks of a skipped slice (no pick ever names it).
 static EMPTY_BLOCK: Block = Block::Tensor(collate::TensorData::Bool(Vec::new()));
@@ -147,6 +159,34 @@ fn decode_slice(shared: &Shared, slice: UnitSlice, only_slice: bool) -> Result<V
     blocks
 }
 
+/// Gathers one batch's columns from the blocks its picks name.
+fn build(shared: &Shared, pending: PendingBatch) -> Result<Batch> {
+    let start = Instant::now();
+    let chain = &shared.chain;
+    let mut columns = Vec::with_capacity(chain.fields.len());
+    for (f, plan) in chain.fields.iter().enumerate() {
+        let mut parts = Vec::with_capacity(pending.chunks.len());
+        for (wd, picks) in &pending.chunks {
+            let blocks: Vec<&Block> = wd
+                .blocks
+                .iter()
+                .map(|b| b.as_ref().map_or(&EMPTY_BLOCK, |v| &v[f]))
+                .collect();
+            parts.push((blocks, picks.as_slice()));
+        }
+        columns.push((
+            chain.names[f].clone(),
+            collate::gather_chunks(plan, &parts)?,
+        ));
+    }
+    LoaderStats::add(&shared.stats.collate_ns, start);
+    Ok(Batch {
+        rows: pending.rows,
+        columns,
+        positions: pending.positions,
+    })
+}
+
 impl Producer {
     /// A producer sending into `tx`, decoding on `pool`.
     pub(crate) fn new(
@@ -161,6 +201,12 @@ impl Producer {
             batch_size: settings.batch_size,
             drop_last: settings.drop_last,
             lookahead_rows: settings.lookahead_rows,
+            // Groups of about GROUP_ROWS rows: enough work to pay for waking the pool.
+            group: if settings.workers > 1 {
+                (GROUP_ROWS / settings.batch_size.max(1)).max(settings.workers * 2)
+            } else {
+                1
+            },
             tx,
         }
     }
@@ -174,12 +220,14 @@ impl Producer {
         for (i, slice) in window.slices.iter().copied().enumerate() {
             let shared = self.shared.clone();
             let tx = tx.clone();
+            shared.decoding.fetch_add(1, Ordering::Relaxed);
             self.pool.spawn(move || {
                 let result = if shared.cancel.load(Ordering::Relaxed) {
                     Err(Error::Interrupted)
                 } else {
                     slice_blocks(&shared, slice)
                 };
+                shared.decoding.fetch_sub(1, Ordering::Relaxed);
                 let _ = tx.send((i, result));
             });
         }
@@ -218,36 +266,49 @@ impl Producer {
         })
     }
 
-    fn emit(&self, pending: &mut PendingBatch) -> bool {
-        let start = Instant::now();
-        let chain = &self.shared.chain;
-        let mut columns = Vec::with_capacity(chain.fields.len());
-        for (f, plan) in chain.fields.iter().enumerate() {
-            let mut parts = Vec::with_capacity(pending.chunks.len());
-            for (wd, picks) in &pending.chunks {
-                let blocks: Vec<&Block> = wd
-                    .blocks
-                    .iter()
-                    .map(|b| b.as_ref().map_or(&EMPTY_BLOCK, |v| &v[f]))
-                    .collect();
-                parts.push((blocks, picks.as_slice()));
-            }
-            match collate::gather_chunks(plan, &parts) {
-                Ok(col) => columns.push((chain.names[f].clone(), col)),
-                Err(e) => {
-                    let _ = self.tx.send(Err(e));
-                    return false;
-                }
+    /// Sends `batches` in order; false once the consumer is gone or a batch failed.
+    fn send_all(&self, batches: Vec<Result<Batch>>) -> bool {
+        for batch in batches {
+            let failed = batch.is_err();
+            if self.tx.send(batch).is_err() || failed || self.cancelled() {
+                return false;
             }
         }
-        LoaderStats::add(&self.shared.stats.collate_ns, start);
-        let batch = Batch {
-            rows: pending.rows,
-            columns,
-            positions: pending.positions,
-        };
-        *pending = PendingBatch::default();
-        self.tx.send(Ok(batch)).is_ok()
+        true
+    }
+
+    /// Hands the batches of `group` on: gathered here one by one when `parallel` is false,
+    /// otherwise started on the pool while the group started before is sent (so the pool
+    /// gathers while the consumer takes the previous group). False once the iteration ends.
+    fn flush(
+        &self,
+        group: &mut Vec<PendingBatch>,
+        in_flight: &mut Option<Receiver<Vec<Result<Batch>>>>,
+        parallel: bool,
+    ) -> bool {
+        let previous = in_flight.take();
+        if parallel && !group.is_empty() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let shared = self.shared.clone();
+            let pending = std::mem::take(group);
+            self.pool.spawn(move || {
+                let built: Vec<Result<Batch>> =
+                    pending.into_par_iter().map(|p| build(&shared, p)).collect();
+                let _ = tx.send(built);
+            });
+            *in_flight = Some(rx);
+        }
+        if let Some(rx) = previous {
+            let Ok(built) = rx.recv() else { return false };
+            if !self.send_all(built) {
+                return false;
+            }
+        }
+        if !parallel {
+            let built = group.drain(..).map(|p| build(&self.shared, p)).collect();
+            return self.send_all(built);
+        }
+        true
     }
 
     /// Emits the batches of `segments` in order, then returns (closing the queue).
@@ -255,6 +316,8 @@ impl Producer {
         let mut jobs: VecDeque<WindowJob> = VecDeque::new();
         let mut next_dispatch = 0;
         let mut pending = PendingBatch::default();
+        let mut group: Vec<PendingBatch> = Vec::with_capacity(self.group);
+        let mut in_flight = None;
         for seg in &segments {
             // Keep the next windows decoding while this one is emitted.
             while next_dispatch < segments.len()
@@ -286,7 +349,14 @@ impl Producer {
                     pending
                         .chunks
                         .push((wd.clone(), std::mem::take(&mut picks)));
-                    if self.cancelled() || !self.emit(&mut pending) {
+                    group.push(std::mem::take(&mut pending));
+                    // While slices are decoding the pool is busy: gather one batch at a time here.
+                    let parallel =
+                        self.group > 1 && self.shared.decoding.load(Ordering::Relaxed) == 0;
+                    let group_size = if parallel { self.group } else { 1 };
+                    if group.len() >= group_size
+                        && (self.cancelled() || !self.flush(&mut group, &mut in_flight, parallel))
+                    {
                         return;
                     }
                 }
@@ -296,7 +366,10 @@ impl Producer {
             }
         }
         if pending.rows > 0 && !self.drop_last {
-            self.emit(&mut pending);
+            group.push(pending);
         }
+        // The last group, then whatever is still in flight.
+        let _ = self.flush(&mut group, &mut in_flight, true)
+            && self.flush(&mut group, &mut in_flight, true);
     }
 }
