@@ -35,6 +35,63 @@ def test_yields_tensors_with_exact_values(datasets: dict[str, Path], table) -> N
     assert len(dl) == (N_ROWS + 255) // 256
 
 
+def test_every_dtype_becomes_the_same_tensor_through_dlpack(tmp_path: Path) -> None:
+    # zenith.torch makes its tensors from DLPack capsules that own the batch buffers: each
+    # dtype, 1-D and stacked [rows, k], equals the NumPy path's values, and the buffers stay
+    # valid after the loader, the iteration and the batch dict are gone.
+    import gc
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zenith
+
+    n = 1000
+    rng = np.random.default_rng(3)
+    cols = {
+        "b": rng.random(n) < 0.5,
+        "i8": rng.integers(-100, 100, n, dtype=np.int8),
+        "i16": rng.integers(-3000, 3000, n, dtype=np.int16),
+        "i32": rng.integers(-(2**30), 2**30, n, dtype=np.int32),
+        "i64": np.arange(n, dtype=np.int64) * 2**33,
+        "u8": rng.integers(0, 255, n, dtype=np.uint8),
+        "f64": rng.random(n),
+        "a": rng.random(n).astype(np.float32),
+        "c": rng.random(n).astype(np.float32),
+    }
+    pq.write_table(pa.table(cols), tmp_path / "t.parquet")
+    spec = {k: k for k in cols if k not in ("a", "c")} | {"ac": ["a", "c"]}
+    kwargs = {"batch_size": 96, "shuffle": True, "seed": 5, "columns": spec}
+    want = list(zenith.DataLoader(str(tmp_path), **kwargs))
+    got = list(DataLoader(str(tmp_path), **kwargs))
+    gc.collect()
+    assert len(got) == len(want) == 11
+    for g, w in zip(got, want, strict=True):
+        assert list(g) == list(w)
+        for name, value in g.items():
+            assert isinstance(value, torch.Tensor) and value.is_contiguous()
+            assert value.numpy().dtype == w[name].dtype, name
+            np.testing.assert_array_equal(value.numpy(), w[name])
+    assert got[0]["ac"].shape == (96, 2)
+
+
+def test_a_capsule_nobody_consumes_is_freed_and_dlpack_needs_a_converter(
+    datasets: dict[str, Path],
+) -> None:
+    import gc
+
+    import zenith
+
+    dl = zenith.DataLoader(datasets["parquet"], batch_size=64, columns={"x": ["f0", "f1"]})
+    batch = next(iter(dl._inner.iter(lambda capsule: capsule, dlpack=True)))
+    assert type(batch["x"]).__name__ == "PyCapsule"
+    del batch
+    gc.collect()
+    first = next(iter(dl._inner.iter(torch.from_dlpack, dlpack=True)))["x"]
+    assert first.shape == (64, 2)
+    with pytest.raises(ValidationError, match="dlpack=True needs a `convert`"):
+        dl._inner.iter(None, dlpack=True)
+
+
 def test_torch_defaults_match_torch(datasets: dict[str, Path]) -> None:
     dl = DataLoader(datasets["parquet"], batch_size=1000)  # torch's default: shuffle=False
     ids = torch.cat([b["id"] for b in dl]).tolist()

@@ -19,6 +19,12 @@ from zenith.exceptions import ValidationError
 
 _warned: set[str] = set()
 
+# Tensors from DLPack capsules: torch's C entry point when it has one (the public
+# `torch.from_dlpack` adds a Python-level type check per call on top of it).
+_FROM_DLPACK: Callable[[Any], torch.Tensor] = getattr(
+    torch._C, "_from_dlpack", torch.utils.dlpack.from_dlpack
+)
+
 
 def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
@@ -174,8 +180,9 @@ class DataLoader:
     def __iter__(self) -> Iterator[Any]:
         """One pass over the current epoch."""
         if self.collate_fn is None and not self.pin_memory and self.device is None:
-            # The common case: tensors made as each batch is built, no Python step per batch.
-            return self._loader._inner.iter(torch.from_numpy)
+            # The common case: tensors made as each batch is built, no Python step per batch,
+            # each straight from a DLPack capsule that owns the column's buffer.
+            return self._loader._inner.iter(_FROM_DLPACK, dlpack=True)
         return self._converted()
 
     def _converted(self) -> Iterator[Any]:

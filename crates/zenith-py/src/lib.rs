@@ -12,6 +12,7 @@ use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
 use zenith_core::Poll;
 
 mod blocking;
+mod dlpack;
 mod errors;
 mod jobs;
 
@@ -383,15 +384,30 @@ impl Loader {
     }
 
     /// Starts an iteration of the current epoch; `convert`, when given, is called on every
-    /// tensor column's NumPy array (e.g. `torch.from_numpy`) while the batch is built.
-    #[pyo3(signature = (convert=None))]
-    fn iter(&self, py: Python<'_>, convert: Option<Py<PyAny>>) -> BindingResult<LoaderIter> {
+    /// tensor column while the batch is built: on its NumPy array (e.g. `torch.from_numpy`),
+    /// or with `dlpack=True` on a DLPack `"dltensor"` capsule owning the buffer (e.g.
+    /// `torch.from_dlpack`), which skips making a NumPy array per column.
+    #[pyo3(signature = (convert=None, dlpack=false))]
+    fn iter(
+        &self,
+        py: Python<'_>,
+        convert: Option<Py<PyAny>>,
+        dlpack: bool,
+    ) -> BindingResult<LoaderIter> {
+        if dlpack && convert.is_none() {
+            return Err(zenith_core::Error::invalid(
+                "dlpack",
+                "dlpack=True needs a `convert` that takes the capsules (e.g. torch.from_dlpack)",
+            )
+            .into());
+        }
         let it = py.detach(|| self.inner.iter())?;
         Ok(LoaderIter {
             inner: Some(it),
             arrow_output: self.arrow_output,
             names: Vec::new(),
             convert,
+            dlpack,
         })
     }
 
@@ -443,8 +459,10 @@ struct LoaderIter {
     arrow_output: bool,
     /// Interned output names, made on the first batch.
     names: Vec<Py<PyString>>,
-    /// Called on each tensor column's NumPy array (`torch.from_numpy` for zenith.torch).
+    /// Called on each tensor column (a tensor maker for zenith.torch).
     convert: Option<Py<PyAny>>,
+    /// `convert` takes DLPack capsules rather than NumPy arrays.
+    dlpack: bool,
 }
 
 #[pymethods]
@@ -481,7 +499,7 @@ impl LoaderIter {
             py,
             &mut self.names,
             self.arrow_output,
-            self.convert.as_ref(),
+            self.convert.as_ref().map(|f| (f, self.dlpack)),
             batch,
         );
         it.add_handover(started.elapsed());
@@ -498,12 +516,13 @@ impl LoaderIter {
 
 /// Builds the Python form of a batch: a dict of NumPy arrays (Arrow arrays for columns that
 /// stay Arrow), or a pyarrow RecordBatch, without copying the buffers. `names` keeps the
-/// interned output names between batches.
+/// interned output names between batches; `convert` (with whether it takes DLPack capsules)
+/// turns each tensor column into the caller's type.
 fn hand_over<'py>(
     py: Python<'py>,
     names: &mut Vec<Py<PyString>>,
     arrow_output: bool,
-    convert: Option<&Py<PyAny>>,
+    convert: Option<(&Py<PyAny>, bool)>,
     batch: zenith_core::Batch,
 ) -> BindingResult<Bound<'py, PyAny>> {
     if arrow_output {
@@ -520,13 +539,15 @@ fn hand_over<'py>(
     }
     for (name, (_, col)) in names.iter().zip(batch.columns) {
         let value = match col {
-            BatchColumn::Tensor(t) => {
-                let array = tensor_to_numpy(py, t.data, &t.shape)?;
-                match convert {
-                    Some(f) => f.bind(py).call1((array,))?,
-                    None => array,
-                }
-            }
+            BatchColumn::Tensor(t) => match convert {
+                Some((f, true)) => f
+                    .bind(py)
+                    .call1((dlpack::capsule(py, t.data, &t.shape)?,))?,
+                Some((f, false)) => f
+                    .bind(py)
+                    .call1((tensor_to_numpy(py, t.data, &t.shape)?,))?,
+                None => tensor_to_numpy(py, t.data, &t.shape)?,
+            },
             BatchColumn::Arrow(a) => ArrowArray::from_array_ref(a)
                 .to_pyarrow(py)?
                 .unbind()
