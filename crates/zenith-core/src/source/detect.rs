@@ -1,4 +1,5 @@
-//! Format detection: magic bytes first, file extension second.
+//! Format detection: content first (magic bytes; a stream's leading schema message, which
+//! pre-0.15 streams start with instead of a continuation marker), file extension second.
 
 use std::io::Read;
 use std::path::Path;
@@ -79,6 +80,9 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     if let Some(format) = detect_magic(&head[..n]) {
         return Ok(format);
     }
+    if is_legacy_stream(path, &head[..n])? {
+        return Ok(Format::IpcStream);
+    }
     // A gzip stream is a tar shard only by name; other gzip files are not ours to guess.
     if head[..n].starts_with(GZIP_MAGIC) && super::webdataset::is_gzip_path(path) {
         return Ok(Format::WebDataset);
@@ -89,8 +93,44 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     Err(Error::format(
         path,
         "byte 0",
-        "cannot detect the format (no Parquet, Arrow or tar magic bytes, unknown extension); pass format=",
+        "cannot detect the format (no Parquet, Arrow or tar magic bytes, no Arrow stream schema, unknown extension); pass format=",
     ))
+}
+
+/// Largest schema message read to recognise a stream without a continuation marker.
+const MAX_SCHEMA_MESSAGE: usize = 16 << 20;
+
+/// Whether the file starts with a schema message without a continuation marker (the stream
+/// framing of writers before Arrow 0.15).
+fn is_legacy_stream(path: &Path, head: &[u8]) -> Result<bool> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    starts_with_stream_schema(head, len, |need| {
+        let mut message = vec![0u8; need];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| read_up_to(&mut f, &mut message))
+            .map_err(|e| Error::io(path, e))?;
+        message.truncate(n);
+        Ok(message)
+    })
+}
+
+/// Whether a file of `len` bytes starting with `head` starts with a stream's schema message in
+/// either framing; `read_head(n)` gives its first `n` bytes when `head` is too short to tell.
+pub(crate) fn starts_with_stream_schema<B: AsRef<[u8]>>(
+    head: &[u8],
+    len: u64,
+    read_head: impl FnOnce(usize) -> Result<B>,
+) -> Result<bool> {
+    match super::ipc::messages::starts_with_schema(head, len) {
+        Ok(found) => Ok(found),
+        Err(need) if need <= MAX_SCHEMA_MESSAGE => {
+            let message = read_head(need)?;
+            Ok(super::ipc::messages::starts_with_schema(message.as_ref(), len) == Ok(true))
+        }
+        Err(_) => Ok(false),
+    }
 }
 
 /// Detection from magic bytes alone.
@@ -115,7 +155,7 @@ pub fn detect_extension(path: &Path) -> Option<Format> {
         "parquet" | "pq" => Some(Format::Parquet),
         "csv" | "tsv" | "txt" => Some(Format::Csv),
         "arrow" | "feather" | "ipc" => Some(Format::Ipc),
-        "arrows" => Some(Format::IpcStream),
+        "arrows" | "stream" => Some(Format::IpcStream),
         "tar" | "tgz" => Some(Format::WebDataset),
         "gz" if super::webdataset::is_gzip_path(path) => Some(Format::WebDataset),
         _ => None,

@@ -37,13 +37,18 @@ impl Location {
                     return Ok(format);
                 }
                 let head = o.get_range(0..o.size().min(8))?;
-                detect::detect_magic(&head).ok_or_else(|| {
-                    Error::format(
-                        o.url(),
-                        "byte 0",
-                        "cannot detect the format (no Parquet or Arrow magic bytes, unknown extension); pass format=",
-                    )
-                })
+                if let Some(format) = detect::detect_magic(&head) {
+                    return Ok(format);
+                }
+                if detect::starts_with_stream_schema(&head, o.size(), |n| o.get_range(0..n as u64))?
+                {
+                    return Ok(Format::IpcStream);
+                }
+                Err(Error::format(
+                    o.url(),
+                    "byte 0",
+                    "cannot detect the format (no Parquet or Arrow magic bytes, no Arrow stream schema, unknown extension); pass format=",
+                ))
             }
         }
     }

@@ -2,9 +2,11 @@
 //! booleans or strings are split and parsed here, straight into typed builders. Anything
 //! unexpected (a quote, a field that does not parse, a wrong field count, a blank line, a lone
 //! `\r`, invalid UTF-8) makes it give up, and the range is decoded again by `arrow_csv`, whose
-//! error messages name the line and byte. Nulls and parsing follow `arrow_csv` 59: an empty
-//! field is null, numbers and booleans are parsed by the same `arrow_cast` parsers, except that
-//! plain decimals (`-12.345`) whose value is exact in one division are computed directly.
+//! error messages name the line and byte. Parsing follows `arrow_csv` 59, whose output the
+//! reader then gives pyarrow's empty strings: an empty field is null in typed columns and an
+//! empty string in string columns; numbers and booleans are parsed by the same `arrow_cast`
+//! parsers, except that plain decimals (`-12.345`) whose value is exact in one division are
+//! computed directly.
 
 use std::sync::Arc;
 
@@ -116,12 +118,9 @@ impl FastColumn {
                 Some(end)
             }
             Self::Utf8(b) => {
+                // An empty field is an empty string, as in pyarrow (see the module doc of `csv`).
                 let end = field_end(data, start, delimiter, has_cr)?;
-                if end == start {
-                    b.append_null();
-                } else {
-                    b.append_value(std::str::from_utf8(&data[start..end]).ok()?);
-                }
+                b.append_value(std::str::from_utf8(&data[start..end]).ok()?);
                 Some(end)
             }
         }
@@ -325,7 +324,7 @@ mod tests {
     use arrow_schema::Field;
     use bytes::Bytes;
 
-    use super::super::{CsvFile, DecodeOptions, FileReader};
+    use super::super::{empty_strings_not_null, CsvFile, DecodeOptions, FileReader};
     use super::*;
 
     fn open_csv(text: &str, schema: Option<Schema>, unit_bytes: usize) -> CsvFile {
@@ -362,6 +361,7 @@ mod tests {
             .unwrap_or_else(|| panic!("fast path declined unit {i}"));
             let slow = file
                 .read_unit_arrow(*range, bytes, projection, out_schema.clone())
+                .map(empty_strings_not_null)
                 .unwrap();
             assert_eq!(fast, slow, "unit {i}");
             assert_eq!(fast.num_rows(), range.rows);
@@ -418,7 +418,12 @@ mod tests {
         let file = open_csv("a,b\n1.5,x\n,y\n2.5,\n", None, 1 << 20);
         let batch = &assert_fast_matches(&file, None)[0];
         assert_eq!(batch.column(0).null_count(), 1);
-        assert_eq!(batch.column(1).null_count(), 1);
+        assert_eq!(batch.column(1).null_count(), 0);
+        let strings: &arrow_array::StringArray = batch.column(1).as_any().downcast_ref().unwrap();
+        assert_eq!(
+            strings.iter().collect::<Vec<_>>(),
+            [Some("x"), Some("y"), Some("")]
+        );
         let file = open_csv("a,b\n1.5,x\n2.5,y\n", None, 1 << 20);
         let batch = &assert_fast_matches(&file, None)[0];
         assert!(batch.column(0).nulls().is_none());

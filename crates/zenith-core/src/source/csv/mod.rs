@@ -1,6 +1,18 @@
 //! CSV: the file is memory-mapped, split into byte ranges that end on record boundaries
 //! (quote-aware, in `split`), and each range is one work unit decoded independently with the
 //! shared schema: by the hand-written `fast` path where it applies, else by `arrow_csv`.
+//!
+//! Values follow `pyarrow.csv.read_csv` with its defaults where the two agree or this reader
+//! was made to: an empty field is null in typed columns but an empty string (never null) in
+//! string columns, quoted or not; `true`/`false` in any case are booleans; integers that fit
+//! int64 are int64; `YYYY-MM-DD` is date32 and `YYYY-MM-DD[T ]hh:mm:ss` timestamp[s]. Known
+//! differences, from `arrow_csv` 59's inference and parsing: only the empty field is null
+//! (pyarrow also takes `NULL`, `null`, `NaN`, `nan`, `N/A`, `NA`, `n/a`, `#N/A`, `-nan` and a
+//! few more as null in typed columns, so such a column is a string column here); an integer
+//! column with a value past int64 is a string column (pyarrow: float64); mixed-case booleans
+//! (`tRuE`) are booleans (pyarrow: strings); fractional timestamps get the unit of their
+//! longest fraction (pyarrow: ns); `Z` or offset timestamps are timezone-naive UTC (pyarrow:
+//! `tz=UTC`), and `hh:mm:ss` stays a string (pyarrow: time32[s]).
 
 mod decimal;
 mod fast;
@@ -10,8 +22,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, RecordBatch, StringArray, StringViewArray};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 
 use super::{DecodeOptions, FileReader, Format, UnitMeta};
@@ -145,6 +158,7 @@ impl FileReader for CsvFile {
             return Ok(batch);
         }
         self.read_unit_arrow(range, bytes, projection, out_schema)
+            .map(empty_strings_not_null)
     }
 }
 
@@ -196,6 +210,41 @@ impl CsvFile {
     }
 }
 
+/// `arrow_csv` makes an empty field null in every column; pyarrow keeps it as an empty string in
+/// string columns. The null slots of a string column `arrow_csv` built are empty values, so
+/// dropping the validity gives exactly pyarrow's column, without copying the data.
+fn empty_strings_not_null(batch: RecordBatch) -> RecordBatch {
+    if !batch
+        .columns()
+        .iter()
+        .any(|c| c.null_count() > 0 && matches!(c.data_type(), DataType::Utf8 | DataType::Utf8View))
+    {
+        return batch;
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8 if c.null_count() > 0 => {
+                let (offsets, values, _) = c.as_string::<i32>().clone().into_parts();
+                Arc::new(StringArray::new(offsets, values, None)) as ArrayRef
+            }
+            DataType::Utf8View if c.null_count() > 0 => {
+                let (views, buffers, _) = c.as_string_view().clone().into_parts();
+                Arc::new(StringViewArray::new(views, buffers, None)) as ArrayRef
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    // The schema is the batch's own; only validity changed, so this cannot fail.
+    RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .unwrap_or(batch)
+}
+
 fn parse_header(path: &Path, line: &[u8], delimiter: u8) -> Result<Vec<String>> {
     let text = std::str::from_utf8(line).map_err(|e| Error::format(path, "line 1", e))?;
     let text = text.trim_end_matches(['\n', '\r']);
@@ -235,7 +284,35 @@ fn infer_schema(path: &Path, data: &[u8], delimiter: u8) -> Result<SchemaRef> {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::Array;
+
     use super::*;
+
+    #[test]
+    fn empty_string_fields_are_empty_strings_on_both_paths() {
+        // Quoted fields take the arrow_csv path, plain ones the fast path.
+        for text in ["s,n\na,1\n,2\nc,\n", "s,n\n\"a\",1\n,2\n\"\",\n"] {
+            let file = CsvFile::from_bytes(
+                Path::new("t.csv"),
+                Bytes::from(text.as_bytes().to_vec()),
+                &DecodeOptions::default(),
+            )
+            .unwrap();
+            let batch = file.read_unit(0, None).unwrap();
+            let s = batch.column(0).as_string::<i32>();
+            assert_eq!(s.null_count(), 0, "{text:?}");
+            let want = if text.contains('"') {
+                ["a", "", ""]
+            } else {
+                ["a", "", "c"]
+            };
+            assert_eq!(s.iter().collect::<Vec<_>>(), want.map(Some), "{text:?}");
+            let n = batch
+                .column(1)
+                .as_primitive::<arrow_array::types::Int64Type>();
+            assert_eq!(n.iter().collect::<Vec<_>>(), [Some(1), Some(2), None]);
+        }
+    }
 
     #[test]
     fn header_parsing() {

@@ -1,17 +1,24 @@
 //! Arrow IPC, file and stream formats. The file is memory-mapped and every record batch is
 //! decoded in place: its buffers point into the mapping, so nothing is copied or read until a
-//! column is touched. One unit per record batch.
+//! column is touched (LZ4 or ZSTD compressed bodies, and big-endian files, which are swapped
+//! to native order, are the exceptions). One unit per record batch. Streams are framed here
+//! (`messages`), which reads pre-0.15 streams without continuation markers too.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
-use arrow_ipc::reader::{read_footer_length, FileDecoder, StreamDecoder};
+use arrow_ipc::reader::{read_footer_length, FileDecoder};
+use arrow_ipc::MessageHeader;
 use arrow_schema::SchemaRef;
 
 use super::{FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
+use messages::Next;
+use schema::IpcSchema;
+
+pub(crate) mod messages;
+mod schema;
 
 /// An IPC file or stream whose batches have been decoded zero-copy over the mapping.
 pub struct MappedBatches {
@@ -91,18 +98,21 @@ impl IpcFile {
         let fb_schema = footer
             .schema()
             .ok_or_else(|| fail("footer", &"footer has no schema"))?;
-        let schema = Arc::new(arrow_ipc::convert::fb_to_schema(fb_schema));
+        let IpcSchema { schema, swap } =
+            schema::convert(fb_schema).map_err(|e| fail("schema", &e))?;
         let mut decoder = FileDecoder::new(schema.clone(), footer.version());
         let block_buffer = |block: &arrow_ipc::Block, what: &str| -> Result<Buffer> {
             let start = usize::try_from(block.offset()).unwrap_or(usize::MAX);
-            let len = block.metaDataLength() as usize + block.bodyLength() as usize;
-            if start.checked_add(len).is_none_or(|end| end > buffer.len()) {
+            let meta = usize::try_from(block.metaDataLength()).unwrap_or(usize::MAX);
+            let body = usize::try_from(block.bodyLength()).unwrap_or(usize::MAX);
+            let end = start.checked_add(meta).and_then(|e| e.checked_add(body));
+            if meta < 8 || end.is_none_or(|end| end > buffer.len()) {
                 return Err(fail(
                     &format!("{what} at byte {start}"),
                     &"block extends past the end of the file",
                 ));
             }
-            Ok(buffer.slice_with_length(start, len))
+            Ok(buffer.slice_with_length(start, meta + body))
         };
         for (i, block) in footer.dictionaries().iter().flatten().enumerate() {
             let data = block_buffer(block, &format!("dictionary {i}"))?;
@@ -118,6 +128,7 @@ impl IpcFile {
                 .read_record_batch(block, &data)
                 .map_err(|e| fail(&location, &e))?
                 .ok_or_else(|| fail(&location, &"block holds no record batch"))?;
+            let batch = native_order(batch, swap).map_err(|e| fail(&location, &e))?;
             batches.push((batch, data.len() as u64));
         }
         Ok(Self::new(path, Format::Ipc, schema, batches, file_bytes))
@@ -128,40 +139,63 @@ impl IpcFile {
         Self::from_stream_bytes(path, super::map_file(path)?)
     }
 
-    /// Like [`IpcStreamFile::open_stream`] over bytes already in memory.
+    /// Like [`IpcStreamFile::open_stream`] over bytes already in memory. Reads both framings
+    /// (with and without continuation markers), dictionary replacements and deltas; the
+    /// end-of-stream marker is optional.
     pub fn from_stream_bytes(path: &Path, bytes: bytes::Bytes) -> Result<Self> {
         let file_bytes = bytes.len() as u64;
-        let mut buffer = Buffer::from(bytes);
-        let mut decoder = StreamDecoder::new();
+        let buffer = Buffer::from(bytes);
+        let fail = |at: usize, e: &dyn std::fmt::Display| {
+            Error::format(path, format!("message at byte {at}"), e.to_string())
+        };
+        let mut stream: Option<(FileDecoder, IpcSchema)> = None;
         let mut batches = Vec::new();
+        let mut unit_start = 0;
+        let mut pos = 0;
         loop {
-            let offset = file_bytes as usize - buffer.len();
-            let before = buffer.len();
-            match decoder.decode(&mut buffer) {
-                Ok(Some(batch)) => batches.push((batch, (before - buffer.len()) as u64)),
-                Ok(None) if buffer.is_empty() => break,
-                Ok(None) => {
-                    if buffer.len() == before {
-                        return Err(Error::format(
-                            path,
-                            format!("byte {offset}"),
-                            "stream decoder made no progress",
-                        ));
-                    }
+            let (next, message) = messages::next_message(&buffer, pos)
+                .map_err(|e| Error::format(path, format!("byte {pos}"), e))?;
+            let (Next::Message(frame), Some(message)) = (next, message) else {
+                break;
+            };
+            let block = arrow_ipc::Block::new(0, frame.meta_len as i32, frame.body_len as i64);
+            let data = buffer.slice_with_length(frame.start, frame.meta_len + frame.body_len);
+            match (message.header_type(), &mut stream) {
+                (MessageHeader::Schema, None) => {
+                    let fb = message
+                        .header_as_schema()
+                        .ok_or_else(|| fail(pos, &"schema message without a schema"))?;
+                    let converted = schema::convert(fb).map_err(|e| fail(pos, &e))?;
+                    let decoder = FileDecoder::new(converted.schema.clone(), message.version());
+                    stream = Some((decoder, converted));
                 }
-                Err(e) => return Err(Error::format(path, format!("message at byte {offset}"), e)),
+                (MessageHeader::Schema, Some(_)) => {
+                    return Err(fail(pos, &"a second schema message"));
+                }
+                (MessageHeader::DictionaryBatch, Some((decoder, _))) => {
+                    decoder
+                        .read_dictionary(&block, &data)
+                        .map_err(|e| fail(pos, &e))?;
+                }
+                (MessageHeader::RecordBatch, Some((decoder, converted))) => {
+                    let batch = decoder
+                        .read_record_batch(&block, &data)
+                        .map_err(|e| fail(pos, &e))?
+                        .ok_or_else(|| fail(pos, &"message holds no record batch"))?;
+                    let batch = native_order(batch, converted.swap).map_err(|e| fail(pos, &e))?;
+                    batches.push((batch, (frame.end() - unit_start) as u64));
+                    unit_start = frame.end();
+                }
+                (MessageHeader::NONE, _) => {}
+                (_, None) => return Err(fail(pos, &"the stream does not start with a schema")),
+                (other, Some(_)) => {
+                    return Err(fail(pos, &format!("unexpected {other:?} message")));
+                }
             }
+            pos = frame.end();
         }
-        decoder.finish().map_err(|e| {
-            Error::format(
-                path,
-                format!("byte {file_bytes}"),
-                format!("truncated stream: {e}"),
-            )
-        })?;
-        let schema = decoder
-            .schema()
-            .ok_or_else(|| Error::format(path, "byte 0", "stream has no schema message"))?;
+        let (_, IpcSchema { schema, .. }) =
+            stream.ok_or_else(|| Error::format(path, "byte 0", "stream has no schema message"))?;
         Ok(Self::new(
             path,
             Format::IpcStream,
@@ -169,6 +203,15 @@ impl IpcFile {
             batches,
             file_bytes,
         ))
+    }
+}
+
+/// `batch` in native byte order: swapped when its file was written in the other.
+fn native_order(batch: RecordBatch, swap: bool) -> std::result::Result<RecordBatch, String> {
+    if swap {
+        schema::swap_batch(batch)
+    } else {
+        Ok(batch)
     }
 }
 
