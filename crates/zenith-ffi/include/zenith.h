@@ -195,8 +195,8 @@ ZenithStatus zenith_test_panic(void);
 // `batch_size` (32), `shuffle` (true), `seed` (0), `columns` (all: a list of names, or an object
 // mapping output names to a column, a list of numeric columns stacked into `[rows, k]`, or
 // `{"column"|"stack": ..., "dtype": "float32"}`), `num_workers` (`ZENITH_NUM_WORKERS` or the
-// CPU count), `drop_last` (false), `prefetch` (8), `rank` (0), `world_size` (1), `on_error`
-// (`"raise"` or `"skip"`), `output` (`"tensors"` or `"arrow"`), `shuffle_window`,
+// usable CPUs less one), `drop_last` (false), `prefetch` (8), `rank` (0), `world_size` (1),
+// `on_error` (`"raise"` or `"skip"`), `output` (`"tensors"` or `"arrow"`), `shuffle_window`,
 // `memory_budget`, `reuse_budget` and `format`. Unknown keys are rejected. On failure `*out` is set to NULL.
 //
 // # Safety
