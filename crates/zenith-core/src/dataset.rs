@@ -215,37 +215,118 @@ impl Dataset {
 
     /// Decodes one unit with a projection; columns come back in the requested order.
     pub fn read_unit(&self, unit: UnitRef, projection: &Projection) -> Result<RecordBatch> {
+        let batch = self.decode_columns(unit, projection.indices.as_deref())?;
+        self.reorder(unit, projection, batch)
+    }
+
+    /// Decodes file columns `indices` (sorted; `None`: all) of a unit, behind the panic boundary.
+    fn decode_columns(&self, unit: UnitRef, indices: Option<&[usize]>) -> Result<RecordBatch> {
         let file = &self.files[unit.file];
-        let batch = crate::source::guard(
+        crate::source::guard(
             file.path(),
             || format!("unit {}", unit.unit),
-            || file.read_unit(unit.unit, projection.indices.as_deref()),
-        )?;
+            || file.read_unit(unit.unit, indices),
+        )
+    }
+
+    /// Puts a decoded unit's columns in the order the projection asked for them.
+    fn reorder(
+        &self,
+        unit: UnitRef,
+        projection: &Projection,
+        batch: RecordBatch,
+    ) -> Result<RecordBatch> {
         match &projection.order {
             Some(order) => {
                 let columns = order.iter().map(|&i| batch.column(i).clone()).collect();
-                RecordBatch::try_new(projection.schema.clone(), columns)
-                    .map_err(|e| Error::format(file.path(), format!("unit {}", unit.unit), e))
+                RecordBatch::try_new(projection.schema.clone(), columns).map_err(|e| {
+                    Error::format(
+                        self.files[unit.file].path(),
+                        format!("unit {}", unit.unit),
+                        e,
+                    )
+                })
             }
             None => Ok(batch),
         }
     }
 
     /// Decodes every unit in parallel on the global pool (a wider one for objects), in file
-    /// order.
+    /// order. Parquet files with fewer row groups than threads are also split by columns, each
+    /// group of columns of a unit decoded on its own thread, so one big row group (or a few)
+    /// still uses every core.
     pub fn read_all(&self, projection: &Projection) -> Result<Vec<RecordBatch>> {
-        let read = || {
+        let pool = if self.is_remote() {
+            let threads = self.decode_threads(crate::pool::default_num_workers());
+            Arc::new(crate::pool::build(threads, "zenith-read-io")?)
+        } else {
+            crate::pool::global()?
+        };
+        let groups = self.column_groups(projection, pool.current_num_threads());
+        pool.install(|| {
             self.units
                 .par_iter()
-                .map(|u| self.read_unit(*u, projection))
+                .map(|u| match &groups {
+                    None => self.read_unit(*u, projection),
+                    Some(groups) => self.read_unit_by_columns(*u, projection, groups),
+                })
                 .collect()
-        };
-        if self.is_remote() {
-            let threads = self.decode_threads(crate::pool::default_num_workers());
-            crate::pool::build(threads, "zenith-read-io")?.install(read)
-        } else {
-            crate::pool::global()?.install(read)
+        })
+    }
+
+    /// Groups of sorted file columns to decode separately when a Parquet read has fewer units
+    /// than twice the threads; `None` when splitting would not add parallelism.
+    fn column_groups(&self, projection: &Projection, threads: usize) -> Option<Vec<Vec<usize>>> {
+        let units = self.units.len().max(1);
+        if self.format != Format::Parquet || threads < 2 || units >= 2 * threads {
+            return None;
         }
+        let columns: Vec<usize> = match &projection.indices {
+            Some(indices) => indices.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let parts = (2 * threads).div_ceil(units).min(columns.len());
+        if parts < 2 {
+            return None;
+        }
+        let per = columns.len().div_ceil(parts);
+        Some(columns.chunks(per).map(<[usize]>::to_vec).collect())
+    }
+
+    /// [`Dataset::read_unit`] with the columns decoded a group at a time in parallel and put
+    /// side by side: the same batch, since every group reads the same rows.
+    fn read_unit_by_columns(
+        &self,
+        unit: UnitRef,
+        projection: &Projection,
+        groups: &[Vec<usize>],
+    ) -> Result<RecordBatch> {
+        let parts = groups
+            .par_iter()
+            .map(|g| self.decode_columns(unit, Some(g)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for part in &parts {
+            fields.extend(part.schema().fields().iter().cloned());
+            columns.extend(part.columns().iter().cloned());
+        }
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            parts
+                .first()
+                .map(|p| p.schema().metadata().clone())
+                .unwrap_or_default(),
+        ));
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(unit.rows));
+        let batch = RecordBatch::try_new_with_options(schema, columns, &options).map_err(|e| {
+            Error::format(
+                self.files[unit.file].path(),
+                format!("unit {}", unit.unit),
+                e,
+            )
+        })?;
+        self.reorder(unit, projection, batch)
     }
 }
 

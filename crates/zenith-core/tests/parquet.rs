@@ -208,20 +208,36 @@ fn a_dictionary_that_falls_back_to_plain_mid_chunk_reads_back_exactly() {
 fn projection_keeps_the_requested_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.parquet");
+    let one_group = dir.path().join("one.parquet");
     let full = table(0, ROWS);
     write(&path, &full, props(ROW_GROUP).build());
-    for cols in [
-        vec!["name", "id", "f64"],
-        vec!["flag"],
-        vec!["f32", "i32"],
-        vec!["flag", "name", "f64", "f32", "i32", "id"],
-    ] {
+    // One row group: fewer units than threads, so `read` also splits it by columns, decoding
+    // each group of columns on its own thread and putting them side by side.
+    write(&one_group, &full, props(ROWS).build());
+    let whole = zenith_core::read(
+        &s(&one_group),
+        &ReadOptions {
+            no_cache: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_same_values(&concat(&whole, &full), &full, "one row group, every column");
+    for (path, cols) in [&path, &one_group].into_iter().flat_map(|p| {
+        [
+            vec!["name", "id", "f64"],
+            vec!["flag"],
+            vec!["f32", "i32"],
+            vec!["flag", "name", "f64", "f32", "i32", "id"],
+        ]
+        .map(|cols| (p, cols))
+    }) {
         let opts = ReadOptions {
             columns: Some(cols.iter().map(|c| c.to_string()).collect()),
             no_cache: true,
             ..Default::default()
         };
-        let (schema, got) = zenith_core::read_many(&[s(&path)], &opts).unwrap();
+        let (schema, got) = zenith_core::read_many(&[s(path)], &opts).unwrap();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, cols);
         let indices: Vec<usize> = cols
@@ -230,7 +246,7 @@ fn projection_keeps_the_requested_order() {
             .collect();
         let want = full.project(&indices).unwrap();
         assert!(got.iter().all(|b| b.schema() == schema));
-        assert_same_values(&concat(&got, &want), &want, &format!("{cols:?}"));
+        assert_same_values(&concat(&got, &want), &want, &format!("{path:?} {cols:?}"));
     }
     let twice = ReadOptions {
         columns: Some(vec!["id".into(), "f32".into(), "id".into()]),

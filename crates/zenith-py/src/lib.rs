@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::PyArray;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
@@ -119,7 +120,23 @@ fn load<'py>(
     };
     let (schema, batches) =
         run_interruptible(py, "load", move || zenith_core::read_many(&paths, &options))?;
-    Ok(PyTable::try_new(batches, schema)?.into_pyarrow(py)?)
+    table_to_pyarrow(py, PyTable::try_new(batches, schema)?)
+}
+
+/// A `pyarrow.Table` over the batches through the Arrow C stream, without a copy. Read through
+/// `RecordBatchReader.from_stream` rather than `pyarrow.table()`, which imports pandas (about
+/// 0.2 s) on its first call to check whether its argument is a DataFrame.
+fn table_to_pyarrow<'py>(py: Python<'py>, table: PyTable) -> BindingResult<Bound<'py, PyAny>> {
+    let reader = py
+        .import(intern!(py, "pyarrow"))?
+        .getattr(intern!(py, "RecordBatchReader"))?;
+    match reader.getattr(intern!(py, "from_stream")) {
+        Ok(from_stream) => Ok(from_stream
+            .call1((table,))?
+            .call_method0(intern!(py, "read_all"))?),
+        // pyarrow 14 has no from_stream.
+        Err(_) => Ok(table.into_pyarrow(py)?),
+    }
 }
 
 /// Summarises a dataset from footers and headers (no data pages read).
