@@ -364,9 +364,30 @@ fn unpack_gather<V: Copy>(
         .ok_or_else(|| out_of_range(0, 0))? as u64;
     // The direct indices are gathered without a branch per value: an index past the end is
     // clamped for the read and remembered, and the run fails after the loop if there was one.
+    // Common widths get a loop compiled for their width (whole groups of 8 indices, every
+    // shift a constant); the rest, and the last partial group, the loop below.
     let base = out.len();
-    let mut past_end = false;
-    for (k, slot) in out.spare_capacity_mut()[..direct].iter_mut().enumerate() {
+    let spare = &mut out.spare_capacity_mut()[..direct];
+    let (grouped, mut past_end) = match bit_width {
+        1 => gather_groups::<1, V>(run, dict, last, spare),
+        2 => gather_groups::<2, V>(run, dict, last, spare),
+        3 => gather_groups::<3, V>(run, dict, last, spare),
+        4 => gather_groups::<4, V>(run, dict, last, spare),
+        5 => gather_groups::<5, V>(run, dict, last, spare),
+        6 => gather_groups::<6, V>(run, dict, last, spare),
+        7 => gather_groups::<7, V>(run, dict, last, spare),
+        8 => gather_groups::<8, V>(run, dict, last, spare),
+        9 => gather_groups::<9, V>(run, dict, last, spare),
+        10 => gather_groups::<10, V>(run, dict, last, spare),
+        11 => gather_groups::<11, V>(run, dict, last, spare),
+        12 => gather_groups::<12, V>(run, dict, last, spare),
+        13 => gather_groups::<13, V>(run, dict, last, spare),
+        14 => gather_groups::<14, V>(run, dict, last, spare),
+        15 => gather_groups::<15, V>(run, dict, last, spare),
+        16 => gather_groups::<16, V>(run, dict, last, spare),
+        _ => (0, false),
+    };
+    for (k, slot) in spare.iter_mut().enumerate().skip(grouped) {
         let bit = k * bit_width;
         // SAFETY: `k < direct`, so `bit / 8 + 8 <= run.len()` (see `direct`).
         let word = unsafe { run.as_ptr().add(bit >> 3).cast::<u64>().read_unaligned() };
@@ -375,7 +396,7 @@ fn unpack_gather<V: Copy>(
         // SAFETY: `index.min(last) <= last < dict.len()`.
         slot.write(unsafe { *dict.get_unchecked(index.min(last) as usize) });
     }
-    // SAFETY: the first `direct` spare slots were written above.
+    // SAFETY: the first `direct` spare slots were written above (`grouped <= direct`).
     unsafe { out.set_len(base + direct) };
     if past_end {
         let first_bad = (0..direct)
@@ -402,6 +423,45 @@ fn unpack_gather<V: Copy>(
         }
     }
     Ok(())
+}
+
+/// Writes `dict[index]` into `out` for whole groups of 8 indices of width `W` at the start of a
+/// bit-packed run, as many groups as `out` holds: (indices written, whether one was past the
+/// dictionary's end; those are clamped to `last`). Each group is `W` bytes; its 8 indices are
+/// read from 8-byte windows at constant offsets, so the caller guarantees `out.len() * W / 8 + 8`
+/// bytes of `run` (its `direct` count does).
+#[inline(always)]
+fn gather_groups<const W: usize, V: Copy>(
+    run: &[u8],
+    dict: &[V],
+    last: u64,
+    out: &mut [std::mem::MaybeUninit<V>],
+) -> (usize, bool) {
+    let mask = (1u64 << W) - 1;
+    let groups = out.len() / 8;
+    let mut past_end = false;
+    for (g, slots) in out.chunks_exact_mut(8).take(groups).enumerate() {
+        let start = g * W;
+        let mut indices = [0u64; 8];
+        for (j, index) in indices.iter_mut().enumerate() {
+            let bit = j * W;
+            // SAFETY: the group's last window ends at `start + 7W/8 + 8`, at most
+            // `out.len() * W / 8 + 8 <= run.len()` bytes in (see above).
+            let word = unsafe {
+                run.as_ptr()
+                    .add(start + (bit >> 3))
+                    .cast::<u64>()
+                    .read_unaligned()
+            };
+            *index = (u64::from_le(word) >> (bit & 7)) & mask;
+        }
+        for (slot, &index) in slots.iter_mut().zip(&indices) {
+            past_end |= index > last;
+            // SAFETY: `index.min(last) <= last < dict.len()`.
+            slot.write(unsafe { *dict.get_unchecked(index.min(last) as usize) });
+        }
+    }
+    (groups * 8, past_end)
 }
 
 /// For a v1 data page whose definition levels (bit width 1) are RLE/bit-packed hybrid with a
@@ -630,9 +690,10 @@ mod tests {
         use arrow_array::{Array, Float32Array, Float64Array, Int32Array, Int64Array};
         let n = 9000usize;
         let mut direct = 0;
-        // Cardinalities 1, 2, 3, 200, 256, 300, 4096 and 9000 give index widths 0, 1, 2, 8, 8, 9,
-        // 12 and 14; 2, 256 and 4096 fill their width (every index names an entry).
-        for distinct in [1usize, 2, 3, 200, 256, 300, 4096, 9000] {
+        // Cardinalities 1, 2, 3, 5, 17, 129, 200, 256, 300, 1025, 4096, 5000 and 9000 give index
+        // widths 0, 1, 2, 3, 5, 8, 8, 8, 9, 11, 12, 13 and 14 (each width has its own unpacking
+        // loop); 2, 256 and 4096 fill their width (every index names an entry).
+        for distinct in [1usize, 2, 3, 5, 17, 129, 200, 256, 300, 1025, 4096, 5000, 9000] {
             let key = |i: usize| ((i * 7919) % distinct) as i64;
             let f32s = Float32Array::from_iter_values((0..n).map(|i| key(i) as f32 * 0.25 - 3.0));
             let f64s = Float64Array::from_iter_values((0..n).map(|i| key(i) as f64 * 1e-3));
@@ -681,9 +742,9 @@ mod tests {
                 }
             }
         }
-        // 8 cardinalities x 4 columns x 2 page versions x 2 limits, less the integer columns of
+        // 13 cardinalities x 4 columns x 2 page versions x 2 limits, less the integer columns of
         // the version 2 files that overflowed their dictionary.
-        assert!(direct >= 100, "{direct} chunks took the direct path");
+        assert!(direct >= 160, "{direct} chunks took the direct path");
     }
 
     #[test]
