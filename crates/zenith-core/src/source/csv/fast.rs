@@ -2,11 +2,12 @@
 //! booleans or strings are split and parsed here, straight into typed builders. Anything
 //! unexpected (a quote, a field that does not parse, a wrong field count, a blank line, a lone
 //! `\r`, invalid UTF-8) makes it give up, and the range is decoded again by `arrow_csv`, whose
-//! error messages name the line and byte. Parsing follows `arrow_csv` 59, whose output the
-//! reader then gives pyarrow's empty strings: an empty field is null in typed columns and an
-//! empty string in string columns; numbers and booleans are parsed by the same `arrow_cast`
-//! parsers, except that plain decimals (`-12.345`) whose value is exact in one division are
-//! computed directly.
+//! error messages name the line and byte. Values are those of the `arrow_csv` path: pyarrow's
+//! null spellings (`nulls`) are null in typed columns, kept as text in string columns (an
+//! empty field is an empty string there); numbers and booleans are parsed by the same
+//! `arrow_cast` parsers, except that plain decimals (`-12.345`) whose value is exact in one
+//! division are computed directly. The spelling check is a byte comparison of short fields,
+//! made only for fields that did not parse (and, for floats, that are not plain decimals).
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use arrow_cast::parse::Parser;
 use arrow_schema::{DataType, Schema, SchemaRef};
 
 use super::decimal::{scan_decimal, ExactDecimal};
+use super::nulls::is_null_spelling;
 
 /// A primitive column: values in a `Vec`, validity only once a null shows up.
 struct Prim<T: ArrowPrimitiveType> {
@@ -106,12 +108,12 @@ impl FastColumn {
             Self::Bool(b) => {
                 let end = field_end(data, start, delimiter, has_cr)?;
                 let field = &data[start..end];
-                if field.is_empty() {
-                    b.append_null();
-                } else if field.eq_ignore_ascii_case(b"false") {
+                if field.eq_ignore_ascii_case(b"false") {
                     b.append_value(false);
                 } else if field.eq_ignore_ascii_case(b"true") {
                     b.append_value(true);
+                } else if is_null_spelling(field) {
+                    b.append_null();
                 } else {
                     return None;
                 }
@@ -165,7 +167,9 @@ fn field_end(data: &[u8], start: usize, delimiter: u8, has_cr: bool) -> Option<u
     Some(end)
 }
 
-/// Parses a field with `arrow_cast`'s parser for `T` (what `arrow_csv` does); empty is null.
+/// Parses an integer field with `arrow_cast`'s parser for `T` (what `arrow_csv` does); a field
+/// that does not parse is null if it is a null spelling (none of which is an integer, so
+/// values never pay for the check).
 #[inline]
 fn push_parsed<T: ArrowPrimitiveType + Parser>(
     b: &mut Prim<T>,
@@ -175,16 +179,21 @@ fn push_parsed<T: ArrowPrimitiveType + Parser>(
     has_cr: bool,
 ) -> Option<usize> {
     let end = field_end(data, start, delimiter, has_cr)?;
+    let field = &data[start..end];
     if end == start {
         b.append_null();
+    } else if let Some(v) = std::str::from_utf8(field).ok().and_then(T::parse) {
+        b.append_value(v);
+    } else if is_null_spelling(field) {
+        b.append_null();
     } else {
-        b.append_value(T::parse(std::str::from_utf8(&data[start..end]).ok()?)?);
+        return None;
     }
     Some(end)
 }
 
-/// Pushes a float field: computed directly when it is an exact plain decimal, else parsed by
-/// `arrow_cast`.
+/// Pushes a float field: computed directly when it is an exact plain decimal, else null when
+/// it is a null spelling, else parsed by `arrow_cast`.
 #[inline]
 fn push_float<T: ExactDecimal>(
     b: &mut Prim<T>,
@@ -199,7 +208,15 @@ fn push_float<T: ExactDecimal>(
             return Some(end);
         }
     }
-    push_parsed(b, data, start, delimiter, has_cr)
+    // `NaN` and `nan` parse as floats but are null spellings: checked first.
+    let end = field_end(data, start, delimiter, has_cr)?;
+    let field = &data[start..end];
+    if is_null_spelling(field) {
+        b.append_null();
+    } else {
+        b.append_value(T::parse(std::str::from_utf8(field).ok()?)?);
+    }
+    Some(end)
 }
 
 /// Decodes `data` (whole records, `rows` of them) without `arrow_csv`; `None` when the fast
@@ -324,7 +341,7 @@ mod tests {
     use arrow_schema::Field;
     use bytes::Bytes;
 
-    use super::super::{empty_strings_not_null, CsvFile, DecodeOptions, FileReader};
+    use super::super::{CsvFile, DecodeOptions, FileReader};
     use super::*;
 
     fn open_csv(text: &str, schema: Option<Schema>, unit_bytes: usize) -> CsvFile {
@@ -361,7 +378,6 @@ mod tests {
             .unwrap_or_else(|| panic!("fast path declined unit {i}"));
             let slow = file
                 .read_unit_arrow(*range, bytes, projection, out_schema.clone())
-                .map(empty_strings_not_null)
                 .unwrap();
             assert_eq!(fast, slow, "unit {i}");
             assert_eq!(fast.num_rows(), range.rows);

@@ -2,20 +2,25 @@
 //! (quote-aware, in `split`), and each range is one work unit decoded independently with the
 //! shared schema: by the hand-written `fast` path where it applies, else by `arrow_csv`.
 //!
-//! Values follow `pyarrow.csv.read_csv` with its defaults where the two agree or this reader
-//! was made to: an empty field is null in typed columns but an empty string (never null) in
-//! string columns, quoted or not; `true`/`false` in any case are booleans; integers that fit
-//! int64 are int64; `YYYY-MM-DD` is date32 and `YYYY-MM-DD[T ]hh:mm:ss` timestamp[s]. Known
-//! differences, from `arrow_csv` 59's inference and parsing: only the empty field is null
-//! (pyarrow also takes `NULL`, `null`, `NaN`, `nan`, `N/A`, `NA`, `n/a`, `#N/A`, `-nan` and a
-//! few more as null in typed columns, so such a column is a string column here); an integer
-//! column with a value past int64 is a string column (pyarrow: float64); mixed-case booleans
-//! (`tRuE`) are booleans (pyarrow: strings); fractional timestamps get the unit of their
-//! longest fraction (pyarrow: ns); `Z` or offset timestamps are timezone-naive UTC (pyarrow:
-//! `tz=UTC`), and `hh:mm:ss` stays a string (pyarrow: time32[s]).
+//! Types and values follow `pyarrow.csv.read_csv` with its defaults. The schema is inferred
+//! by `infer` with pyarrow's order (null, int64, boolean, date32, time32[s], timestamp[s],
+//! timestamp[ns], float64, string): integers past int64 are float64, only `true`/`True`/`TRUE`
+//! and the same spellings of `false` are booleans (`tRuE` is a string), `hh:mm[:ss]` is
+//! time32[s], fractional timestamps are timestamp[ns], and `Z` or offset timestamps are
+//! `tz=UTC`. pyarrow's null spellings (`nulls`: the empty field, `NA`, `NULL`, `null`, `NaN`,
+//! `nan`, `N/A`, `n/a`, `#N/A`, `-nan` and a few more) are null in typed columns and text in
+//! string columns, where an empty field is an empty string, quoted or not. Known
+//! differences: `1`/`0` mixed with `true`/`false` make a string column (pyarrow: boolean;
+//! `arrow_csv` parses booleans from `true`/`false` only), as do hexadecimal integers (`0x10`,
+//! pyarrow: int64), timestamps without seconds (`2021-01-01 00:00`, pyarrow: timestamp[s]),
+//! dates with spaces around them and NaN payloads (`nan(1)`); inference reads the first 1000
+//! records or 1 MiB (pyarrow: the first 1 MiB block); past that sample, values are parsed by
+//! `arrow_cast`, which takes booleans in any case and leap seconds where pyarrow fails.
 
 mod decimal;
 mod fast;
+mod infer;
+mod nulls;
 mod split;
 
 use std::io::Cursor;
@@ -24,18 +29,17 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, RecordBatch, StringArray, StringViewArray};
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
 
 use super::{DecodeOptions, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 use fast::decode_fast;
-use split::{find_record_end, scan_quoted};
+use nulls::null_regex;
+use split::find_record_end;
 pub use split::{split_records, RecordRange};
 
 const DEFAULT_UNIT_BYTES: usize = 4 << 20;
-const INFER_BYTES: usize = 1 << 20;
-const INFER_RECORDS: usize = 1000;
 
 /// An opened CSV file.
 pub struct CsvFile {
@@ -82,7 +86,7 @@ impl CsvFile {
                 }
                 schema.clone()
             }
-            None => infer_schema(path, &data, delimiter)?,
+            None => infer::infer_schema(path, &data, delimiter, &header)?,
         };
         let unit_bytes = options.csv_unit_bytes.unwrap_or(DEFAULT_UNIT_BYTES).max(1);
         let ranges = split_records(&data, header_end, unit_bytes);
@@ -158,12 +162,39 @@ impl FileReader for CsvFile {
             return Ok(batch);
         }
         self.read_unit_arrow(range, bytes, projection, out_schema)
-            .map(empty_strings_not_null)
     }
+}
+
+/// Whether a column keeps null spellings as text (pyarrow's `strings_can_be_null=False`).
+fn is_text(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Utf8 | DataType::Utf8View)
+}
+
+/// Whether a float column holds a NaN: `arrow_csv` without the null regex reads pyarrow's
+/// null spellings `NaN`, `nan`, `-NaN` and `-nan` as NaN.
+fn has_nan(batch: &RecordBatch) -> bool {
+    batch.columns().iter().any(|c| match c.data_type() {
+        DataType::Float64 => c
+            .as_primitive::<arrow_array::types::Float64Type>()
+            .values()
+            .iter()
+            .any(|v| v.is_nan()),
+        DataType::Float32 => c
+            .as_primitive::<arrow_array::types::Float32Type>()
+            .values()
+            .iter()
+            .any(|v| v.is_nan()),
+        _ => false,
+    })
 }
 
 impl CsvFile {
     /// Decodes a range with `arrow_csv`: the general path, and the one whose errors users see.
+    /// pyarrow's null spellings are null in typed columns only, but `arrow_csv`'s null regex
+    /// applies to every column (and empties the null slots of string columns), so typed and
+    /// string columns are decoded apart when both are projected and a typed field may be a
+    /// null spelling; a first pass without the regex is exact when it parses and has no NaN
+    /// (any other spelling fails to parse in a typed column).
     fn read_unit_arrow(
         &self,
         range: RecordRange,
@@ -171,13 +202,70 @@ impl CsvFile {
         projection: Option<&[usize]>,
         out_schema: SchemaRef,
     ) -> Result<RecordBatch> {
+        let cols: Vec<usize> = match projection {
+            Some(cols) => cols.to_vec(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let (text, typed): (Vec<usize>, Vec<usize>) =
+            (0..cols.len()).partition(|&k| is_text(self.schema.field(cols[k]).data_type()));
+        let regex = || null_regex().map_err(|e| Error::format(&self.path, "null spellings", e));
+        if text.is_empty() || typed.is_empty() {
+            let regex = if typed.is_empty() {
+                None
+            } else {
+                Some(regex()?)
+            };
+            return self
+                .decode_arrow(range, bytes, &cols, regex, out_schema)
+                .map(empty_strings_not_null);
+        }
+        if let Ok(batch) = self.decode_arrow(range, bytes, &cols, None, out_schema.clone()) {
+            if !has_nan(&batch) {
+                return Ok(empty_strings_not_null(batch));
+            }
+        }
+        let part = |ks: &[usize], regex| -> Result<RecordBatch> {
+            let part_cols: Vec<usize> = ks.iter().map(|&k| cols[k]).collect();
+            let schema = self
+                .schema
+                .project(&part_cols)
+                .map_err(|e| Error::schema(&self.path, e))?;
+            self.decode_arrow(range, bytes, &part_cols, regex, Arc::new(schema))
+        };
+        let typed_batch = part(&typed, Some(regex()?))?;
+        let text_batch = empty_strings_not_null(part(&text, None)?);
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; cols.len()];
+        for (ks, batch) in [(&typed, &typed_batch), (&text, &text_batch)] {
+            for (&k, column) in ks.iter().zip(batch.columns()) {
+                columns[k] = Some(column.clone());
+            }
+        }
+        RecordBatch::try_new_with_options(
+            out_schema,
+            columns.into_iter().flatten().collect(),
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(range.rows)),
+        )
+        .map_err(|e| Error::schema(&self.path, e))
+    }
+
+    /// One `arrow_csv` decode of the file columns `cols`, nulls being the fields `null_regex`
+    /// matches (the empty field when none).
+    fn decode_arrow(
+        &self,
+        range: RecordRange,
+        bytes: &[u8],
+        cols: &[usize],
+        null_regex: Option<regex::Regex>,
+        out_schema: SchemaRef,
+    ) -> Result<RecordBatch> {
         let location = || format!("line {} (byte {})", range.first_line, range.start);
         let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
             .with_header(false)
             .with_delimiter(self.delimiter)
-            .with_batch_size(range.rows.max(1));
-        if let Some(cols) = projection {
-            builder = builder.with_projection(cols.to_vec());
+            .with_batch_size(range.rows.max(1))
+            .with_projection(cols.to_vec());
+        if let Some(regex) = null_regex {
+            builder = builder.with_null_regex(regex);
         }
         let reader = builder
             .build(Cursor::new(bytes))
@@ -267,24 +355,14 @@ fn parse_header(path: &Path, line: &[u8], delimiter: u8) -> Result<Vec<String>> 
     Ok(fields)
 }
 
-fn infer_schema(path: &Path, data: &[u8], delimiter: u8) -> Result<SchemaRef> {
-    let mut sample_end = data.len().min(INFER_BYTES);
-    if sample_end < data.len() {
-        // Cut the sample at a record end so the last sampled record is whole (quote-aware,
-        // reading only the sample).
-        sample_end = scan_quoted(data, 0, INFER_BYTES).0;
-    }
-    let (schema, _) = arrow_csv::reader::Format::default()
-        .with_header(true)
-        .with_delimiter(delimiter)
-        .infer_schema(Cursor::new(&data[..sample_end]), Some(INFER_RECORDS))
-        .map_err(|e| Error::format(path, "schema inference", e))?;
-    Ok(Arc::new(Schema::new(schema.fields().clone())))
-}
-
 #[cfg(test)]
 mod tests {
+    use arrow_array::types::{
+        Date32Type, Float64Type, Int64Type, Time32SecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
     use arrow_array::Array;
+    use arrow_schema::TimeUnit;
 
     use super::*;
 
@@ -318,5 +396,170 @@ mod tests {
     fn header_parsing() {
         let h = parse_header(Path::new("x"), b"a,\"b,c\",\"d\"\"e\"\r\n", b',').unwrap();
         assert_eq!(h, vec!["a", "b,c", "d\"e"]);
+    }
+
+    fn open(text: &str) -> CsvFile {
+        CsvFile::from_bytes(
+            Path::new("t.csv"),
+            Bytes::from(text.as_bytes().to_vec()),
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn null_spellings_are_null_in_typed_columns_only_on_both_paths() {
+        for spelling in nulls::NULL_SPELLINGS {
+            let plain =
+                format!("f,i,b,s\n1.5,1,true,a\n{spelling},{spelling},{spelling},{spelling}\n");
+            let quoted =
+                format!("f,i,b,s\n1.5,1,true,\"a\"\n{spelling},{spelling},{spelling},{spelling}\n");
+            for (text, fast) in [(plain, true), (quoted, false)] {
+                let file = open(&text);
+                let types: Vec<DataType> = file
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect();
+                assert_eq!(
+                    types,
+                    [
+                        DataType::Float64,
+                        DataType::Int64,
+                        DataType::Boolean,
+                        DataType::Utf8
+                    ],
+                    "{text:?}"
+                );
+                let range = file.ranges()[0];
+                let bytes = &file.data[range.start..range.end];
+                let took_fast =
+                    decode_fast(bytes, b',', &file.schema, None, &file.schema, range.rows)
+                        .is_some();
+                assert_eq!(took_fast, fast, "{text:?}");
+                for projection in [None, Some(&[3, 0][..]), Some(&[1, 2][..]), Some(&[3][..])] {
+                    let batch = file.read_unit(0, projection).unwrap();
+                    for (k, &c) in projection.unwrap_or(&[0, 1, 2, 3]).iter().enumerate() {
+                        let column = batch.column(k);
+                        match c {
+                            0 => assert_eq!(
+                                column
+                                    .as_primitive::<Float64Type>()
+                                    .iter()
+                                    .collect::<Vec<_>>(),
+                                [Some(1.5), None]
+                            ),
+                            1 => assert_eq!(
+                                column
+                                    .as_primitive::<Int64Type>()
+                                    .iter()
+                                    .collect::<Vec<_>>(),
+                                [Some(1), None]
+                            ),
+                            2 => assert_eq!(
+                                column.as_boolean().iter().collect::<Vec<_>>(),
+                                [Some(true), None]
+                            ),
+                            _ => {
+                                assert_eq!(column.null_count(), 0);
+                                assert_eq!(
+                                    column.as_string::<i32>().iter().collect::<Vec<_>>(),
+                                    [Some("a"), Some(spelling)]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nan_that_is_not_a_null_spelling_stays_nan() {
+        for text in [
+            "f,s\nNan,a\nNAN,b\nnan,c\n",
+            "f,s\nNan,\"a\"\nNAN,b\nnan,c\n",
+        ] {
+            let batch = open(text).read_unit(0, None).unwrap();
+            let f = batch.column(0).as_primitive::<Float64Type>();
+            assert!(f.value(0).is_nan() && f.value(1).is_nan(), "{text:?}");
+            assert_eq!(f.null_count(), 1);
+            assert!(f.is_null(2));
+        }
+    }
+
+    #[test]
+    fn integers_past_int64_are_float64() {
+        for text in [
+            "big\n1\n9223372036854775808\n",
+            "big\n-9223372036854775809\n\"2\"\n",
+        ] {
+            let file = open(text);
+            assert_eq!(file.schema().field(0).data_type(), &DataType::Float64);
+            let batch = file.read_unit(0, None).unwrap();
+            let want = if text.contains('"') {
+                [-9.223372036854776e18, 2.0]
+            } else {
+                [1.0, 9.223372036854776e18]
+            };
+            let got: Vec<f64> = batch
+                .column(0)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn temporal_values() {
+        let file = open(
+            "t,ns,z,d\n\
+             12:34:56,2021-01-01 00:00:00.5,2021-01-01T00:00:00+01:00,2021-01-02\n\
+             00:01,2021-01-01T00:00:01,2021-01-01 00:00:00Z,NA\n",
+        );
+        let types: Vec<DataType> = file
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                DataType::Time32(TimeUnit::Second),
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                DataType::Timestamp(TimeUnit::Second, Some(Arc::from("UTC"))),
+                DataType::Date32,
+            ]
+        );
+        let batch = file.read_unit(0, None).unwrap();
+        assert_eq!(
+            batch
+                .column(0)
+                .as_primitive::<Time32SecondType>()
+                .values()
+                .to_vec(),
+            [45296, 60]
+        );
+        assert_eq!(
+            batch
+                .column(1)
+                .as_primitive::<TimestampNanosecondType>()
+                .values()
+                .to_vec(),
+            [1_609_459_200_500_000_000, 1_609_459_201_000_000_000]
+        );
+        assert_eq!(
+            batch
+                .column(2)
+                .as_primitive::<TimestampSecondType>()
+                .values()
+                .to_vec(),
+            [1_609_455_600, 1_609_459_200]
+        );
+        let d = batch.column(3).as_primitive::<Date32Type>();
+        assert_eq!(d.iter().collect::<Vec<_>>(), [Some(18629), None]);
     }
 }
