@@ -128,9 +128,12 @@ def markdown(
 ) -> str:
     """The rows as the README's table, under a header naming the layout and the epoch."""
     epoch = f"epoch {warm} (after {warm} untimed)" if warm else "first epoch"
+    # ZENITH_REUSE_BYTES=0 in the environment turns off keeping decoded data (streaming).
+    reuse = os.environ.get("ZENITH_REUSE_BYTES")
+    reuse = f", ZENITH_REUSE_BYTES={reuse}" if reuse is not None else ""
     lines = [
-        f"Parquet workload `{workload}` ({layout}), scale `{scale}`, {epoch}, median of {runs} "
-        f"fresh-process runs; × = against {TORCH}, share = of the in-memory ceiling",
+        f"Parquet workload `{workload}` ({layout}), scale `{scale}`, {epoch}{reuse}, median of "
+        f"{runs} fresh-process runs; × = against {TORCH}, share = of the in-memory ceiling",
         "",
         "| B | system | samples/s | × | share | first batch | shuffle | PSS growth | "
         "hand-over µs/batch |",

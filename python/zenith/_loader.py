@@ -39,7 +39,7 @@ class DataLoader:
         output: ``"numpy"`` (dict of arrays) or ``"arrow"`` (``pyarrow.RecordBatch``).
         shuffle_window: rows permuted together; by default the whole dataset when it fits
             ``memory_budget``, else a window sized from it.
-        memory_budget: bytes the shuffle may hold (default: the cache budget, 100 MB).
+        memory_budget: bytes the shuffle may hold (default 200 MB: windows of 100 MB of rows).
         reuse_budget: bytes of decoded data (in output layout) kept after the first epoch so that
             later epochs only permute and gather, used only when the whole dataset fits; default
             a quarter of the memory available (``ZENITH_REUSE_BYTES`` overrides) shared by the

@@ -274,11 +274,13 @@ impl Dataset {
         })
     }
 
-    /// Groups of sorted file columns to decode separately when a Parquet read has fewer units
-    /// than twice the threads; `None` when splitting would not add parallelism.
+    /// Groups of sorted file columns to decode separately when a read of local Parquet files has
+    /// fewer units than twice the threads; `None` when splitting would not add parallelism.
     fn column_groups(&self, projection: &Projection, threads: usize) -> Option<Vec<Vec<usize>>> {
         let units = self.units.len().max(1);
-        if self.format != Format::Parquet || threads < 2 || units >= 2 * threads {
+        // Objects are fetched a row group per request; a split would fetch each column alone.
+        if self.format != Format::Parquet || self.is_remote() || threads < 2 || units >= 2 * threads
+        {
             return None;
         }
         let columns: Vec<usize> = match &projection.indices {

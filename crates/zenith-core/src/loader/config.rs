@@ -102,7 +102,7 @@ pub struct LoaderConfig {
     /// Rows per shuffle window; derived from `memory_budget` when `None`.
     pub shuffle_window: Option<usize>,
     /// Bytes the shuffle may hold; a dataset that fits is permuted exactly (one window).
-    /// Default: the cache budget (100 MB unless `ZENITH_CACHE_BYTES`).
+    /// Default: [`super::DEFAULT_MEMORY_BUDGET`] (200 MB).
     pub memory_budget: Option<usize>,
     /// Format override.
     pub format: Option<Format>,

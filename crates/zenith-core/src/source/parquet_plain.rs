@@ -693,7 +693,9 @@ mod tests {
         // Cardinalities 1, 2, 3, 5, 17, 129, 200, 256, 300, 1025, 4096, 5000 and 9000 give index
         // widths 0, 1, 2, 3, 5, 8, 8, 8, 9, 11, 12, 13 and 14 (each width has its own unpacking
         // loop); 2, 256 and 4096 fill their width (every index names an entry).
-        for distinct in [1usize, 2, 3, 5, 17, 129, 200, 256, 300, 1025, 4096, 5000, 9000] {
+        for distinct in [
+            1usize, 2, 3, 5, 17, 129, 200, 256, 300, 1025, 4096, 5000, 9000,
+        ] {
             let key = |i: usize| ((i * 7919) % distinct) as i64;
             let f32s = Float32Array::from_iter_values((0..n).map(|i| key(i) as f32 * 0.25 - 3.0));
             let f64s = Float64Array::from_iter_values((0..n).map(|i| key(i) as f64 * 1e-3));
