@@ -57,7 +57,22 @@ bench: build ## Generate the medium dataset and run the whole benchmark suite
 bench-jobs: build ## Local job executor: 1,000 trivial command jobs, overhead per job and jobs/s
 	$(PY) bench/jobs_benchmark.py
 
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := parquet ipc_file ipc_stream csv tar npy image job_spec
+
+# Each target reads its committed seeds (fuzz/corpus/<target>, never written) and grows its own
+# corpus under fuzz/target/corpus/<target>; crashes land in fuzz/artifacts/<target>. The fuzz
+# build has its own nightly, sanitizer-instrumented target dir (fuzz/target), never the shared one.
+fuzz: ## Fuzz each format reader and the job Validator for FUZZ_SECONDS (30) s each; not part of `test`
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/corpus/$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  cargo +nightly fuzz run --fuzz-dir fuzz --target-dir $(CURDIR)/fuzz/target $$t \
+	    fuzz/target/corpus/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    || fail=1; \
+	done; exit $$fail
+
 clean: ## Remove build outputs (keeps .venv)
 	cargo clean
 
-.PHONY: help venv build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server
+.PHONY: help venv build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server fuzz

@@ -6,6 +6,22 @@ use std::io::Cursor;
 use image::imageops::{self, FilterType};
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
+/// Most bytes one image may decode to before it is resized: the `image` crate's own default
+/// allocation limit, which its `DynamicImage::from_decoder` does not apply. A header may claim
+/// any size; without this a few bytes could ask for tens of gigabytes and abort the process.
+const MAX_DECODED_BYTES: u64 = 512 << 20;
+
+/// The error for an image whose header asks for more than [`MAX_DECODED_BYTES`].
+fn check_decoded_size(width: u32, height: u32, bytes: u64) -> Result<(), String> {
+    if bytes > MAX_DECODED_BYTES {
+        return Err(format!(
+            "image of {width}x{height} pixels would decode to {bytes} bytes, more than the \
+             {MAX_DECODED_BYTES} allowed"
+        ));
+    }
+    Ok(())
+}
+
 /// Field extensions decoded as images when an image size is configured.
 pub(crate) fn is_image_extension(ext: &str) -> bool {
     matches!(ext, "jpg" | "jpeg" | "png" | "webp")
@@ -33,6 +49,8 @@ pub(crate) fn decode_rgb_into(
         .map_err(|e| format!("cannot read image: {e}"))?
         .into_decoder()
         .map_err(|e| format!("cannot decode image: {e}"))?;
+    let (w, h) = decoder.dimensions();
+    check_decoded_size(w, h, decoder.total_bytes())?;
     let expected = u64::from(height) * u64::from(width) * 3;
     if decoder.dimensions() == (width, height)
         && decoder.color_type() == ColorType::Rgb8
@@ -94,6 +112,9 @@ fn decode_jpeg_into(
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     if w == 0 || h == 0 {
         return Some(Err("image has no pixels".into()));
+    }
+    if let Err(e) = check_decoded_size(w, h, u64::from(w) * u64::from(h) * 3) {
+        return Some(Err(e));
     }
     if (w, h) == (width, height) && decoder.output_buffer_size() == Some(out.len()) {
         return Some(

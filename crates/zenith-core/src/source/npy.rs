@@ -15,7 +15,9 @@ pub(crate) use crate::dtype::DType as NpyType;
 
 /// Parses a `.npy` `descr` (e.g. `<f4`) into an element type; little-endian only.
 fn parse_dtype(descr: &str) -> Result<NpyType, String> {
-    let (order, code) = descr.split_at(descr.len().min(1));
+    // The byte order is one ASCII character; a descr starting with any other character has
+    // no order and then no known code, so it is rejected below instead of split mid-character.
+    let (order, code) = descr.split_at_checked(1).unwrap_or(("", descr));
     let ty = match code {
         "b1" => NpyType::Bool,
         "i1" => NpyType::I8,

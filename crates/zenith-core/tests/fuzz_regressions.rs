@@ -1,0 +1,173 @@
+//! Inputs the fuzz targets (fuzz/) crashed on, minimised (tests/fuzz_crashes/), read through
+//! the normal API (`Dataset::open`, `column_statistics`, `Dataset::read_unit`): each must come
+//! back as a typed error, never as a panic or an abort.
+//!
+//! The Arrow ones panic inside arrow-ipc today and reach the user as the `Error::Format` of the
+//! engine's panic boundary (`source::guard`), so those tests pin that message; when arrow learns
+//! to reject the input itself the message changes, and the test should then pin arrow's error.
+//! The upstream write-ups are in fuzz/README.md. The `.npy` and image inputs were engine bugs
+//! (a string split inside a character, an allocation sized by an image header) and now get the
+//! engine's own error.
+// Test code: a failed assumption is a failed test (the crate lints forbid these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use zenith_core::{Dataset, DecodeOptions, Error, Format};
+
+/// The prefix `source::guard` gives the message of a caught decoder panic.
+const GUARD: &str = "the decoder failed on this input: ";
+
+/// Writes `bytes` as `input.<ext>` and reads it like the fuzz harness: the first error wins,
+/// from opening or from the first failing unit.
+fn first_error(bytes: &[u8], ext: &str, format: Format, options: &DecodeOptions) -> Error {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("input.{ext}"));
+    std::fs::write(&path, bytes).unwrap();
+    let spec = path.to_string_lossy().into_owned();
+    let dataset = match Dataset::open(&[spec], Some(format), options) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    for file in dataset.files() {
+        let _ = file.column_statistics();
+    }
+    let projection = dataset.projection(None).unwrap();
+    for unit in dataset.units() {
+        if let Err(e) = dataset.read_unit(*unit, &projection) {
+            return e;
+        }
+    }
+    panic!("input.{ext} was read without an error");
+}
+
+/// The location and message of an `Error::Format`.
+fn format_error(error: Error) -> (String, String) {
+    match error {
+        Error::Format {
+            location, message, ..
+        } => (location, message),
+        other => panic!("expected Error::Format, got {other:?}"),
+    }
+}
+
+/// A plain tar shard whose one sample `sample` has the one member `sample.<ext>`.
+fn one_member_shard(ext: &str, payload: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(payload.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_data(&mut header, format!("sample.{ext}"), payload)
+        .unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// A Parquet file whose `ARROW:schema` metadata holds a floating-point type of precision 66:
+/// arrow-ipc's schema conversion panics on it while the file is opened.
+#[test]
+fn parquet_with_an_unknown_float_precision_in_its_arrow_schema() {
+    let bytes = include_bytes!("fuzz_crashes/parquet_arrow_schema_float_precision.parquet");
+    let (location, message) = format_error(first_error(
+        bytes,
+        "parquet",
+        Format::Parquet,
+        &DecodeOptions::default(),
+    ));
+    assert_eq!(location, "opening");
+    assert_eq!(
+        message,
+        format!("{GUARD}FloatingPoint type with precision of <UNKNOWN 66> not supported")
+    );
+}
+
+/// An IPC file whose record batch announces a buffer past the end of its body: arrow-ipc's
+/// reader slices the body without checking and panics.
+#[test]
+fn ipc_file_with_a_buffer_past_its_body() {
+    let bytes = include_bytes!("fuzz_crashes/ipc_file_buffer_past_body.arrow");
+    let (location, message) = format_error(first_error(
+        bytes,
+        "arrow",
+        Format::Ipc,
+        &DecodeOptions::default(),
+    ));
+    assert_eq!(location, "opening");
+    assert!(
+        message.starts_with(&format!(
+            "{GUARD}the offset of the new Buffer cannot exceed the existing length"
+        )),
+        "{message}"
+    );
+}
+
+/// An IPC file whose boolean column announces 51539607552 values over an empty buffer:
+/// arrow-buffer's `BooleanBuffer::new` asserts and panics.
+#[test]
+fn ipc_file_with_a_boolean_column_past_its_buffer() {
+    let bytes = include_bytes!("fuzz_crashes/ipc_file_boolean_past_buffer.arrow");
+    let (location, message) = format_error(first_error(
+        bytes,
+        "arrow",
+        Format::Ipc,
+        &DecodeOptions::default(),
+    ));
+    assert_eq!(location, "opening");
+    assert_eq!(
+        message,
+        format!(
+            "{GUARD}buffer not large enough (bit_offset: 0, bit_len: 51539607552, buffer_len: 0)"
+        )
+    );
+}
+
+/// An IPC stream whose schema holds an integer type of an impossible bit width: arrow-ipc's
+/// schema conversion panics on it.
+#[test]
+fn ipc_stream_with_an_impossible_integer_width() {
+    let bytes = include_bytes!("fuzz_crashes/ipc_stream_int_bitwidth.arrows");
+    let (location, message) = format_error(first_error(
+        bytes,
+        "arrows",
+        Format::IpcStream,
+        &DecodeOptions::default(),
+    ));
+    assert_eq!(location, "opening");
+    assert_eq!(message, format!("{GUARD}Unexpected bitwidth and signed"));
+}
+
+/// A `.npy` member whose `descr` starts with a two-byte character: the byte-order split used
+/// to cut inside it and panic; it is now an unsupported dtype.
+#[test]
+fn npy_descr_starting_with_a_multibyte_character() {
+    let npy = include_bytes!("fuzz_crashes/npy_multibyte_descr.npy");
+    let shard = one_member_shard("npy", npy);
+    let (_, message) = format_error(first_error(
+        &shard,
+        "tar",
+        Format::WebDataset,
+        &DecodeOptions::default(),
+    ));
+    assert!(!message.contains(GUARD), "{message}");
+    assert!(message.contains("unsupported npy dtype"), "{message}");
+}
+
+/// A 43-byte PNG whose header claims 524296 x 23304 pixels: decoding it used to allocate
+/// 36 GB (an abort, not an error); the size is now refused before anything is allocated.
+#[test]
+fn png_claiming_tens_of_gigabytes() {
+    let png = include_bytes!("fuzz_crashes/image_png_huge_dimensions.png");
+    let shard = one_member_shard("jpg", png);
+    let options = DecodeOptions {
+        image_size: Some((8, 8)),
+        ..Default::default()
+    };
+    let (_, message) = format_error(first_error(&shard, "tar", Format::WebDataset, &options));
+    assert!(!message.contains(GUARD), "{message}");
+    assert!(
+        message.contains(
+            "image of 524296x23304 pixels would decode to 36654581952 bytes, more than the \
+             536870912 allowed"
+        ),
+        "{message}"
+    );
+}
