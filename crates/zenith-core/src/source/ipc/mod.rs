@@ -11,6 +11,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::reader::{read_footer_length, FileDecoder};
 use arrow_ipc::MessageHeader;
 use arrow_schema::SchemaRef;
+use rayon::prelude::*;
 
 use super::{FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
@@ -120,8 +121,12 @@ impl IpcFile {
                 .read_dictionary(block, &data)
                 .map_err(|e| fail(&format!("dictionary {i} at byte {}", block.offset()), &e))?;
         }
-        let mut batches = Vec::new();
-        for (i, block) in footer.recordBatches().iter().flatten().enumerate() {
+        // Record batches are independent once the dictionaries are read: decoded in parallel,
+        // which matters when bodies are compressed (each buffer is decompressed here).
+        let blocks: Vec<arrow_ipc::Block> =
+            footer.recordBatches().iter().flatten().copied().collect();
+        let decoder = &decoder;
+        let decode = |(i, block): (usize, &arrow_ipc::Block)| -> Result<(RecordBatch, u64)> {
             let location = format!("record batch {i} at byte {}", block.offset());
             let data = block_buffer(block, &location)?;
             let batch = decoder
@@ -129,8 +134,12 @@ impl IpcFile {
                 .map_err(|e| fail(&location, &e))?
                 .ok_or_else(|| fail(&location, &"block holds no record batch"))?;
             let batch = native_order(batch, swap).map_err(|e| fail(&location, &e))?;
-            batches.push((batch, data.len() as u64));
-        }
+            Ok((batch, data.len() as u64))
+        };
+        // Collected per block, then in order: the error reported is the first block's.
+        let decoded: Vec<Result<(RecordBatch, u64)>> =
+            crate::pool::global()?.install(|| blocks.par_iter().enumerate().map(decode).collect());
+        let batches = decoded.into_iter().collect::<Result<Vec<_>>>()?;
         Ok(Self::new(path, Format::Ipc, schema, batches, file_bytes))
     }
 
