@@ -31,6 +31,58 @@ def paths_of(source: Any) -> list[str]:
     )
 
 
+def table_of(source: Any) -> Any | None:
+    """The Arrow data of an in-memory ``source``, ``None`` when it names files.
+
+    Anything with ``__arrow_c_stream__`` (a pyarrow Table or RecordBatchReader, a polars
+    DataFrame, a DuckDB relation, ...) is passed as it is and imported without a copy; a pandas
+    DataFrame goes through ``pyarrow.Table.from_pandas`` (its index is dropped); a dict of
+    NumPy arrays or sequences becomes a table, a 2-D ``[rows, k]`` array (or deeper) one
+    fixed-size-list column, which the loader hands back as a ``[B, k]`` tensor.
+    """
+    if isinstance(source, (str, os.PathLike, bytes)):
+        return None
+    if hasattr(source, "__arrow_c_stream__"):
+        return source
+    kind = type(source)
+    if kind.__name__ == "DataFrame" and kind.__module__.split(".")[0] == "pandas":
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(source, preserve_index=False)
+    if isinstance(source, Mapping):
+        return _table_of_arrays(source)
+    return None
+
+
+def _table_of_arrays(columns: Mapping[Any, Any]) -> Any:
+    """A pyarrow Table from a dict of column name to array (NumPy arrays without a copy)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not columns:
+        raise ValidationError("invalid argument `source`: the dict of arrays is empty")
+    arrays = {}
+    for name, values in columns.items():
+        if not isinstance(name, str):
+            raise ValidationError(
+                f"invalid argument `source`: column names must be strings, got {name!r}"
+            )
+        if isinstance(values, np.ndarray) and values.ndim > 1:
+            flat = np.ascontiguousarray(values)
+            array: Any = pa.array(flat.reshape(-1))
+            for width in reversed(flat.shape[1:]):
+                array = pa.FixedSizeListArray.from_arrays(array, width)
+            arrays[name] = array
+        else:
+            arrays[name] = pa.array(values)
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValidationError(
+            f"invalid argument `source`: the arrays have different lengths {lengths}"
+        )
+    return pa.table(arrays)
+
+
 def storage_options_of(options: Any) -> dict[str, str] | None:
     """Checks ``storage_options`` (a mapping of option name to value) and turns the values into
     strings the way the client expects them (``True`` -> ``"true"``, ``5`` -> ``"5"``)."""

@@ -13,6 +13,7 @@ from zenith._args import (
     image_size_of,
     paths_of,
     storage_options_of,
+    table_of,
 )
 from zenith.exceptions import ValidationError
 
@@ -21,7 +22,11 @@ class DataLoader:
     """Streams shuffled, exact-size batches from files, decoded on Rust threads.
 
     Args:
-        source: a file, directory, glob, or a list of them.
+        source: a file, directory, glob, or a list of them; or data already in memory: anything
+            with ``__arrow_c_stream__`` (pyarrow Table or RecordBatchReader, polars DataFrame,
+            DuckDB relation, ...), a pandas DataFrame, or a dict of NumPy arrays (a 2-D array
+            becomes one ``[B, k]`` field), read without a copy where the layout allows and
+            shuffled, split and resumed as files are (units of 65,536 rows).
         batch_size: rows per batch; the last batch of an epoch is shorter unless ``drop_last``.
         shuffle: permute row groups and rows each epoch (``False`` gives file order).
         seed: base seed; the order depends only on (files, seed, epoch, rank, world_size).
@@ -85,7 +90,21 @@ class DataLoader:
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
     ) -> None:
-        paths = paths_of(source)
+        table = table_of(source)
+        paths = paths_of(source) if table is None else []
+        if table is not None:
+            given = {
+                "format": format,
+                "storage_options": storage_options,
+                "image_size": image_size,
+                "fields": fields,
+            }
+            for name, value in given.items():
+                if value is not None:
+                    raise ValidationError(
+                        f"invalid argument `{name}`: it applies to files, and `source` is "
+                        "data in memory"
+                    )
         check_int("batch_size", batch_size, 1)
         check_int("seed", seed, 0)
         check_int("num_workers", num_workers, 1, optional=True)
@@ -119,6 +138,7 @@ class DataLoader:
             storage_options=storage_options_of(storage_options),
             image_size=image_size_of(image_size),
             fields=fields_of(fields),
+            table=table,
         )
 
     def __iter__(self) -> _zenith.LoaderIter:

@@ -184,6 +184,7 @@ class Loader:
         storage_options: dict[str, str] | None = None,
         image_size: tuple[int, int] | None = None,
         fields: list[str] | None = None,
+        table: Any | None = None,
     ) -> Loader: ...
     def __len__(self) -> int: ...
     def iter(

@@ -118,6 +118,28 @@ impl Dataset {
         &self.specs
     }
 
+    /// A dataset of one reader already opened (an in-memory table, see
+    /// [`crate::source::ipc::MappedBatches::in_memory`]).
+    pub fn from_reader(reader: Arc<dyn FileReader>) -> Dataset {
+        let units = reader
+            .units()
+            .iter()
+            .enumerate()
+            .map(|(unit, u)| UnitRef {
+                file: 0,
+                unit,
+                rows: u.rows,
+            })
+            .collect();
+        Dataset {
+            specs: vec![reader.path().to_string_lossy().into_owned()],
+            format: reader.format(),
+            schema: reader.schema(),
+            files: vec![reader],
+            units,
+        }
+    }
+
     /// The common format.
     pub fn format(&self) -> Format {
         self.format

@@ -305,3 +305,64 @@ fn missing_and_empty_sources_are_typed() {
         }
     }
 }
+
+#[test]
+fn an_in_memory_table_is_cut_into_units_and_loads_every_row() {
+    use zenith_core::source::ipc::{MappedBatches, MEMORY_UNIT_ROWS};
+    use zenith_core::{DataLoader, LoaderConfig, TensorData};
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch = |from: i64, to: i64| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(from..to)) as ArrayRef],
+        )
+        .unwrap()
+    };
+    let reader = MappedBatches::in_memory(
+        "<table>",
+        schema.clone(),
+        vec![batch(0, 150_000), batch(150_000, 150_010)],
+    )
+    .unwrap();
+    let dataset = Dataset::from_reader(Arc::new(reader));
+    let rows: Vec<usize> = dataset.units().iter().map(|u| u.rows).collect();
+    assert_eq!(rows, vec![MEMORY_UNIT_ROWS, MEMORY_UNIT_ROWS, 18_928, 10]);
+    let loader = DataLoader::from_dataset(
+        dataset,
+        LoaderConfig {
+            batch_size: 1000,
+            seed: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for b in loader.iter().unwrap() {
+        let b = b.unwrap();
+        let zenith_core::BatchColumn::Tensor(t) = &b.columns[0].1 else {
+            panic!("id is a tensor");
+        };
+        let TensorData::I64(v) = &t.data else {
+            panic!("int64");
+        };
+        ids.extend_from_slice(v);
+    }
+    assert_ne!(ids[..10], (0..10).collect::<Vec<i64>>()[..]);
+    ids.sort_unstable();
+    assert_eq!(ids, (0..150_010).collect::<Vec<i64>>());
+
+    let other = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+    let wrong = RecordBatch::try_new(
+        other,
+        vec![Arc::new(Int64Array::from_iter_values(0..3)) as ArrayRef],
+    )
+    .unwrap();
+    let err = MappedBatches::in_memory("<table>", schema, vec![wrong])
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("<table>: record batch 0 has schema"),
+        "{err}"
+    );
+}

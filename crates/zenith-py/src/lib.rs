@@ -10,6 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3_arrow::{PyArray as ArrowArray, PyRecordBatch, PySchema, PyTable};
+use zenith_core::source::ipc::MappedBatches;
 use zenith_core::Poll;
 
 mod blocking;
@@ -301,6 +302,9 @@ fn tensor_to_numpy<'py>(
     zenith_core::with_tensor_data!(data, v => make(py, v, shape))
 }
 
+/// How errors and stats name an in-memory table source.
+const IN_MEMORY_NAME: &str = "<in-memory table>";
+
 /// A normalised output field from Python: (name, columns, stacked, dtype).
 type FieldSpec = (String, Vec<String>, bool, Option<String>);
 
@@ -339,7 +343,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> BindingResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -362,6 +366,7 @@ impl Loader {
         storage_options: Option<HashMap<String, String>>,
         image_size: Option<(u32, u32)>,
         fields: Option<Vec<String>>,
+        table: Option<PyTable>,
     ) -> BindingResult<Self> {
         let on_error = on_error.parse()?;
         let output: OutputKind = output.parse()?;
@@ -389,7 +394,16 @@ impl Loader {
             sample_stages: Vec::new(),
             reuse_budget,
         };
-        let inner = run_interruptible(py, "open", move || DataLoader::new(&paths, config))?;
+        let inner = match table {
+            // Arrow data in memory (anything with `__arrow_c_stream__`), imported without a copy.
+            Some(table) => {
+                let (batches, schema) = table.into_inner();
+                let reader = MappedBatches::in_memory(IN_MEMORY_NAME, schema, batches)?;
+                let dataset = zenith_core::Dataset::from_reader(std::sync::Arc::new(reader));
+                py.detach(|| DataLoader::from_dataset(dataset, config))?
+            }
+            None => run_interruptible(py, "open", move || DataLoader::new(&paths, config))?,
+        };
         Ok(Loader {
             inner,
             arrow_output: output == OutputKind::Arrow,

@@ -161,7 +161,15 @@ impl DataLoader {
     /// Opens the dataset, plans the stages and checks the configuration.
     pub fn new(sources: &[String], config: LoaderConfig) -> Result<DataLoader> {
         config.validate()?;
-        let dataset = Arc::new(Dataset::open(sources, config.format, &config.decode)?);
+        let dataset = Dataset::open(sources, config.format, &config.decode)?;
+        Self::from_dataset(dataset, config)
+    }
+
+    /// A loader over a dataset already opened (e.g. [`Dataset::from_reader`] of an in-memory
+    /// table); the same plan, shuffle, split and resume as over files.
+    pub fn from_dataset(dataset: Dataset, config: LoaderConfig) -> Result<DataLoader> {
+        config.validate()?;
+        let dataset = Arc::new(dataset);
         let chain = Arc::new(Self::wire(dataset, &config)?);
         let row_bytes: usize = chain
             .fields

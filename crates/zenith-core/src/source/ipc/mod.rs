@@ -21,7 +21,11 @@ use schema::IpcSchema;
 pub(crate) mod messages;
 mod schema;
 
-/// An IPC file or stream whose batches have been decoded zero-copy over the mapping.
+/// Rows per unit of an in-memory table (see [`MappedBatches::in_memory`]).
+pub const MEMORY_UNIT_ROWS: usize = 65_536;
+
+/// An IPC file or stream whose batches have been decoded zero-copy over the mapping, or record
+/// batches handed over in memory.
 pub struct MappedBatches {
     path: PathBuf,
     format: Format,
@@ -59,6 +63,39 @@ impl MappedBatches {
             units,
             file_bytes,
         }
+    }
+
+    /// Record batches already in memory (a `pyarrow.Table`, a DataFrame's Arrow data) as a
+    /// source named `name`, without a copy: batches longer than [`MEMORY_UNIT_ROWS`] are
+    /// sliced into units of that many rows, so shuffle windows and threads have units to work
+    /// with however the table was chunked. Batches must share `schema`.
+    pub fn in_memory(name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
+        let path = Path::new(name);
+        let mut units = Vec::new();
+        let mut total = 0u64;
+        for (i, batch) in batches.into_iter().enumerate() {
+            if batch.schema().fields() != schema.fields() {
+                return Err(Error::schema(
+                    path,
+                    format!(
+                        "record batch {i} has schema {:?}, the table {:?}",
+                        batch.schema(),
+                        schema
+                    ),
+                ));
+            }
+            let bytes = batch.get_array_memory_size() as u64;
+            total += bytes;
+            let rows = batch.num_rows();
+            let mut start = 0;
+            while start < rows {
+                let len = MEMORY_UNIT_ROWS.min(rows - start);
+                let share = bytes * len as u64 / rows.max(1) as u64;
+                units.push((batch.slice(start, len), share));
+                start += len;
+            }
+        }
+        Ok(Self::new(path, Format::Ipc, schema, units, total))
     }
 
     /// The decoded (zero-copy) record batches.
