@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from zenith._loader import DataLoader as _CoreLoader
+from zenith._map_dataset import IterableDatasetLoader, MapDatasetLoader
 from zenith.exceptions import ValidationError
 
 _warned: set[str] = set()
@@ -40,7 +41,18 @@ def _dist_rank_world() -> tuple[int, int] | None:
 
 
 class DataLoader:
-    """Streams batches of ``torch.Tensor`` from Parquet, CSV or Arrow IPC files.
+    """Streams batches of ``torch.Tensor`` from Parquet, CSV or Arrow IPC files, from tables in
+    memory (see ``zenith.DataLoader``), or from a ``torch.utils.data.Dataset``.
+
+    A map-style Dataset (``__len__``/``__getitem__``): Zenith plans the order (``shuffle``,
+    ``seed``, rank split and ``state_dict`` resume as for files) and ``num_workers`` Python
+    *threads* call ``__getitem__`` a few batches ahead, in order; ``collate_fn`` (default
+    ``torch.utils.data.default_collate``) gets each batch's list of samples. An exception in
+    ``__getitem__`` keeps its type and traceback with a note naming the index
+    (``on_error="skip"`` drops and counts the sample). Threads pay off when ``__getitem__``
+    reads files, decodes with PIL or runs NumPy/torch code (all release the GIL); pure-Python
+    per-sample work is better served by torch's worker processes. An ``IterableDataset`` is
+    passed through: its own order, batched and collated here, and it cannot be resumed.
 
     Accepts ``torch.utils.data.DataLoader``'s common arguments:
 
@@ -73,7 +85,7 @@ class DataLoader:
         sampler: Any = None,
         batch_sampler: Any = None,
         num_workers: int = 0,
-        collate_fn: Callable[[dict[str, Any]], Any] | None = None,
+        collate_fn: Callable[[Any], Any] | None = None,
         pin_memory: bool = False,
         drop_last: bool = False,
         timeout: float = 0,
@@ -124,27 +136,65 @@ class DataLoader:
         prefetch = None
         if prefetch_factor is not None:
             prefetch = max(1, int(prefetch_factor) * (num_workers or 1))
-        self._loader = _CoreLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=bool(shuffle),
-            seed=seed,
-            columns=columns,
-            num_workers=threads,
-            drop_last=drop_last,
-            prefetch=prefetch,
-            rank=rank,
-            world_size=world_size,
-            on_error=on_error,
-            output="numpy",
-            shuffle_window=shuffle_window,
-            memory_budget=memory_budget,
-            reuse_budget=reuse_budget,
-            format=format,
-            storage_options=storage_options,
-            image_size=image_size,
-            fields=fields,
-        )
+        self._collated = isinstance(dataset, torch.utils.data.Dataset)
+        self._loader: _CoreLoader | MapDatasetLoader | IterableDatasetLoader
+        if self._collated:
+            file_options = {
+                "columns": columns,
+                "format": format,
+                "storage_options": storage_options,
+                "image_size": image_size,
+                "fields": fields,
+            }
+            for name, value in file_options.items():
+                if value is not None:
+                    raise ValidationError(
+                        f"invalid argument `{name}`: it applies to files and tables, and "
+                        f"`dataset` is a {type(dataset).__name__}"
+                    )
+        if isinstance(dataset, torch.utils.data.IterableDataset):
+            self._loader = IterableDatasetLoader(
+                dataset,
+                batch_size=batch_size,
+                drop_last=drop_last,
+                collate_fn=collate_fn or torch.utils.data.default_collate,
+            )
+        elif self._collated:
+            self._loader = MapDatasetLoader(
+                dataset,
+                batch_size=batch_size,
+                shuffle=bool(shuffle),
+                seed=seed,
+                drop_last=drop_last,
+                rank=rank,
+                world_size=world_size,
+                threads=max(1, num_workers),
+                prefetch=max(1, int(prefetch_factor or 2)),
+                collate_fn=collate_fn or torch.utils.data.default_collate,
+                on_error=on_error,
+            )
+        else:
+            self._loader = _CoreLoader(
+                dataset,
+                batch_size=batch_size,
+                shuffle=bool(shuffle),
+                seed=seed,
+                columns=columns,
+                num_workers=threads,
+                drop_last=drop_last,
+                prefetch=prefetch,
+                rank=rank,
+                world_size=world_size,
+                on_error=on_error,
+                output="numpy",
+                shuffle_window=shuffle_window,
+                memory_budget=memory_budget,
+                reuse_budget=reuse_budget,
+                format=format,
+                storage_options=storage_options,
+                image_size=image_size,
+                fields=fields,
+            )
         self.batch_size = batch_size
         self.collate_fn = collate_fn
         self.rank = rank
@@ -177,16 +227,45 @@ class DataLoader:
                     out[name] = value
         return self.collate_fn(out) if self.collate_fn is not None else out
 
+    def _moved(self, batch: Any) -> Any:
+        """A collated batch of a torch Dataset, pinned and moved like the file path's."""
+        if not (self.pin_memory or self.device is not None):
+            return batch
+
+        def move(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                if self.pin_memory:
+                    value = value.pin_memory()
+                if self.device is not None:
+                    value = value.to(self.device, non_blocking=True)
+                return value
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(move(v) for v in value)
+            return value
+
+        return move(batch)
+
     def __iter__(self) -> Iterator[Any]:
         """One pass over the current epoch."""
-        if self.collate_fn is None and not self.pin_memory and self.device is None:
+        if self._collated:
+            return (self._moved(b) for b in self._loader)
+        loader = self._loader
+        if (
+            isinstance(loader, _CoreLoader)
+            and self.collate_fn is None
+            and not self.pin_memory
+            and self.device is None
+        ):
             # The common case: tensors made as each batch is built, no Python step per batch,
             # each straight from a DLPack capsule that owns the column's buffer.
-            return self._loader._inner.iter(_FROM_DLPACK, dlpack=True)
+            return loader._inner.iter(_FROM_DLPACK, dlpack=True)
         return self._converted()
 
     def _converted(self) -> Iterator[Any]:
         """A pass that pins, moves or collates each batch in Python."""
+        assert isinstance(self._loader, _CoreLoader)  # torch Datasets are collated in __iter__
         it = iter(self._loader)
         try:
             for batch in it:
