@@ -42,7 +42,7 @@ def _nulls(values: list, every: int = 7) -> list:
 def types_table(n: int = N) -> pa.Table:
     """One column per type pyarrow writes, each with nulls (except the null type, all null)."""
     i = np.arange(n)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     base = dt.datetime(2020, 1, 1, tzinfo=utc)
     cols: dict[str, pa.Array] = {
         "bool": pa.array(_nulls([bool(x % 3) for x in i])),
@@ -66,7 +66,9 @@ def types_table(n: int = N) -> pa.Table:
         "dec256_50_5": pa.array(
             _nulls([decimal.Decimal(int(x) * 10**40 - 10**43) / 10**5 for x in i]), pa.decimal256(50, 5)
         ),
-        "date32": pa.array(_nulls([dt.date(1970, 1, 1) + dt.timedelta(days=int(x) * 17 - 9000) for x in i]), pa.date32()),
+        "date32": pa.array(
+            _nulls([dt.date(1970, 1, 1) + dt.timedelta(days=int(x) * 17 - 9000) for x in i]), pa.date32()
+        ),
         "date64": pa.array(
             _nulls([dt.date(2000, 1, 1) + dt.timedelta(days=int(x)) for x in i]), pa.date64()
         ),
@@ -89,7 +91,9 @@ def types_table(n: int = N) -> pa.Table:
         values = [int(x) * 86399 * step + step // 3 for x in i]
         cols[f"ts_{unit}"] = pa.array(_nulls(values), pa.timestamp(unit))
         cols[f"ts_{unit}_tz"] = pa.array(_nulls(values), pa.timestamp(unit, tz="Europe/Paris"))
-    cols["ts_us_utc"] = pa.array(_nulls([base + dt.timedelta(seconds=int(x) * 3.5) for x in i]), pa.timestamp("us", "UTC"))
+    cols["ts_us_utc"] = pa.array(
+        _nulls([base + dt.timedelta(seconds=int(x) * 3.5) for x in i]), pa.timestamp("us", "UTC")
+    )
     return pa.table(cols)
 
 
@@ -121,17 +125,21 @@ def nested_table(n: int = 600) -> pa.Table:
             [maybe({"xs": lst(lambda: maybe({"v": maybe(float(rng.random())), "w": ints(2)}))}) for _ in range(n)],
             pa.struct([("xs", pa.list_(pa.struct([("v", pa.float64()), ("w", pa.list_(pa.int64()))])))]),
         ),
-        "l_st": ([lst(lambda: maybe({"k": maybe(int(rng.integers(9))), "d": maybe(dt.date(2020, 1, 1))})) for _ in range(n)],
+        "l_st": ([lst(lambda: maybe({"k": maybe(int(rng.integers(9))), "d": maybe(dt.date(2020, 1, 1))}))
+                  for _ in range(n)],
                  pa.list_(pa.struct([("k", pa.uint8()), ("d", pa.date32())]))),
-        "map_s_i": ([maybe([(f"k{j}", maybe(int(rng.integers(9)))) for j in range(int(rng.integers(0, 3)))]) for _ in range(n)],
+        "map_s_i": ([maybe([(f"k{j}", maybe(int(rng.integers(9)))) for j in range(int(rng.integers(0, 3)))])
+                     for _ in range(n)],
                     pa.map_(pa.string(), pa.int32())),
-        "map_i_l": ([maybe([(j, lst(lambda: maybe(f"v{rng.integers(9)}"))) for j in range(int(rng.integers(0, 3)))]) for _ in range(n)],
+        "map_i_l": ([maybe([(j, lst(lambda: maybe(f"v{rng.integers(9)}"))) for j in range(int(rng.integers(0, 3)))])
+                     for _ in range(n)],
                     pa.map_(pa.int64(), pa.list_(pa.string()))),
         "l_dec": ([lst(lambda: maybe(decimal.Decimal(int(rng.integers(-99999, 99999))) / 100)) for _ in range(n)],
                   pa.list_(pa.decimal128(7, 2))),
         "l_u16": ([lst(lambda: maybe(int(rng.integers(0, 65535)))) for _ in range(n)], pa.list_(pa.uint16())),
         "l_i8": ([lst(lambda: maybe(int(rng.integers(-128, 127)))) for _ in range(n)], pa.list_(pa.int8())),
-        "l_ts": ([lst(lambda: maybe(int(rng.integers(0, 10**15)))) for _ in range(n)], pa.list_(pa.timestamp("us", "UTC"))),
+        "l_ts": ([lst(lambda: maybe(int(rng.integers(0, 10**15)))) for _ in range(n)],
+                 pa.list_(pa.timestamp("us", "UTC"))),
         "l_dict": ([lst(lambda: maybe(f"d{rng.integers(5)}")) for _ in range(n)], pa.list_(pa.string())),
     }
     return pa.table({k: pa.array(v, t) for k, (v, t) in cols.items()})
@@ -249,13 +257,16 @@ def write_polars(out: Path, skipped: list[str]) -> None:
         "cat": pl.Series([f"c{i % 6}" for i in range(n)], dtype=pl.Categorical),
         "date": pl.Series([dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(n)]),
         "dtm": pl.Series([dt.datetime(2020, 1, 1) + dt.timedelta(seconds=i * 77) for i in range(n)]),
-        "dtm_tz": pl.Series([dt.datetime(2020, 1, 1) + dt.timedelta(minutes=i) for i in range(n)]).dt.replace_time_zone("Asia/Tokyo"),
-        "dtm_ns": pl.Series([dt.datetime(2020, 1, 1) + dt.timedelta(seconds=i) for i in range(n)]).cast(pl.Datetime("ns")),
+        "dtm_tz": pl.Series([dt.datetime(2020, 1, 1) + dt.timedelta(minutes=i) for i in range(n)])
+        .dt.replace_time_zone("Asia/Tokyo"),
+        "dtm_ns": pl.Series([dt.datetime(2020, 1, 1) + dt.timedelta(seconds=i) for i in range(n)])
+        .cast(pl.Datetime("ns")),
         "dur": pl.Series([dt.timedelta(milliseconds=i * 13) for i in range(n)]),
         "time": pl.Series([dt.time(i % 24, i % 60, i % 60) for i in range(n)]),
         "dec": pl.Series([decimal.Decimal(i) / 100 for i in range(n)], dtype=pl.Decimal(10, 2)),
         "bin": pl.Series([bytes([i % 256]) * (i % 4) for i in range(n)], dtype=pl.Binary),
-        "lst": pl.Series([None if i % 11 == 0 else [i, None, i + 1][: i % 4] for i in range(n)], dtype=pl.List(pl.Int32)),
+        "lst": pl.Series([None if i % 11 == 0 else [i, None, i + 1][: i % 4] for i in range(n)],
+                         dtype=pl.List(pl.Int32)),
         "lst_lst": pl.Series([[[i], [] if i % 2 else None] for i in range(n)], dtype=pl.List(pl.List(pl.Int64))),
         "arr": pl.Series([[float(i), float(-i)] for i in range(n)], dtype=pl.Array(pl.Float32, 2)),
         "st": pl.Series([None if i % 13 == 0 else {"x": i, "y": f"y{i % 3}"} for i in range(n)]),
