@@ -10,6 +10,7 @@ pub mod listing;
 pub mod location;
 mod npy;
 pub mod parquet;
+mod parquet_compat;
 mod parquet_plain;
 pub mod statistics;
 pub mod webdataset;

@@ -4,6 +4,14 @@
 //! would make every page read count towards the resident set until the map is dropped).
 //! Objects in a bucket read their footer with one ranged GET and then, per row group, only the
 //! projected column chunks (coalesced, several requests in flight).
+//!
+//! Files from other writers load with pyarrow's schema and values: the Arrow schema is adjusted
+//! to pyarrow's reading of the embedded hint (INT96, time zones, `date64`, dictionary value
+//! types, UUIDs; see [`super::parquet_compat`]), and a dictionary page offset that pyarrow
+//! ignores (0, or past the data page) is ignored here too. Every codec pyarrow writes is
+//! read (snappy, gzip, brotli, lz4 raw, zstd). The corpus of python/tests/test_parquet_corpus.py
+//! (scripts/make_corpus.py: pyarrow, polars, DuckDB, fastparquet) has no file left whose
+//! schema or values differ from pyarrow's, so no column is refused for such a difference.
 
 use std::fs::File;
 use std::io::Read;
@@ -26,7 +34,7 @@ use parquet::file::metadata::{
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::statistics::{ColumnStatistics, StatValue};
-use super::{parquet_plain, FileReader, Format, UnitMeta};
+use super::{parquet_compat, parquet_plain, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 use crate::store::ObjectRef;
 
@@ -77,7 +85,9 @@ impl ParquetFile {
             len,
         };
         let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
+            .and_then(without_bogus_dictionary_offsets)
             .map_err(|e| Error::format(path, "footer", e))?;
+        let meta = parquet_compat::pyarrow_compatible(meta);
         // The Arrow reader may keep views of uncompressed pages as the buffers of string and
         // binary view columns; those must not point into a map of a file that can be
         // rewritten while the table lives, so such files are read, not mapped.
@@ -129,7 +139,9 @@ impl ParquetFile {
         };
         let metadata = ParquetMetaDataReader::decode_metadata(&meta_bytes).map_err(|e| fail(&e))?;
         let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+            .and_then(without_bogus_dictionary_offsets)
             .map_err(|e| fail(&e))?;
+        let meta = parquet_compat::pyarrow_compatible(meta);
         Ok(Self::new(path, size, ParquetData::Object(object), meta))
     }
 
@@ -299,6 +311,51 @@ impl ParquetFile {
         )
         .map_err(|e| fail(&e))
     }
+}
+
+/// `meta` with each dictionary page offset that pyarrow ignores removed: one of 0 or past the
+/// data page offset (writers that record "no dictionary" as offset 0, or a bogus one). Such a chunk is read from its data page offset, as pyarrow reads it; a dictionary page
+/// found there is still read as the dictionary.
+fn without_bogus_dictionary_offsets(
+    meta: ArrowReaderMetadata,
+) -> Result<ArrowReaderMetadata, ParquetError> {
+    // A chunk without data pages (zero rows) records data page offset 0 after its
+    // dictionary page: that one is kept.
+    let bogus = |c: &ColumnChunkMetaData| {
+        let data = c.data_page_offset();
+        c.dictionary_page_offset()
+            .is_some_and(|d| d <= 0 || (data > 0 && d > data))
+    };
+    let any = meta
+        .metadata()
+        .row_groups()
+        .iter()
+        .any(|rg| rg.columns().iter().any(bogus));
+    if !any {
+        return Ok(meta);
+    }
+    let mut builder = ParquetMetaData::clone(meta.metadata()).into_builder();
+    let row_groups = builder
+        .take_row_groups()
+        .into_iter()
+        .map(|rg| {
+            let columns = rg
+                .columns()
+                .iter()
+                .map(|c| match bogus(c) {
+                    true => c
+                        .clone()
+                        .into_builder()
+                        .set_dictionary_page_offset(None)
+                        .build(),
+                    false => Ok(c.clone()),
+                })
+                .collect::<Result<Vec<_>, ParquetError>>()?;
+            rg.into_builder().set_column_metadata(columns).build()
+        })
+        .collect::<Result<Vec<_>, ParquetError>>()?;
+    let repaired = builder.set_row_groups(row_groups).build();
+    ArrowReaderMetadata::try_new(Arc::new(repaired), ArrowReaderOptions::new())
 }
 
 /// Whether `data_type` is or holds a string/binary view type.

@@ -107,6 +107,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
     owned: bool,
 ) -> Result<Option<ArrayRef>, ParquetError> {
     let width = std::mem::size_of::<T::Native>();
+    let mut owned = owned;
     let mut parts: Vec<PagePart> = Vec::with_capacity(1);
     let mut dictionary: Option<ScalarBuffer<T::Native>> = None;
     let mut values = 0usize;
@@ -139,11 +140,15 @@ fn decode_typed<T: ArrowPrimitiveType>(
                 num_nulls,
                 def_levels_byte_len,
                 rep_levels_byte_len,
+                is_compressed,
                 ..
             } => {
                 if num_nulls != 0 {
                     return Ok(None);
                 }
+                // A version 2 page may be stored uncompressed in a compressed chunk: its bytes
+                // are then a view of the input, not a fresh buffer.
+                owned &= is_compressed;
                 let levels = def_levels_byte_len as usize + rep_levels_byte_len as usize;
                 (buf, num_values as usize, encoding, levels)
             }
@@ -654,6 +659,108 @@ mod tests {
                 "column points into the input (shift {shift})"
             );
         }
+    }
+
+    #[test]
+    fn v2_pages_stored_uncompressed_in_a_compressed_chunk_are_copied_out_of_the_input() {
+        use arrow_array::{Array, Float64Array};
+        // A version 2 page keeps its values uncompressed (`is_compressed` false) when the codec
+        // does not shrink them, though the chunk names a codec: the page is then a view of the
+        // input, which the column must not keep.
+        let values = Float64Array::from_iter_values((0..100).map(|i| f64::from(i) * 1.25));
+        let batch =
+            arrow_array::RecordBatch::try_from_iter([("v", Arc::new(values.clone()) as ArrayRef)])
+                .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_compression(Compression::SNAPPY)
+            .set_writer_version(parquet::file::properties::WriterVersion::PARQUET_2_0)
+            .set_data_page_v2_compression_ratio_threshold(1e-9)
+            .build();
+        let (file, _) = written(&batch, props);
+        for shift in 0..8 {
+            let mut padded = vec![0u8; shift];
+            padded.extend_from_slice(&file);
+            let input = Bytes::from(padded).slice(shift..);
+            let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&input)
+                .unwrap();
+            let chunk = meta.row_group(0).column(0);
+            assert_eq!(chunk.compression(), Compression::SNAPPY);
+            let (lo, hi) = (
+                input.as_ptr() as usize,
+                input.as_ptr() as usize + input.len(),
+            );
+            let got = decode(Arc::new(input.clone()), chunk, &DataType::Float64, 100)
+                .unwrap()
+                .expect("direct");
+            assert_eq!(&got.to_data(), &values.to_data());
+            let at = got.to_data().buffers()[0].as_ptr() as usize;
+            assert!(
+                !(lo..hi).contains(&at),
+                "column points into the input (shift {shift})"
+            );
+        }
+    }
+
+    #[test]
+    fn columns_the_direct_path_does_not_decode_exactly_are_not_eligible() {
+        use arrow_array::{Decimal128Array, Float64Array, Int32Array, Int64Array};
+        use parquet::basic::Encoding as E;
+        let n = 300;
+        let dec = Decimal128Array::from_iter_values((0..n).map(i128::from))
+            .with_precision_and_scale(9, 2)
+            .unwrap();
+        let batch = arrow_array::RecordBatch::try_from_iter([
+            (
+                "f16",
+                arrow_cast::cast(
+                    &arrow_array::Float32Array::from_iter_values((0..n).map(|i| i as f32)),
+                    &DataType::Float16,
+                )
+                .unwrap(),
+            ),
+            ("dec", Arc::new(dec) as ArrayRef),
+            (
+                "delta",
+                Arc::new(Int64Array::from_iter_values((0..n).map(i64::from))) as ArrayRef,
+            ),
+            (
+                "bss",
+                Arc::new(Float64Array::from_iter_values((0..n).map(f64::from))) as ArrayRef,
+            ),
+            (
+                "u32",
+                Arc::new(arrow_array::UInt32Array::from_iter_values(
+                    (0..n).map(|i| i as u32),
+                )) as ArrayRef,
+            ),
+            (
+                "plain",
+                Arc::new(Int32Array::from_iter_values(0..n)) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_column_encoding("delta".into(), E::DELTA_BINARY_PACKED)
+            .set_column_encoding("bss".into(), E::BYTE_STREAM_SPLIT)
+            .build();
+        let (_, meta) = written(&batch, props);
+        let rg = meta.row_group(0);
+        let verdicts: Vec<bool> = batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| eligible(rg.column(i), f.data_type()))
+            .collect();
+        // Only the PLAIN int32 column; the decimal is stored as INT32 too, but annotated.
+        assert_eq!(verdicts, [false, false, false, false, false, true]);
+        assert_eq!(
+            rg.column(1).column_descr().physical_type(),
+            PhysicalType::INT32
+        );
     }
 
     #[test]
