@@ -21,6 +21,26 @@ use schema::IpcSchema;
 pub(crate) mod messages;
 mod schema;
 
+/// Whether a file block's record batch message declares body compression (LZ4 or ZSTD).
+fn body_is_compressed(block: &[u8]) -> bool {
+    let (len_at, meta_at): (usize, usize) = if block.get(..4) == Some(&[0xff; 4][..]) {
+        (4, 8)
+    } else {
+        (0, 4)
+    };
+    let Some(len) = block.get(len_at..len_at + 4) else {
+        return false;
+    };
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let Some(meta) = block.get(meta_at..meta_at.saturating_add(len)) else {
+        return false;
+    };
+    arrow_ipc::root_as_message(meta)
+        .ok()
+        .and_then(|m| m.header_as_record_batch())
+        .is_some_and(|b| b.compression().is_some())
+}
+
 /// Rows per unit of an in-memory table (see [`MappedBatches::in_memory`]).
 pub const MEMORY_UNIT_ROWS: usize = 65_536;
 
@@ -173,9 +193,17 @@ impl IpcFile {
             let batch = native_order(batch, swap).map_err(|e| fail(&location, &e))?;
             Ok((batch, data.len() as u64))
         };
-        // Collected per block, then in order: the error reported is the first block's.
-        let decoded: Vec<Result<(RecordBatch, u64)>> =
-            crate::pool::global()?.install(|| blocks.par_iter().enumerate().map(decode).collect());
+        // Uncompressed blocks decode zero-copy in microseconds: threads would only add their
+        // start-up. Collected per block, then in order: the error reported is the first block's.
+        let compressed = blocks
+            .first()
+            .and_then(|b| block_buffer(b, "record batch 0").ok())
+            .is_some_and(|data| body_is_compressed(&data));
+        let decoded: Vec<Result<(RecordBatch, u64)>> = if compressed && blocks.len() > 1 {
+            crate::pool::global()?.install(|| blocks.par_iter().enumerate().map(decode).collect())
+        } else {
+            blocks.iter().enumerate().map(decode).collect()
+        };
         let batches = decoded.into_iter().collect::<Result<Vec<_>>>()?;
         Ok(Self::new(path, Format::Ipc, schema, batches, file_bytes))
     }
