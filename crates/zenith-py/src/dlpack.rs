@@ -7,7 +7,7 @@ use std::ffi::{c_void, CStr};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use zenith_core::TensorData;
+use zenith_core::{DType, TensorData};
 
 /// `DLDevice`: where the data lives (always the CPU here).
 #[repr(C)]
@@ -56,24 +56,18 @@ struct Owner {
 const CPU: i32 = 1;
 const CAPSULE_NAME: &CStr = c"dltensor";
 
-/// (type code, bits) of a tensor's element type.
+/// DLPack's type of a tensor's elements: the kind's code and the element's width in bits.
 fn dtype_of(data: &TensorData) -> DlDataType {
-    let (code, bits) = match data {
-        TensorData::Bool(_) => (6, 8),
-        TensorData::I8(_) => (0, 8),
-        TensorData::I16(_) => (0, 16),
-        TensorData::I32(_) => (0, 32),
-        TensorData::I64(_) => (0, 64),
-        TensorData::U8(_) => (1, 8),
-        TensorData::U16(_) => (1, 16),
-        TensorData::U32(_) => (1, 32),
-        TensorData::U64(_) => (1, 64),
-        TensorData::F32(_) => (2, 32),
-        TensorData::F64(_) => (2, 64),
+    let dtype = data.dtype();
+    let code = match dtype {
+        DType::Bool => 6,
+        DType::I8 | DType::I16 | DType::I32 | DType::I64 => 0,
+        DType::U8 | DType::U16 | DType::U32 | DType::U64 => 1,
+        DType::F32 | DType::F64 => 2,
     };
     DlDataType {
         code,
-        bits,
+        bits: (dtype.size() * 8) as u8,
         lanes: 1,
     }
 }

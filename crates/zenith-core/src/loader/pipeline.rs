@@ -368,8 +368,9 @@ impl Producer {
         if pending.rows > 0 && !self.drop_last {
             group.push(pending);
         }
-        // The last group, then whatever is still in flight.
-        let _ = self.flush(&mut group, &mut in_flight, true)
-            && self.flush(&mut group, &mut in_flight, true);
+        // The last group, then whatever is still in flight (on the pool only when groups are).
+        let parallel = self.group > 1;
+        let _ = self.flush(&mut group, &mut in_flight, parallel)
+            && self.flush(&mut group, &mut in_flight, parallel);
     }
 }

@@ -407,6 +407,15 @@ mod tests {
         .unwrap()
     }
 
+    /// The inferred type of each column, in order.
+    fn column_types(file: &CsvFile) -> Vec<DataType> {
+        file.schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
     #[test]
     fn null_spellings_are_null_in_typed_columns_only_on_both_paths() {
         for spelling in nulls::NULL_SPELLINGS {
@@ -416,12 +425,7 @@ mod tests {
                 format!("f,i,b,s\n1.5,1,true,\"a\"\n{spelling},{spelling},{spelling},{spelling}\n");
             for (text, fast) in [(plain, true), (quoted, false)] {
                 let file = open(&text);
-                let types: Vec<DataType> = file
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.data_type().clone())
-                    .collect();
+                let types = column_types(&file);
                 assert_eq!(
                     types,
                     [
@@ -519,12 +523,7 @@ mod tests {
              12:34:56,2021-01-01 00:00:00.5,2021-01-01T00:00:00+01:00,2021-01-02\n\
              00:01,2021-01-01T00:00:01,2021-01-01 00:00:00Z,NA\n",
         );
-        let types: Vec<DataType> = file
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = column_types(&file);
         assert_eq!(
             types,
             [

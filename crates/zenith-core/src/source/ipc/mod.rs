@@ -23,22 +23,13 @@ mod schema;
 
 /// Whether a file block's record batch message declares body compression (LZ4 or ZSTD).
 fn body_is_compressed(block: &[u8]) -> bool {
-    let (len_at, meta_at): (usize, usize) = if block.get(..4) == Some(&[0xff; 4][..]) {
-        (4, 8)
-    } else {
-        (0, 4)
-    };
-    let Some(len) = block.get(len_at..len_at + 4) else {
-        return false;
-    };
-    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let Some(meta) = block.get(meta_at..meta_at.saturating_add(len)) else {
-        return false;
-    };
-    arrow_ipc::root_as_message(meta)
-        .ok()
-        .and_then(|m| m.header_as_record_batch())
-        .is_some_and(|b| b.compression().is_some())
+    matches!(
+        messages::next_message(block, 0),
+        Ok((_, Some(message)))
+            if message
+                .header_as_record_batch()
+                .is_some_and(|b| b.compression().is_some())
+    )
 }
 
 /// Rows per unit of an in-memory table (see [`MappedBatches::in_memory`]).
