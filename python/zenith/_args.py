@@ -31,6 +31,13 @@ def paths_of(source: Any) -> list[str]:
     )
 
 
+def refuse_given(options: Mapping[str, Any], why: str) -> None:
+    """Raises for the first option that is not ``None``: it does not apply here (``why``)."""
+    for name, value in options.items():
+        if value is not None:
+            raise ValidationError(f"invalid argument `{name}`: {why}")
+
+
 def table_of(source: Any) -> Any | None:
     """The Arrow data of an in-memory ``source``, ``None`` when it names files.
 

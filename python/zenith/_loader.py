@@ -12,6 +12,7 @@ from zenith._args import (
     fields_of,
     image_size_of,
     paths_of,
+    refuse_given,
     storage_options_of,
     table_of,
 )
@@ -93,18 +94,15 @@ class DataLoader:
         table = table_of(source)
         paths = paths_of(source) if table is None else []
         if table is not None:
-            given = {
-                "format": format,
-                "storage_options": storage_options,
-                "image_size": image_size,
-                "fields": fields,
-            }
-            for name, value in given.items():
-                if value is not None:
-                    raise ValidationError(
-                        f"invalid argument `{name}`: it applies to files, and `source` is "
-                        "data in memory"
-                    )
+            refuse_given(
+                {
+                    "format": format,
+                    "storage_options": storage_options,
+                    "image_size": image_size,
+                    "fields": fields,
+                },
+                "it applies to files, and `source` is data in memory",
+            )
         check_int("batch_size", batch_size, 1)
         check_int("seed", seed, 0)
         check_int("num_workers", num_workers, 1, optional=True)

@@ -15,7 +15,6 @@ torch's DataLoader with worker processes.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,8 +44,6 @@ class MapDatasetLoader:
         collate_fn: Callable[[list[Any]], Any],
         on_error: str,
     ) -> None:
-        if on_error not in ("raise", "skip"):
-            raise ValidationError(f"invalid argument `on_error`: {on_error!r}")
         self.dataset = dataset
         self._index = _CoreLoader(
             {"index": np.arange(len(dataset), dtype=np.int64)},
@@ -57,6 +54,8 @@ class MapDatasetLoader:
             rank=rank,
             world_size=world_size,
             num_workers=1,
+            # Checked by the engine, the one place that parses it; it acts on samples here.
+            on_error=on_error,
         )
         self._threads = threads
         self._prefetch = prefetch
@@ -71,14 +70,14 @@ class MapDatasetLoader:
         return len(self._index)
 
     def __iter__(self) -> Iterator[Any]:
-        pending: deque[tuple[list[int], list[Future[Any]], str]] = deque()
+        pending: deque[tuple[list[int], list[Future[Any]], dict[str, Any]]] = deque()
         with ThreadPoolExecutor(self._threads, thread_name_prefix="zenith-getitem") as pool:
             it = iter(self._index)
             try:
                 for batch in it:
                     indices = batch["index"].tolist()
                     futures = [pool.submit(self.dataset.__getitem__, i) for i in indices]
-                    pending.append((indices, futures, self._index._inner.state_json()))
+                    pending.append((indices, futures, self._index.state_dict()))
                     if len(pending) > self._prefetch:
                         yield self._finish(*pending.popleft())
                 while pending:
@@ -89,7 +88,9 @@ class MapDatasetLoader:
                     for f in futures:
                         f.cancel()
 
-    def _finish(self, indices: list[int], futures: list[Future[Any]], state: str) -> Any:
+    def _finish(
+        self, indices: list[int], futures: list[Future[Any]], state: dict[str, Any]
+    ) -> Any:
         samples = []
         for index, future in zip(indices, futures, strict=True):
             try:
@@ -99,7 +100,7 @@ class MapDatasetLoader:
                     e.add_note(f"zenith: raised by dataset[{index}] ({type(self.dataset).__name__})")
                     raise
                 self._skipped += 1
-        self._delivered = json.loads(state)
+        self._delivered = state
         return self._collate(samples)
 
     def set_epoch(self, epoch: int) -> None:

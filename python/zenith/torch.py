@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zenith._args import refuse_given
 from zenith._loader import DataLoader as _CoreLoader
 from zenith._map_dataset import IterableDatasetLoader, MapDatasetLoader
 from zenith.exceptions import ValidationError
@@ -139,25 +140,23 @@ class DataLoader:
         self._collated = isinstance(dataset, torch.utils.data.Dataset)
         self._loader: _CoreLoader | MapDatasetLoader | IterableDatasetLoader
         if self._collated:
-            file_options = {
-                "columns": columns,
-                "format": format,
-                "storage_options": storage_options,
-                "image_size": image_size,
-                "fields": fields,
-            }
-            for name, value in file_options.items():
-                if value is not None:
-                    raise ValidationError(
-                        f"invalid argument `{name}`: it applies to files and tables, and "
-                        f"`dataset` is a {type(dataset).__name__}"
-                    )
+            refuse_given(
+                {
+                    "columns": columns,
+                    "format": format,
+                    "storage_options": storage_options,
+                    "image_size": image_size,
+                    "fields": fields,
+                },
+                f"it applies to files and tables, and `dataset` is a {type(dataset).__name__}",
+            )
+        collate_samples = collate_fn or torch.utils.data.default_collate
         if isinstance(dataset, torch.utils.data.IterableDataset):
             self._loader = IterableDatasetLoader(
                 dataset,
                 batch_size=batch_size,
                 drop_last=drop_last,
-                collate_fn=collate_fn or torch.utils.data.default_collate,
+                collate_fn=collate_samples,
             )
         elif self._collated:
             self._loader = MapDatasetLoader(
@@ -170,7 +169,7 @@ class DataLoader:
                 world_size=world_size,
                 threads=max(1, num_workers),
                 prefetch=max(1, int(prefetch_factor or 2)),
-                collate_fn=collate_fn or torch.utils.data.default_collate,
+                collate_fn=collate_samples,
                 on_error=on_error,
             )
         else:
