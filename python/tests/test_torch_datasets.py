@@ -84,7 +84,7 @@ def test_resume_mid_epoch_continues_with_exactly_the_rest() -> None:
 def test_an_error_in_getitem_keeps_its_type_and_names_the_index() -> None:
     with pytest.raises(KeyError, match="no sample 123") as info:
         list(DataLoader(Squares(fail_on=123), batch_size=50, num_workers=2))
-    assert "zenith: raised by dataset[123] (Squares)" in info.value.__notes__
+    assert "zenith: raised by dataset[123] (Squares), epoch 0" in info.value.__notes__
     dl = DataLoader(Squares(fail_on=123), batch_size=50, num_workers=2, on_error="skip")
     got = order(dl)
     assert got == [i for i in range(N) if i != 123]

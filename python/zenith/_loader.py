@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Generator, Iterator
+from functools import partial
 from typing import Any
 
-from zenith import _zenith
+from zenith import _hf, _zenith
 from zenith._args import (
     check_int,
     columns_spec,
@@ -15,6 +17,17 @@ from zenith._args import (
     refuse_given,
     storage_options_of,
     table_of,
+)
+from zenith._stages import (
+    Counts,
+    Done,
+    Pass,
+    default_threads,
+    given,
+    numpy_collate,
+    ordered,
+    rows_of,
+    user_fns,
 )
 from zenith.exceptions import ValidationError
 
@@ -27,7 +40,9 @@ class DataLoader:
             with ``__arrow_c_stream__`` (pyarrow Table or RecordBatchReader, polars DataFrame,
             DuckDB relation, ...), a pandas DataFrame, or a dict of NumPy arrays (a 2-D array
             becomes one ``[B, k]`` field), read without a copy where the layout allows and
-            shuffled, split and resumed as files are (units of 65,536 rows).
+            shuffled, split and resumed as files are (units of 65,536 rows); or a Hugging Face
+            ``datasets.Dataset`` (its memory-mapped Arrow files read directly) or a
+            ``datasets.IterableDataset`` over local Parquet/Arrow files.
         batch_size: rows per batch; the last batch of an epoch is shorter unless ``drop_last``.
         shuffle: permute row groups and rows each epoch (``False`` gives file order).
         seed: base seed; the order depends only on (files, seed, epoch, rank, world_size).
@@ -57,6 +72,20 @@ class DataLoader:
         image_size: WebDataset: decode image fields to ``uint8 [B, H, W, 3]`` batches of this
             ``(height, width)`` (center-crop, then resize); raw bytes when ``None``.
         fields: WebDataset: the fields (extensions) to keep, e.g. ``["jpg", "cls"]``.
+        map: a function applied to each sample (a dict of one row's values) before the batch
+            is collated (mapped samples are stacked per key into NumPy arrays); needs
+            ``output="numpy"``.
+        transform: a function applied to each collated batch.
+
+    ``map`` and ``transform`` run on a pool of Python threads (``num_workers`` of them, the
+    decode default when not given), a bounded number of batches ahead (``prefetch``), and the
+    batches arrive in the planned order whatever the thread count. A function with an ``rng``
+    parameter gets a ``numpy.random.Generator`` seeded from (seed, epoch, rank, position in
+    the epoch), so reruns and resumed runs draw the same numbers for the same samples. An
+    exception in them keeps its type and traceback with a note naming the sample (or batch)
+    and epoch; with ``on_error="skip"`` the sample (or batch) is dropped and counted in
+    ``stats()`` (``skipped_samples``, ``skipped_batches``). Threads run Python in parallel
+    where the code releases the GIL (NumPy, torch, PIL, I/O) or on a free-threaded CPython.
 
     WebDataset shards (a directory, glob, brace pattern or list of ``.tar``/``.tar.gz``) are
     read like any other file: each shard is cut into units of about 1 MiB of samples (a
@@ -90,9 +119,23 @@ class DataLoader:
         storage_options: dict[str, Any] | None = None,
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
+        map: Callable[..., Any] | None = None,
+        transform: Callable[..., Any] | None = None,
     ) -> None:
-        table = table_of(source)
-        paths = paths_of(source) if table is None else []
+        self._map, self._transform = user_fns(map, transform)
+        if self._map is not None and output != "numpy":
+            raise ValidationError(
+                f"invalid argument `map`: samples are split from NumPy batches; with "
+                f"output={output!r} use transform= on the whole batch"
+            )
+        hf = _hf_source(source)
+        if hf is not None:
+            paths, table = hf.paths, hf.table
+            format = format if format is not None or table is not None else hf.format
+            columns = columns if columns is not None else hf.columns
+        else:
+            table = table_of(source)
+            paths = paths_of(source) if table is None else []
         if table is not None:
             refuse_given(
                 {
@@ -116,6 +159,15 @@ class DataLoader:
         # one place that parses them for Python and C alike.
         self.batch_size = batch_size
         self.output = output
+        self._seed = seed
+        self._rank = rank
+        self._skip = on_error == "skip"
+        self._counts = Counts()
+        self._threads = num_workers or default_threads()
+        self._ahead = prefetch or 2 * self._threads
+        # The resume state as of the last batch handed to the consumer while a pass with
+        # map/transform runs ahead of it.
+        self._delivered: dict[str, Any] | None = None
         self._inner = _zenith.Loader(
             paths,
             batch_size,
@@ -139,9 +191,82 @@ class DataLoader:
             table=table,
         )
 
-    def __iter__(self) -> _zenith.LoaderIter:
-        """Starts a pass over the current epoch; breaking out stops its threads."""
-        return self._inner.iter()
+    def __iter__(self) -> _zenith.LoaderIter | Generator[Any, None, None]:
+        """Starts a pass over the current epoch; breaking out (or ``close()``) stops its
+        threads."""
+        self._delivered = None
+        if self._map is None and self._transform is None:
+            return self._inner.iter()
+        return self._staged()
+
+    def _staged(
+        self,
+        convert: Callable[[Any], Any] | None = None,
+        collate: Callable[[list[Any]], Any] = numpy_collate,
+        whole: Callable[[Any], Any] | None = None,
+    ) -> Generator[Any, None, None]:
+        """A pass whose batches go through ``map``/``transform`` on the Python threads.
+
+        ``convert`` turns each engine batch into the consumer's kind (torch tensors) first;
+        ``collate`` stacks mapped samples; ``whole`` is applied to a batch that was not mapped
+        (torch's ``collate_fn`` on the batch dict)."""
+        it = self._inner.iter()
+        run = Pass(
+            seed=self._seed,
+            epoch=self._inner.epoch,
+            map=self._map,
+            transform=self._transform,
+            collate=collate,
+            skip=self._skip,
+            counts=self._counts,
+        )
+        task = partial(self._task, run, convert, whole)
+
+        def tasks() -> Iterator[Callable[[], Done]]:
+            position = json.loads(self._inner.state_json())["plan"]["rows"]
+            for batch in it:
+                state = json.loads(self._inner.state_json())
+                yield partial(task, batch, position, state)
+                position = state["plan"]["rows"]
+
+        try:
+            for done in ordered(tasks(), self._threads, self._ahead, self._counts, "zenith-map"):
+                self._delivered = done.state
+                yield done.value
+            self._delivered = None
+        finally:
+            it.close()
+
+    def _task(
+        self,
+        run: Pass,
+        convert: Callable[[Any], Any] | None,
+        whole: Callable[[Any], Any] | None,
+        batch: Any,
+        position: int,
+        state: dict[str, Any],
+    ) -> Done:
+        """One batch's work on a pool thread: map each sample, collate, transform."""
+        rank = self._rank
+        skipped = 0
+        if convert is not None:
+            batch = convert(batch)
+        if run.map is None:
+            if whole is not None:
+                batch = whole(batch)
+        else:
+            rows = rows_of(batch)
+            samples, skipped = run.samples(
+                (
+                    ((rank, position + i), given(row), f"the sample at position {position + i}")
+                    for i, row in enumerate(rows)
+                )
+            )
+            if not samples:
+                return Done(None, state, skipped, empty=True)
+            batch = run.collate(samples)
+        what = f"the batch at position {position}"
+        return run.batch(batch, (rank, position), what, state, skipped)
 
     def __len__(self) -> int:
         """Batches this rank receives per epoch."""
@@ -163,7 +288,10 @@ class DataLoader:
         self._inner.set_epoch(epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        """A small, JSON-serialisable resume state (epoch, seed, rows consumed, ...)."""
+        """A small, JSON-serialisable resume state (epoch, seed, rows consumed, ...), as of
+        the last batch handed to the consumer."""
+        if self._delivered is not None:
+            return self._delivered
         state: dict[str, Any] = json.loads(self._inner.state_json())
         return state
 
@@ -172,9 +300,29 @@ class DataLoader:
         if not isinstance(state, dict):
             raise ValidationError("invalid argument `state`: expected the dict from state_dict()")
         self._inner.load_state_json(json.dumps(state))
+        self._delivered = None
 
     def stats(self) -> dict[str, Any]:
         """Rows, batches, bytes, seconds per stage (read, decode, shuffle, collate, wait) and
         skipped units with their locations, summed over passes."""
         stats: dict[str, Any] = json.loads(self._inner.stats_json())
+        if self._map is not None or self._transform is not None:
+            stats |= self._counts.as_stats()
         return stats
+
+
+def _hf_source(source: Any) -> _hf.HfSource | None:
+    """The rows of a Hugging Face ``datasets`` object, ``None`` for any other source."""
+    if _hf.is_dataset(source):
+        return _hf.dataset_source(source)
+    if _hf.is_iterable_dataset(source):
+        found = _hf.iterable_source(source)
+        if found is None:
+            raise ValidationError(
+                "invalid argument `source`: this datasets.IterableDataset has operations of its "
+                "own (map, filter, shuffle buffer, split_dataset_by_node, remote files) that "
+                "zenith cannot plan; give the files it streams, the Dataset it came from, or use "
+                "zenith.torch.DataLoader, which passes it through"
+            )
+        return found
+    return None

@@ -5,7 +5,8 @@ The order comes from the engine's planner over an index table (``0 .. len(datase
 ``shuffle``, ``seed``, the rank split and ``state_dict`` resume behave as for files. The samples
 of each batch are fetched on a pool of ``num_workers`` Python threads (no processes, nothing
 pickled), a few batches ahead of the consumer, and delivered in plan order after
-``collate_fn`` (torch's ``default_collate`` by default).
+``collate_fn`` (torch's ``default_collate`` by default). Each batch is one task on the pool:
+``dataset[i]`` and the user's ``map`` per index, ``collate_fn``, then ``transform``.
 
 Threads help when ``__getitem__`` waits or runs code that releases the GIL: file and network
 reads, PIL decoding and resizing, NumPy and torch operations. Pure-Python per-sample work does
@@ -15,14 +16,14 @@ torch's DataLoader with worker processes.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from zenith._loader import DataLoader as _CoreLoader
+from zenith._stages import Counts, Done, Pass, UserFn, given, ordered
 from zenith.exceptions import ValidationError
 
 
@@ -43,6 +44,8 @@ class MapDatasetLoader:
         prefetch: int,
         collate_fn: Callable[[list[Any]], Any],
         on_error: str,
+        map: UserFn | None = None,
+        transform: UserFn | None = None,
     ) -> None:
         self.dataset = dataset
         self._index = _CoreLoader(
@@ -57,51 +60,65 @@ class MapDatasetLoader:
             # Checked by the engine, the one place that parses it; it acts on samples here.
             on_error=on_error,
         )
+        self._seed = seed
+        self._rank = rank
         self._threads = threads
-        self._prefetch = prefetch
+        self._ahead = threads * prefetch
         self._collate = collate_fn
+        self._map = map
+        self._transform = transform
         self._skip = on_error == "skip"
-        self._skipped = 0
+        self._counts = Counts()
         # The resume state as of the last batch handed to the consumer (the index loader runs
-        # `prefetch` batches ahead of it).
+        # ahead of it).
         self._delivered: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self._index)
 
     def __iter__(self) -> Iterator[Any]:
-        pending: deque[tuple[list[int], list[Future[Any]], dict[str, Any]]] = deque()
-        with ThreadPoolExecutor(self._threads, thread_name_prefix="zenith-getitem") as pool:
-            it = iter(self._index)
-            try:
-                for batch in it:
-                    indices = batch["index"].tolist()
-                    futures = [pool.submit(self.dataset.__getitem__, i) for i in indices]
-                    pending.append((indices, futures, self._index.state_dict()))
-                    if len(pending) > self._prefetch:
-                        yield self._finish(*pending.popleft())
-                while pending:
-                    yield self._finish(*pending.popleft())
-            finally:
-                it.close()
-                for _, futures, _ in pending:
-                    for f in futures:
-                        f.cancel()
+        self._delivered = None
+        run = Pass(
+            seed=self._seed,
+            epoch=self._index.epoch,
+            map=self._map,
+            transform=self._transform,
+            collate=self._collate,
+            skip=self._skip,
+            counts=self._counts,
+        )
+        it = iter(self._index)
 
-    def _finish(
-        self, indices: list[int], futures: list[Future[Any]], state: dict[str, Any]
-    ) -> Any:
-        samples = []
-        for index, future in zip(indices, futures, strict=True):
-            try:
-                samples.append(future.result())
-            except Exception as e:
-                if not self._skip:
-                    e.add_note(f"zenith: raised by dataset[{index}] ({type(self.dataset).__name__})")
-                    raise
-                self._skipped += 1
-        self._delivered = state
-        return self._collate(samples)
+        def tasks() -> Iterator[Callable[[], Done]]:
+            position = self._index.state_dict()["plan"]["rows"]
+            for batch in it:
+                state = self._index.state_dict()
+                yield partial(self._task, run, batch["index"].tolist(), position, state)
+                position = state["plan"]["rows"]
+
+        try:
+            for done in ordered(
+                tasks(), self._threads, self._ahead, self._counts, "zenith-getitem"
+            ):
+                self._delivered = done.state
+                yield done.value
+            self._delivered = None
+        finally:
+            it.close()
+
+    def _task(self, run: Pass, indices: list[int], position: int, state: dict[str, Any]) -> Done:
+        """One batch on a pool thread: ``dataset[i]`` (and ``map``) per index, collate,
+        ``transform``."""
+        name = type(self.dataset).__name__
+        get = self.dataset.__getitem__
+        samples, skipped = run.samples(
+            ((i,), partial(get, i), f"dataset[{i}] ({name})") for i in indices
+        )
+        if not samples:
+            return Done(None, state, skipped, empty=True)
+        batch = run.collate(samples)
+        what = f"the batch at position {position}"
+        return run.batch(batch, (self._rank, position), what, state, skipped)
 
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next pass."""
@@ -118,15 +135,18 @@ class MapDatasetLoader:
         self._delivered = None
 
     def stats(self) -> dict[str, Any]:
-        """The index loader's counters plus ``skipped_samples`` (``on_error="skip"``)."""
-        return self._index.stats() | {"skipped_samples": self._skipped}
+        """The index loader's counters plus what ``on_error="skip"`` dropped in the dataset,
+        ``map`` and ``transform`` (``skipped_samples``, ``skipped_batches``)."""
+        return self._index.stats() | self._counts.as_stats()
 
 
 class IterableDatasetLoader:
-    """A ``torch.utils.data.IterableDataset`` passed through: its own order, batched and
-    collated here. Zenith cannot plan or resume what the dataset itself iterates:
-    ``shuffle``, ``seed`` and the rank split are the dataset's business, and ``state_dict``
-    raises."""
+    """A ``torch.utils.data.IterableDataset`` (or a ``datasets.IterableDataset`` with
+    operations of its own) passed through: its own order, batched here, and collated (with
+    ``map`` and ``transform``) on the Python threads. Zenith cannot plan or resume what the
+    dataset itself iterates: ``shuffle``, ``seed`` and the rank split are the dataset's
+    business, and ``state_dict`` raises. The ``rng`` keys are the sample's position in the
+    pass and the epoch counts the passes (or follows ``set_epoch``)."""
 
     def __init__(
         self,
@@ -135,27 +155,67 @@ class IterableDatasetLoader:
         batch_size: int,
         drop_last: bool,
         collate_fn: Callable[[list[Any]], Any],
+        threads: int,
+        seed: int,
+        on_error: str,
+        map: UserFn | None = None,
+        transform: UserFn | None = None,
     ) -> None:
         self.dataset = dataset
         self._batch_size = batch_size
         self._drop_last = drop_last
         self._collate = collate_fn
+        self._threads = threads
+        self._seed = seed
+        self._map = map
+        self._transform = transform
+        self._skip = on_error == "skip"
+        self._counts = Counts()
+        self._epoch = 0
 
     def __iter__(self) -> Iterator[Any]:
-        samples: list[Any] = []
-        for sample in self.dataset:
-            samples.append(sample)
-            if len(samples) == self._batch_size:
-                yield self._collate(samples)
-                samples = []
-        if samples and not self._drop_last:
-            yield self._collate(samples)
+        run = Pass(
+            seed=self._seed,
+            epoch=self._epoch,
+            map=self._map,
+            transform=self._transform,
+            collate=self._collate,
+            skip=self._skip,
+            counts=self._counts,
+        )
+
+        def tasks() -> Iterator[Callable[[], Done]]:
+            samples: list[Any] = []
+            position = 0
+            for sample in self.dataset:
+                samples.append(sample)
+                if len(samples) == self._batch_size:
+                    yield partial(self._task, run, samples, position)
+                    position += len(samples)
+                    samples = []
+            if samples and not self._drop_last:
+                yield partial(self._task, run, samples, position)
+
+        for done in ordered(tasks(), self._threads, 2 * self._threads, self._counts, "zenith-map"):
+            yield done.value
+        self._epoch += 1
+
+    def _task(self, run: Pass, batch: list[Any], position: int) -> Done:
+        samples, skipped = run.samples(
+            ((position + i,), given(s), f"the sample at position {position + i}")
+            for i, s in enumerate(batch)
+        )
+        if not samples:
+            return Done(None, None, skipped, empty=True)
+        what = f"the batch at position {position}"
+        return run.batch(run.collate(samples), (0, position), what, None, skipped)
 
     def __len__(self) -> int:
         raise TypeError("an IterableDataset has no length")
 
     def set_epoch(self, epoch: int) -> None:
-        """Forwarded to the dataset when it has ``set_epoch``."""
+        """Sets the epoch of the next pass; forwarded to the dataset when it has ``set_epoch``."""
+        self._epoch = epoch
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
 
@@ -172,5 +232,5 @@ class IterableDatasetLoader:
         self.state_dict()
 
     def stats(self) -> dict[str, Any]:
-        """Nothing is counted for a passed-through dataset."""
-        return {}
+        """What ``on_error="skip"`` dropped in ``map`` and ``transform``."""
+        return self._counts.as_stats()

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from zenith import _hf
 from zenith._args import refuse_given
 from zenith._loader import DataLoader as _CoreLoader
 from zenith._map_dataset import IterableDatasetLoader, MapDatasetLoader
+from zenith._stages import default_threads, user_fns
 from zenith.exceptions import ValidationError
 
 _warned: set[str] = set()
@@ -54,6 +56,16 @@ class DataLoader:
     reads files, decodes with PIL or runs NumPy/torch code (all release the GIL); pure-Python
     per-sample work is better served by torch's worker processes. An ``IterableDataset`` is
     passed through: its own order, batched and collated here, and it cannot be resumed.
+    A Hugging Face ``datasets.Dataset`` is read from its Arrow files (see ``zenith.DataLoader``);
+    a ``datasets.IterableDataset`` too when it streams local files, else it is passed through.
+
+    ``map`` (per sample, before ``collate_fn``) and ``transform`` (per batch, after it) run on
+    ``num_workers`` Python threads, in order, for every kind of source; see
+    ``zenith.DataLoader`` for their seeded ``rng``, errors and skips. Samples given to ``map``
+    are what a torch Dataset returns: a dict of one row's tensors (0-d for scalars) for files
+    and tables, ``dataset[i]`` for a Dataset. For a torch Dataset the ``rng`` of ``map`` is
+    seeded from (seed, epoch, index). torchvision's random transforms draw from torch's global
+    generator, which threads share: draw from ``rng`` where a run must reproduce.
 
     Accepts ``torch.utils.data.DataLoader``'s common arguments:
 
@@ -109,6 +121,8 @@ class DataLoader:
         storage_options: dict[str, Any] | None = None,
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
+        map: Callable[..., Any] | None = None,
+        transform: Callable[..., Any] | None = None,
     ) -> None:
         if sampler is not None or batch_sampler is not None:
             raise ValidationError(
@@ -137,7 +151,10 @@ class DataLoader:
         prefetch = None
         if prefetch_factor is not None:
             prefetch = max(1, int(prefetch_factor) * (num_workers or 1))
-        self._collated = isinstance(dataset, torch.utils.data.Dataset)
+        passed_through = _hf.is_iterable_dataset(dataset) and _hf.iterable_source(dataset) is None
+        iterable = passed_through or isinstance(dataset, torch.utils.data.IterableDataset)
+        self._collated = passed_through or isinstance(dataset, torch.utils.data.Dataset)
+        self._staged = map is not None or transform is not None
         self._loader: _CoreLoader | MapDatasetLoader | IterableDatasetLoader
         if self._collated:
             refuse_given(
@@ -151,14 +168,23 @@ class DataLoader:
                 f"it applies to files and tables, and `dataset` is a {type(dataset).__name__}",
             )
         collate_samples = collate_fn or torch.utils.data.default_collate
-        if isinstance(dataset, torch.utils.data.IterableDataset):
+        self._collate_samples = collate_samples
+        stage_threads = num_workers or default_threads()
+        if iterable:
+            sample_fn, batch_fn = user_fns(map, transform)
             self._loader = IterableDatasetLoader(
                 dataset,
                 batch_size=batch_size,
                 drop_last=drop_last,
                 collate_fn=collate_samples,
+                map=sample_fn,
+                transform=batch_fn,
+                threads=stage_threads,
+                seed=seed,
+                on_error=on_error,
             )
         elif self._collated:
+            sample_fn, batch_fn = user_fns(map, transform)
             self._loader = MapDatasetLoader(
                 dataset,
                 batch_size=batch_size,
@@ -171,6 +197,8 @@ class DataLoader:
                 prefetch=max(1, int(prefetch_factor or 2)),
                 collate_fn=collate_samples,
                 on_error=on_error,
+                map=sample_fn,
+                transform=batch_fn,
             )
         else:
             self._loader = _CoreLoader(
@@ -193,6 +221,8 @@ class DataLoader:
                 storage_options=storage_options,
                 image_size=image_size,
                 fields=fields,
+                map=map,
+                transform=transform,
             )
         self.batch_size = batch_size
         self.collate_fn = collate_fn
@@ -203,8 +233,11 @@ class DataLoader:
         if device is not None:
             dev = torch.device(device)
             if dev.type == "cuda" and not cuda:
-                _warn_once("device", f"device={device!r} requested but CUDA is not available; "
-                           "batches stay on the CPU")
+                _warn_once(
+                    "device",
+                    f"device={device!r} requested but CUDA is not available; "
+                    "batches stay on the CPU",
+                )
             else:
                 self.device = dev
         self.pin_memory = bool(pin_memory) and cuda
@@ -213,9 +246,13 @@ class DataLoader:
         if self.device is not None and self.device.type == "cuda":
             self.pin_memory = True
 
-    def _convert(self, batch: dict[str, Any]) -> Any:
+    @staticmethod
+    def _tensors(batch: dict[str, Any]) -> dict[str, Any]:
         from_numpy = torch.from_numpy
-        out = {k: from_numpy(v) if type(v) is np.ndarray else v for k, v in batch.items()}
+        return {k: from_numpy(v) if type(v) is np.ndarray else v for k, v in batch.items()}
+
+    def _convert(self, batch: dict[str, Any]) -> Any:
+        out = self._tensors(batch)
         if self.pin_memory or self.device is not None:
             for name, value in out.items():
                 if isinstance(value, torch.Tensor):
@@ -251,6 +288,10 @@ class DataLoader:
         if self._collated:
             return (self._moved(b) for b in self._loader)
         loader = self._loader
+        if self._staged:
+            assert isinstance(loader, _CoreLoader)
+            batches = loader._staged(self._tensors, self._collate_samples, self.collate_fn)
+            return (self._moved(b) for b in batches)
         if (
             isinstance(loader, _CoreLoader)
             and self.collate_fn is None
