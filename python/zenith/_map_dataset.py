@@ -120,6 +120,11 @@ class MapDatasetLoader:
         what = f"the batch at position {position}"
         return run.batch(batch, (self._rank, position), what, state, skipped)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass runs."""
+        return self._index.epoch
+
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next pass."""
         self._index.set_epoch(epoch)
@@ -212,6 +217,11 @@ class IterableDatasetLoader:
 
     def __len__(self) -> int:
         raise TypeError("an IterableDataset has no length")
+
+    @property
+    def epoch(self) -> int:
+        """The passes so far (or the last ``set_epoch``)."""
+        return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next pass; forwarded to the dataset when it has ``set_epoch``."""

@@ -317,6 +317,11 @@ class DataLoader:
         """Batches per epoch on this rank."""
         return len(self._loader)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass runs (each completed pass advances it)."""
+        return self._loader.epoch
+
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next pass (as ``DistributedSampler.set_epoch``)."""
         self._loader.set_epoch(epoch)
