@@ -224,6 +224,16 @@ def tree_memory() -> tuple[int, int]:
     return rss, pss
 
 
+def shm_used() -> int:
+    """Bytes in use on /dev/shm: where torch's worker processes put the batches they hand to
+    the main process (counted in no process's PSS until it is mapped); 0 where there is none."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return 0
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
 def _rss(pid: int) -> int:
     """RSS of one process in bytes from statm (cheap: no page-table walk); 0 if it is gone."""
     try:
@@ -247,6 +257,8 @@ class MemorySampler:
         self.pss_every = pss_every
         self.base_rss, self.base_pss = tree_memory()
         self.peak_rss, self.peak_pss = self.base_rss, self.base_pss
+        self.base_shm = shm_used()
+        self.peak_pss_shm = self.base_pss + self.base_shm
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
 
@@ -263,6 +275,7 @@ class MemorySampler:
         rss, pss = tree_memory()
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
+        self.peak_pss_shm = max(self.peak_pss_shm, pss + shm_used())
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -274,12 +287,14 @@ class MemorySampler:
         self._sample()
 
     def report(self) -> dict:
-        """Peak growth in MiB: tree RSS (at least the main process's ru_maxrss) and tree PSS."""
+        """Peak growth in MiB: tree RSS (at least the main process's ru_maxrss), tree PSS, and
+    tree PSS plus /dev/shm (sampled together)."""
         peak_rss = max(self.peak_rss, peak_self_rss_bytes())
         return {
             "rss_base_mb": self.base_rss / 2**20,
             "rss_growth_mb": (peak_rss - self.base_rss) / 2**20,
             "pss_growth_mb": (self.peak_pss - self.base_pss) / 2**20,
+            "pss_shm_growth_mb": (self.peak_pss_shm - self.base_pss - self.base_shm) / 2**20,
         }
 
 

@@ -244,3 +244,33 @@ def test_csv_documented_differences(tmp_path: Path, values: list[str], pyarrow_t
     loaded = zenith.load(path)
     assert loaded.schema.field("a").type == pa.string()
     assert loaded.column("a").to_pylist() == values
+
+
+def test_arrow_batches_keep_field_metadata_extension_types_and_nullability(tmp_path: Path) -> None:
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            pa.field("u", pa.uuid(), metadata={"origin": "sensor"}),
+            pa.field("n", pa.int64(), nullable=False, metadata={"unit": "count"}),
+            pa.field("s", pa.string()),
+        ]
+    )
+    ids = [uuid.UUID(int=i).bytes for i in range(6)]
+    table = pa.table({"u": ids, "n": list(range(6)), "s": list("abcdef")}).cast(schema)
+    pq.write_table(table, tmp_path / "u.parquet")
+    dl = zenith.DataLoader(
+        str(tmp_path / "u.parquet"),
+        batch_size=6,
+        shuffle=False,
+        output="arrow",
+        columns={"id": "u", "n": "n", "s": "s"},
+    )
+    batch = next(iter(dl))
+    assert batch.schema.field("id").type == pa.uuid()
+    assert batch.schema.field("id").metadata == {b"origin": b"sensor"}
+    assert batch.schema.field("n").metadata == {b"unit": b"count"}
+    assert not batch.schema.field("n").nullable and batch.schema.field("s").nullable
+    assert batch.column("id").to_pylist() == [uuid.UUID(int=i) for i in range(6)]

@@ -105,3 +105,89 @@ def test_iterable_datasets_pass_through_and_refuse_resume() -> None:
 def test_file_options_are_refused_for_a_dataset() -> None:
     with pytest.raises(ValidationError, match="`columns`: it applies to files and tables"):
         DataLoader(Squares(), columns=["x"])
+
+
+Pair = __import__("collections").namedtuple("Pair", ["image", "label"])
+
+
+def assembled(samples: list, order: list[int] | None = None):
+    from zenith._assemble import Assembly
+
+    batch = Assembly(len(samples))
+    for j in order or range(len(samples)):
+        batch.put(j, samples[j])
+    return batch.collate()
+
+
+def same(a, b) -> None:
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.is_contiguous()
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            same(x, y)
+    else:
+        assert a == b
+
+
+_G = torch.Generator().manual_seed(0)
+
+
+def _img() -> torch.Tensor:
+    return torch.rand(3, 4, 5, generator=_G)
+
+
+KINDS = {
+    "tensor": lambda i: _img(),
+    "tuple": lambda i: (_img(), i),
+    "list": lambda i: [_img(), _img().half()],
+    "namedtuple": lambda i: Pair(_img(), i),
+    "dict": lambda i: {"x": _img(), "label": i, "name": f"s{i}", "w": i / 2, "ok": i % 2 == 0},
+    "nested": lambda i: {"pair": (_img(), torch.tensor(i)), "arr": np.arange(3) + i},
+    "numbers": lambda i: {"i": i, "f": float(i)},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_in_place_assembly_gives_default_collates_batch_for_every_structure(kind: str) -> None:
+    samples = [KINDS[kind](i) for i in range(6)]
+    same(assembled(samples, [3, 0, 5, 1, 4, 2]), torch.utils.data.default_collate(samples))
+
+
+def test_in_place_assembly_drops_each_sample_and_falls_back_on_a_mismatch() -> None:
+    import weakref
+
+    from zenith._assemble import Assembly
+
+    batch = Assembly(2)
+    first = torch.ones(1000)
+    ref = weakref.ref(first)
+    batch.put(0, {"x": first})
+    del first
+    assert ref() is None  # copied into the batch's tensor, not kept
+    batch.put(1, {"x": torch.zeros(1000)})
+    torch.testing.assert_close(batch.collate()["x"].sum(), torch.tensor(1000.0))
+    # Another shape, dtype or structure: the list goes to default_collate, which decides.
+    ragged = [torch.ones(3), torch.ones(4)]
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        assembled(ragged)
+    mixed = [torch.ones(3), torch.ones(3, dtype=torch.float64)]
+    same(assembled(mixed), torch.utils.data.default_collate(mixed))
+    keys = [{"a": torch.ones(2)}, {"b": torch.ones(2)}]
+    with pytest.raises(KeyError):
+        torch.utils.data.default_collate(keys)
+    with pytest.raises(KeyError):
+        assembled(keys)
+    # Skipped samples (never put) leave no hole.
+    holes = Assembly(4)
+    holes.put(2, (torch.full((2,), 2.0), 2))
+    holes.put(0, (torch.full((2,), 0.0), 0))
+    got = holes.collate()
+    assert got[1].tolist() == [0, 2] and got[0][:, 0].tolist() == [0.0, 2.0]
+    assert Assembly(3).collate() is None

@@ -4,9 +4,12 @@ call ``__getitem__``.
 The order comes from the engine's planner over an index table (``0 .. len(dataset)``), so
 ``shuffle``, ``seed``, the rank split and ``state_dict`` resume behave as for files. The samples
 of each batch are fetched on a pool of ``num_workers`` Python threads (no processes, nothing
-pickled), a few batches ahead of the consumer, and delivered in plan order after
-``collate_fn`` (torch's ``default_collate`` by default). Each batch is one task on the pool:
-``dataset[i]`` and the user's ``map`` per index, ``collate_fn``, then ``transform``.
+pickled), and delivered in plan order after ``collate_fn`` (torch's ``default_collate`` by
+default). Each sample is one task on the pool, ``dataset[i]`` then the user's ``map``, and the
+threads work on the batch being finished and on ``prefetch`` batches after it (at least two
+samples per thread). With the default collation each sample's tensors are copied into its
+batch's tensors as soon as it is fetched (``_assemble``), so a batch in flight costs its own
+size once; ``collate_fn`` and ``transform`` run on a thread of their own beside the pool.
 
 Threads help when ``__getitem__`` waits or runs code that releases the GIL: file and network
 reads, PIL decoding and resizing, NumPy and torch operations. Pure-Python per-sample work does
@@ -16,15 +19,47 @@ torch's DataLoader with worker processes.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
+from torch.utils.data import default_collate
 
+from zenith._assemble import Assembly
 from zenith._loader import DataLoader as _CoreLoader
 from zenith._stages import Counts, Done, Pass, UserFn, given, ordered
 from zenith.exceptions import ValidationError
+
+
+class _Listed:
+    """The samples of one batch kept as they are, for a ``collate_fn`` of the user's."""
+
+    def __init__(self, n: int, collate_fn: Callable[[list[Any]], Any]) -> None:
+        self._samples: list[Any] = [None] * n
+        self._kept = [False] * n
+        self._collate_fn = collate_fn
+
+    def put(self, j: int, sample: Any) -> None:
+        self._samples[j] = sample
+        self._kept[j] = True
+
+    def collate(self) -> Any:
+        kept = [s for s, k in zip(self._samples, self._kept, strict=True) if k]
+        return self._collate_fn(kept) if kept else None
+
+
+@dataclass
+class _Planned:
+    """A batch in flight: its sample futures, where they go, and its place in the epoch."""
+
+    futures: list[Future[bool]]
+    samples: Assembly | _Listed
+    position: int
+    state: dict[str, Any]
 
 
 class MapDatasetLoader:
@@ -42,7 +77,7 @@ class MapDatasetLoader:
         world_size: int,
         threads: int,
         prefetch: int,
-        collate_fn: Callable[[list[Any]], Any],
+        collate_fn: Callable[[list[Any]], Any] | None,
         on_error: str,
         map: UserFn | None = None,
         transform: UserFn | None = None,
@@ -63,8 +98,9 @@ class MapDatasetLoader:
         self._seed = seed
         self._rank = rank
         self._threads = threads
-        self._ahead = threads * prefetch
-        self._collate = collate_fn
+        # Batches fetched ahead of the one being finished: enough to keep every thread busy.
+        self._ahead = max(prefetch, -(-2 * threads // batch_size))
+        self._collate_fn = collate_fn
         self._map = map
         self._transform = transform
         self._skip = on_error == "skip"
@@ -83,42 +119,87 @@ class MapDatasetLoader:
             epoch=self._index.epoch,
             map=self._map,
             transform=self._transform,
-            collate=self._collate,
+            collate=self._collate_fn or default_collate,
             skip=self._skip,
             counts=self._counts,
         )
         it = iter(self._index)
 
-        def tasks() -> Iterator[Callable[[], Done]]:
+        def planned() -> Iterator[tuple[list[int], int, dict[str, Any]]]:
             position = self._index.state_dict()["plan"]["rows"]
             for batch in it:
                 state = self._index.state_dict()
-                yield partial(self._task, run, batch["index"].tolist(), position, state)
+                yield batch["index"].tolist(), position, state
                 position = state["plan"]["rows"]
 
+        batches = planned()
+        pool = ThreadPoolExecutor(self._threads, thread_name_prefix="zenith-getitem")
+        # collate_fn and transform run here, beside the fetching threads, never queued behind
+        # their samples.
+        finisher = ThreadPoolExecutor(1, thread_name_prefix="zenith-collate")
+        flight: deque[_Planned] = deque()
         try:
-            for done in ordered(
-                tasks(), self._threads, self._ahead, self._counts, "zenith-getitem"
-            ):
+            while True:
+                while len(flight) <= self._ahead:
+                    nxt = next(batches, None)
+                    if nxt is None:
+                        break
+                    flight.append(self._start(pool, run, *nxt))
+                if not flight:
+                    break
+                done = self._finish(finisher, run, flight.popleft())
+                self._counts.samples += done.skipped_samples
+                if done.skipped_batch:
+                    self._counts.batches += 1
+                if done.skipped_batch or done.empty:
+                    continue
                 self._delivered = done.state
                 yield done.value
             self._delivered = None
         finally:
+            for batch in flight:
+                for future in batch.futures:
+                    future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            finisher.shutdown(wait=True)
             it.close()
 
-    def _task(self, run: Pass, indices: list[int], position: int, state: dict[str, Any]) -> Done:
-        """One batch on a pool thread: ``dataset[i]`` (and ``map``) per index, collate,
-        ``transform``."""
+    def _start(
+        self, pool: ThreadPoolExecutor, run: Pass, indices: list[int], position: int, state: Any
+    ) -> _Planned:
+        """Submits the samples of one batch, each placed into the batch by its thread."""
+        n = len(indices)
+        samples: Assembly | _Listed = (
+            Assembly(n) if self._collate_fn is None else _Listed(n, self._collate_fn)
+        )
         name = type(self.dataset).__name__
         get = self.dataset.__getitem__
-        samples, skipped = run.samples(
-            ((i,), partial(get, i), f"dataset[{i}] ({name})") for i in indices
-        )
-        if not samples:
-            return Done(None, state, skipped, empty=True)
-        batch = run.collate(samples)
-        what = f"the batch at position {position}"
-        return run.batch(batch, (self._rank, position), what, state, skipped)
+
+        def fetch(j: int, i: int) -> bool:
+            kept, value = run.one((i,), partial(get, i), f"dataset[{i}] ({name})")
+            if kept:
+                samples.put(j, value)
+            return kept
+
+        futures = [pool.submit(fetch, j, i) for j, i in enumerate(indices)]
+        return _Planned(futures, samples, position, state)
+
+    def _finish(self, finisher: ThreadPoolExecutor, run: Pass, batch: _Planned) -> Done:
+        """Waits for a batch's samples in order (the first error is raised), then collates
+        and transforms it."""
+        skipped = sum(not future.result() for future in batch.futures)
+        what = f"the batch at position {batch.position}"
+        key = (self._rank, batch.position)
+
+        def finish() -> Done:
+            value = batch.samples.collate()
+            if value is None:
+                return Done(None, batch.state, skipped, empty=True)
+            return run.batch(value, key, what, batch.state, skipped)
+
+        if self._collate_fn is None and self._transform is None:
+            return finish()  # assembled in place: collating is cheap
+        return finisher.submit(finish).result()
 
     @property
     def epoch(self) -> int:

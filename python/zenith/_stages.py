@@ -217,6 +217,21 @@ class Pass:
         self.skip = skip
         self.counts = counts
 
+    def one(self, key: Sequence[int], get: Callable[[], Any], what: str) -> tuple[bool, Any]:
+        """Fetches one sample and maps it: ``(True, sample)``, or ``(False, None)`` when it
+        raised under ``on_error="skip"`` (recorded); otherwise the error is noted and raised."""
+        try:
+            value = get()
+            if self.map is not None:
+                value = self.map(value, self.seed, self.epoch, key)
+        except Exception as e:
+            if not self.skip:
+                annotate(e, f"{what}, epoch {self.epoch}")
+                raise
+            record_skip(self.counts, what, e)
+            return False, None
+        return True, value
+
     def samples(
         self, items: Iterator[tuple[Sequence[int], Callable[[], Any], str]]
     ) -> tuple[list[Any], int]:
@@ -225,18 +240,11 @@ class Pass:
         out = []
         skipped = 0
         for key, get, what in items:
-            try:
-                value = get()
-                if self.map is not None:
-                    value = self.map(value, self.seed, self.epoch, key)
-            except Exception as e:
-                if not self.skip:
-                    annotate(e, f"{what}, epoch {self.epoch}")
-                    raise
-                record_skip(self.counts, what, e)
+            kept, value = self.one(key, get, what)
+            if kept:
+                out.append(value)
+            else:
                 skipped += 1
-                continue
-            out.append(value)
         return out, skipped
 
     def batch(

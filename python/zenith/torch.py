@@ -22,6 +22,7 @@ from zenith._stages import default_threads, user_fns
 from zenith.exceptions import ValidationError
 
 _warned: set[str] = set()
+_DEFAULT_COLLATE = torch.utils.data.default_collate
 
 # Tensors from DLPack capsules: torch's C entry point when it has one (the public
 # `torch.from_dlpack` adds a Python-level type check per call on top of it).
@@ -194,8 +195,9 @@ class DataLoader:
                 rank=rank,
                 world_size=world_size,
                 threads=max(1, num_workers),
-                prefetch=max(1, int(prefetch_factor or 2)),
-                collate_fn=collate_samples,
+                prefetch=max(1, int(prefetch_factor or 1)),
+                # None: torch's default collation, assembled in place as samples arrive.
+                collate_fn=None if collate_samples is _DEFAULT_COLLATE else collate_samples,
                 on_error=on_error,
                 map=sample_fn,
                 transform=batch_fn,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Field, Schema};
+use arrow_schema::{Field, FieldRef, Schema};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 
 use super::pipeline::{Producer, Settings, Shared};
@@ -25,22 +25,32 @@ pub struct Batch {
     pub columns: Vec<(String, BatchColumn)>,
     /// Planned positions this batch consumed (rows plus skipped rows); used for resume.
     pub positions: usize,
+    /// Per column, the source field it is as it is (`None` for stacks and casts): Arrow
+    /// batches keep its metadata, extension type and nullability.
+    pub source_fields: Arc<Vec<Option<FieldRef>>>,
 }
 
 impl Batch {
-    /// Converts to an Arrow record batch (tensors `[B, k]` become fixed-size lists).
+    /// Converts to an Arrow record batch (tensors `[B, k]` become fixed-size lists). A column
+    /// that is a source column as it is keeps that field (metadata, extension type,
+    /// nullability); the others are nullable only when they hold nulls.
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
         let arrays: Vec<_> = self.columns.iter().map(|(_, c)| c.to_arrow()).collect();
         let fields: Vec<Field> = self
             .columns
             .iter()
             .zip(&arrays)
-            .map(|((n, _), a)| {
-                Field::new(
+            .enumerate()
+            .map(|(i, ((n, _), a))| match self.source_fields.get(i) {
+                Some(Some(f)) if f.data_type() == a.data_type() => {
+                    let nullable = f.is_nullable() || a.null_count() > 0;
+                    f.as_ref().clone().with_nullable(nullable)
+                }
+                _ => Field::new(
                     n,
                     a.data_type().clone(),
                     a.null_count() > 0 || matches!(a.data_type(), arrow_schema::DataType::Null),
-                )
+                ),
             })
             .collect();
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)

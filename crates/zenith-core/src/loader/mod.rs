@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{FieldRef, Schema, SchemaRef};
 
 use crate::collate::{self, FieldPlan, FieldSource, OutputField};
 use crate::dataset::{Dataset, Projection, UnitRef};
@@ -54,6 +54,9 @@ pub(crate) struct Chain {
     pub(crate) fields: Vec<FieldPlan>,
     /// Output field names, in order.
     pub(crate) names: Vec<String>,
+    /// The source field behind each output field that is one column as it is (renamed to the
+    /// output name): its metadata, extension type and nullability go into Arrow batches.
+    pub(crate) source_fields: Arc<Vec<Option<FieldRef>>>,
     /// The schema collation reads (after the per-sample stages).
     pub(crate) schema: SchemaRef,
 }
@@ -93,6 +96,18 @@ fn fields_of(schema: &Schema) -> Vec<OutputField> {
             dtype: None,
         })
         .collect()
+}
+
+/// The schema's field for an output field that is one column in its own type, renamed to the
+/// output name; `None` for stacks and casts.
+fn source_field(field: &OutputField, schema: &Schema) -> Option<FieldRef> {
+    match (&field.source, field.dtype) {
+        (FieldSource::Column(c), None) => schema
+            .field_with_name(c)
+            .ok()
+            .map(|f| Arc::new(f.clone().with_name(field.name.clone()))),
+        _ => None,
+    }
 }
 
 /// Source columns the output fields name, in first-use order; an output name used twice is
@@ -272,6 +287,7 @@ impl DataLoader {
             &schema,
             config.output == OutputKind::Arrow,
         )?;
+        let source_fields = fields.iter().map(|f| source_field(f, &schema)).collect();
         Ok(Chain {
             first_sample: first_samples(&dataset),
             dataset,
@@ -279,6 +295,7 @@ impl DataLoader {
             samples,
             fields: plans,
             names: fields.into_iter().map(|f| f.name).collect(),
+            source_fields: Arc::new(source_fields),
             schema,
         })
     }

@@ -184,6 +184,7 @@ fn build(shared: &Shared, pending: PendingBatch) -> Result<Batch> {
         rows: pending.rows,
         columns,
         positions: pending.positions,
+        source_fields: Arc::clone(&chain.source_fields),
     })
 }
 
