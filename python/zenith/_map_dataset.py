@@ -6,8 +6,8 @@ The order comes from the engine's planner over an index table (``0 .. len(datase
 of each batch are fetched on a pool of ``num_workers`` Python threads (no processes, nothing
 pickled), and delivered in plan order after ``collate_fn`` (torch's ``default_collate`` by
 default). Each sample is one task on the pool, ``dataset[i]`` then the user's ``map``, and the
-threads work on the batch being finished and on ``prefetch`` batches after it (at least two
-samples per thread). With the default collation each sample's tensors are copied into its
+threads work on the batch being finished and on ``prefetch`` batches after the one the
+consumer holds (at least two samples per thread). With the default collation each sample's tensors are copied into its
 batch's tensors as soon as it is fetched (``_assemble``), so a batch in flight costs its own
 size once; ``collate_fn`` and ``transform`` run on a thread of their own beside the pool.
 
@@ -98,7 +98,8 @@ class MapDatasetLoader:
         self._seed = seed
         self._rank = rank
         self._threads = threads
-        # Batches fetched ahead of the one being finished: enough to keep every thread busy.
+        # Batches fetched ahead of the one handed to the consumer: enough to keep every thread
+        # busy.
         self._ahead = max(prefetch, -(-2 * threads // batch_size))
         self._collate_fn = collate_fn
         self._map = map
@@ -138,16 +139,19 @@ class MapDatasetLoader:
         # their samples.
         finisher = ThreadPoolExecutor(1, thread_name_prefix="zenith-collate")
         flight: deque[_Planned] = deque()
+
+        def top_up(n: int) -> None:
+            while len(flight) < n and (nxt := next(batches, None)) is not None:
+                flight.append(self._start(pool, run, *nxt))
+
         try:
-            while True:
-                while len(flight) <= self._ahead:
-                    nxt = next(batches, None)
-                    if nxt is None:
-                        break
-                    flight.append(self._start(pool, run, *nxt))
-                if not flight:
-                    break
-                done = self._finish(finisher, run, flight.popleft())
+            top_up(1)
+            while flight:
+                batch = flight.popleft()
+                # What the threads fetch while this batch finishes and while the consumer
+                # works on it: `ahead` batches, no more (each in flight costs its size).
+                top_up(self._ahead)
+                done = self._finish(finisher, run, batch)
                 self._counts.samples += done.skipped_samples
                 if done.skipped_batch:
                     self._counts.batches += 1

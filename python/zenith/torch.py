@@ -77,8 +77,9 @@ class DataLoader:
     - ``pin_memory``: batches are copied into pinned host memory when CUDA is present;
       without CUDA it is ignored with a one-time warning.
     - ``collate_fn``: applied to each batch dict after conversion (the default keeps the dict).
-    - ``prefetch_factor``: mapped to the prefetch queue depth (``prefetch_factor`` times the
-      thread count batches).
+    - ``prefetch_factor``: for files and tables, the prefetch queue depth (``prefetch_factor``
+      times the thread count batches); for a torch Dataset, the batches fetched ahead of the one
+      the training loop holds (default 1: each costs its size in memory).
     - ``persistent_workers``: accepted and ignored: decode threads are cheap and start per epoch.
     - ``sampler`` / ``batch_sampler``: rejected; Zenith plans the order itself (``shuffle``,
       ``seed``, rank/world size).
