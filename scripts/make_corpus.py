@@ -112,6 +112,9 @@ def nested_table(n: int = 600) -> pa.Table:
 
     cols = {
         "l_i32": ([lst(lambda: maybe(int(rng.integers(-9, 9)))) for _ in range(n)], pa.list_(pa.int32())),
+        # Null and empty lists, no null element: the shape the engine decodes directly.
+        "l_i64_dense": ([lst(lambda: int(rng.integers(-9, 9))) for _ in range(n)], pa.list_(pa.int64())),
+        "l_f32_dense": ([lst(lambda: float(rng.random())) for _ in range(n)], pa.list_(pa.float32())),
         "l_l_i64": ([lst(lambda: lst(lambda: maybe(int(rng.integers(-9, 9))))) for _ in range(n)],
                     pa.list_(pa.list_(pa.int64()))),
         "l_l_l_str": ([lst(lambda: lst(lambda: lst(lambda: maybe(f"x{rng.integers(99)}")))) for _ in range(n)],

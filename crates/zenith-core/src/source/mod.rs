@@ -11,6 +11,7 @@ pub mod location;
 mod npy;
 pub mod parquet;
 mod parquet_compat;
+mod parquet_list;
 mod parquet_plain;
 pub mod statistics;
 pub mod webdataset;

@@ -34,7 +34,7 @@ use parquet::file::metadata::{
 use parquet::file::reader::{ChunkReader, Length};
 
 use super::statistics::{ColumnStatistics, StatValue};
-use super::{parquet_compat, parquet_plain, FileReader, Format, UnitMeta};
+use super::{parquet_compat, parquet_list, parquet_plain, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 use crate::store::ObjectRef;
 
@@ -63,8 +63,9 @@ pub struct ParquetFile {
     file_bytes: u64,
     meta: ArrowReaderMetadata,
     units: Vec<UnitMeta>,
-    /// For each root column (Arrow field), its leaf column when it is a single flat leaf.
-    flat_leaf: Vec<Option<usize>>,
+    /// For each root column (Arrow field), its leaf column when it has exactly one (a flat
+    /// column, or a list of one primitive).
+    single_leaf: Vec<Option<usize>>,
 }
 
 impl ParquetFile {
@@ -162,10 +163,10 @@ impl ParquetFile {
                 leaves.push(leaf);
             }
         }
-        let flat_leaf = leaves_of_root
+        let single_leaf = leaves_of_root
             .iter()
             .map(|leaves| match leaves.as_slice() {
-                [leaf] if descr.column(*leaf).path().parts().len() == 1 => Some(*leaf),
+                [leaf] => Some(*leaf),
                 _ => None,
             })
             .collect();
@@ -175,7 +176,7 @@ impl ParquetFile {
             file_bytes,
             meta,
             units,
-            flat_leaf,
+            single_leaf,
         }
     }
 
@@ -222,9 +223,9 @@ impl ParquetFile {
         })
     }
 
-    /// Decodes row group `index` from its fetched (or mapped) column chunks: flat PLAIN numeric
-    /// columns without nulls directly (see [`super::parquet_plain`]), the rest with the
-    /// general Arrow reader.
+    /// Decodes row group `index` from its fetched (or mapped) column chunks: flat numeric
+    /// columns without nulls (see [`super::parquet_plain`]) and lists of numbers without null
+    /// elements (see [`super::parquet_list`]) directly, the rest with the general Arrow reader.
     fn decode(
         &self,
         input: FetchedChunks,
@@ -247,13 +248,18 @@ impl ParquetFile {
         let shared = Arc::new(input.clone());
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; roots.len()];
         for ((slot, &root), field) in arrays.iter_mut().zip(roots).zip(schema.fields()) {
-            let Some(leaf) = self.flat_leaf.get(root).copied().flatten() else {
+            let Some(leaf) = self.single_leaf.get(root).copied().flatten() else {
                 continue;
             };
             let chunk = rg.column(leaf);
+            let root_type = self.meta.parquet_schema().get_column_root(leaf);
             if parquet_plain::eligible(chunk, field.data_type()) {
                 *slot = parquet_plain::decode(shared.clone(), chunk, field.data_type(), rows)
                     .map_err(|e| fail(&e))?;
+            } else if parquet_list::eligible(root_type, chunk, field.data_type()) {
+                *slot =
+                    parquet_list::decode(shared.clone(), root_type, chunk, field.data_type(), rows)
+                        .map_err(|e| fail(&e))?;
             }
         }
         let rest: Vec<usize> = roots

@@ -24,11 +24,23 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::ChunkReader;
 use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::schema::types::ColumnDescriptor;
 
 /// Whether a column chunk may take the direct path for the Arrow type `data_type`, judged from
 /// the footer alone (its pages are checked again while decoding).
 pub(super) fn eligible(chunk: &ColumnChunkMetaData, data_type: &DataType) -> bool {
     let descr = chunk.column_descr();
+    leaf_matches(descr, data_type)
+        && descr.path().parts().len() == 1
+        && descr.max_rep_level() == 0
+        && descr.max_def_level() <= 1
+        && encodings_handled(chunk)
+}
+
+/// Whether a leaf column's physical and logical types store exactly the Arrow type `data_type`
+/// (int32, int64, float, double; signed integers of their own width, no conversion), on a
+/// little-endian target (PLAIN values are little-endian).
+pub(super) fn leaf_matches(descr: &ColumnDescriptor, data_type: &DataType) -> bool {
     let physical = matches!(
         (descr.physical_type(), data_type),
         (PhysicalType::INT32, DataType::Int32)
@@ -51,22 +63,18 @@ pub(super) fn eligible(chunk: &ColumnChunkMetaData, data_type: &DataType) -> boo
         descr.converted_type(),
         ConvertedType::NONE | ConvertedType::INT_32 | ConvertedType::INT_64
     );
-    cfg!(target_endian = "little")
-        && physical
-        && logical
-        && converted
-        && descr.path().parts().len() == 1
-        && descr.max_rep_level() == 0
-        && descr.max_def_level() <= 1
-        && chunk.encodings().all(|e| {
-            matches!(
-                e,
-                Encoding::PLAIN
-                    | Encoding::RLE
-                    | Encoding::RLE_DICTIONARY
-                    | Encoding::PLAIN_DICTIONARY
-            )
-        })
+    cfg!(target_endian = "little") && physical && logical && converted
+}
+
+/// Whether every encoding of the chunk is one the direct paths decode (PLAIN values,
+/// dictionary indices, RLE levels).
+pub(super) fn encodings_handled(chunk: &ColumnChunkMetaData) -> bool {
+    chunk.encodings().all(|e| {
+        matches!(
+            e,
+            Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY
+        )
+    })
 }
 
 /// Decodes an [`eligible`] column chunk of `rows` rows. `Ok(None)` when a page turns out not
@@ -231,7 +239,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
 }
 
 /// Appends `n` little-endian PLAIN values from `bytes` to `out` (one copy).
-fn append_plain<V: arrow_buffer::ArrowNativeType>(
+pub(super) fn append_plain<V: arrow_buffer::ArrowNativeType>(
     out: &mut Vec<V>,
     bytes: &[u8],
     n: usize,
@@ -263,7 +271,7 @@ fn append_plain<V: arrow_buffer::ArrowNativeType>(
 /// The values of a dictionary page: its decompressed buffer itself when aligned (the usual
 /// case: a fresh allocation), else a copy. A dictionary can be as large as the chunk's data
 /// (a float column of distinct values), so it is not copied without need.
-fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
+pub(super) fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
     page: &Bytes,
     n: usize,
 ) -> Result<ScalarBuffer<V>, ParquetError> {
@@ -279,7 +287,7 @@ fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
 /// Unpacks the dictionary indices of `n` values (a bit-width byte, then RLE/bit-packed hybrid
 /// runs) and appends `dict[index]` for each to `out`. An index outside the dictionary, a
 /// truncated run or a bit width above 32 is an error.
-fn gather_indexed<V: Copy>(
+pub(super) fn gather_indexed<V: Copy>(
     data: &[u8],
     n: usize,
     dict: &[V],
@@ -506,7 +514,7 @@ fn v1_levels_all_present(buf: &[u8], n: usize) -> Option<usize> {
     Some(4 + len)
 }
 
-fn read_uleb128(data: &[u8]) -> Option<(u64, usize)> {
+pub(super) fn read_uleb128(data: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, &b) in data.iter().enumerate().take(10) {
         value |= u64::from(b & 0x7f) << (7 * i);
