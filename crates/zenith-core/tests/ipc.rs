@@ -375,3 +375,72 @@ fn a_flipped_byte_never_panics() {
     let panics = flip_every_byte();
     assert!(panics.is_empty(), "{}", describe(&panics));
 }
+
+/// A compressed buffer whose declared uncompressed length is inflated (2^45 bytes) is refused
+/// before the reader allocates it: such an allocation fails and aborts the process, which no
+/// panic boundary catches.
+#[test]
+fn an_inflated_uncompressed_length_is_a_format_error_not_an_abort() {
+    use arrow_ipc::writer::IpcWriteOptions;
+    use arrow_ipc::CompressionType;
+    let dir = tempfile::tempdir().unwrap();
+    for (stream, ext, format) in [
+        (true, "arrows", Format::IpcStream),
+        (false, "arrow", Format::Ipc),
+    ] {
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::ZSTD))
+            .unwrap();
+        let b = batch(0, 500);
+        let mut bytes = Vec::new();
+        if stream {
+            let mut w =
+                StreamWriter::try_new_with_options(&mut bytes, &b.schema(), options).unwrap();
+            w.write(&b).unwrap();
+            w.finish().unwrap();
+        } else {
+            let mut w = FileWriter::try_new_with_options(&mut bytes, &b.schema(), options).unwrap();
+            w.write(&b).unwrap();
+            w.finish().unwrap();
+        }
+        // The record batch message: past the schema and the dictionary messages.
+        let meta_len =
+            |at: usize| u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let mut at = if stream {
+            0
+        } else {
+            // The file's first block, from its footer.
+            let trailer: [u8; 10] = bytes[bytes.len() - 10..].try_into().unwrap();
+            let footer_len = arrow_ipc::reader::read_footer_length(trailer).unwrap();
+            let footer_at = bytes.len() - 10 - footer_len;
+            let footer = arrow_ipc::root_as_footer(&bytes[footer_at..bytes.len() - 10]).unwrap();
+            let first = footer.dictionaries().unwrap().get(0);
+            first.offset() as usize
+        };
+        let (body, first) = loop {
+            let meta = meta_len(at);
+            let message = arrow_ipc::root_as_message(&bytes[at + 8..at + 8 + meta]).unwrap();
+            if let Some(batch) = message.header_as_record_batch() {
+                let buffers = batch.buffers().unwrap();
+                let first = buffers.iter().find(|b| b.length() >= 8).unwrap().offset();
+                break (at + 8 + meta, first as usize);
+            }
+            at += 8 + meta + message.bodyLength() as usize;
+        };
+        bytes[body + first..body + first + 8].copy_from_slice(&(1i64 << 45).to_le_bytes());
+        let path = dir.path().join(format!("inflated.{ext}"));
+        std::fs::write(&path, &bytes).unwrap();
+        let options = ReadOptions {
+            format: Some(format),
+            ..Default::default()
+        };
+        let e = zenith_core::read(path.to_str().unwrap(), &options).unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("inflated."), "{text}");
+        assert!(
+            text.contains("declares 35184372088832 bytes uncompressed"),
+            "{text}"
+        );
+    }
+}

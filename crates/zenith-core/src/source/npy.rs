@@ -130,12 +130,34 @@ pub fn shaped_type(inner: DataType, shape: &[usize]) -> DataType {
     })
 }
 
-/// Wraps flat values into nested fixed-size lists of `shape` (one list per row).
-pub fn wrap_shape(values: ArrayRef, shape: &[usize]) -> Result<ArrayRef, arrow_schema::ArrowError> {
+/// Wraps flat values into nested fixed-size lists of `shape`, `rows` lists (one per row). The
+/// count is explicit because an array with a zero dimension (`shape` `(0,)`, say) has no
+/// values to count rows by.
+pub fn wrap_shape(
+    values: ArrayRef,
+    shape: &[usize],
+    rows: usize,
+) -> Result<ArrayRef, arrow_schema::ArrowError> {
     let mut array = values;
-    for &dim in shape.iter().rev() {
+    for (level, &dim) in shape.iter().enumerate().rev() {
+        // Lists at this level: one per row times the dimensions outside it.
+        let len = shape[..level]
+            .iter()
+            .try_fold(rows, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| {
+                arrow_schema::ArrowError::InvalidArgumentError(format!(
+                    "{rows} arrays of shape {shape:?} hold more elements than fit in memory"
+                ))
+            })?;
         let field = Arc::new(Field::new_list_field(array.data_type().clone(), false));
-        array = Arc::new(FixedSizeListArray::try_new(field, dim as i32, array, None)?);
+        let size = i32::try_from(dim).map_err(|_| {
+            arrow_schema::ArrowError::InvalidArgumentError(format!(
+                "array dimension {dim} is larger than a fixed-size list holds"
+            ))
+        })?;
+        array = Arc::new(FixedSizeListArray::try_new_with_length(
+            field, size, array, None, len,
+        )?);
     }
     Ok(array)
 }
@@ -207,7 +229,7 @@ mod tests {
         assert_eq!(h.shape, vec![2, 3]);
         assert_eq!(h.data_offset % 64, 0);
         let values = values_array(h.dtype, &bytes[h.data_offset..]);
-        let arr = wrap_shape(values, &h.shape).unwrap();
+        let arr = wrap_shape(values, &h.shape, 1).unwrap();
         assert_eq!(arr.data_type(), &shaped_type(DataType::Float32, &[2, 3]));
         assert_eq!(arr.len(), 1);
         let one_d = parse_header(&npy("|u1", "(5,)", &[0; 5])).unwrap();

@@ -96,6 +96,69 @@ pub(crate) fn next_message(
     Ok((Next::Message(frame), Some(message)))
 }
 
+/// Checks the uncompressed length that a compressed record batch or dictionary declares before
+/// each of its buffers (a little-endian `i64` at the buffer's start; -1 for a buffer stored as
+/// is). The Arrow reader allocates that many bytes before decompressing, so a damaged length
+/// would abort the process on a failed allocation, which no error handling can catch: the
+/// buffers of one message may declare at most this machine's physical memory in all.
+pub(crate) fn check_uncompressed_lengths(
+    message: &arrow_ipc::Message<'_>,
+    body: &[u8],
+) -> Result<(), String> {
+    let batch = match message.header_type() {
+        arrow_ipc::MessageHeader::RecordBatch => message.header_as_record_batch(),
+        arrow_ipc::MessageHeader::DictionaryBatch => {
+            message.header_as_dictionary_batch().and_then(|d| d.data())
+        }
+        _ => None,
+    };
+    let Some(batch) = batch.filter(|b| b.compression().is_some()) else {
+        return Ok(());
+    };
+    let limit = physical_memory();
+    let mut total = 0u64;
+    for (i, buffer) in batch.buffers().iter().flatten().enumerate() {
+        let word = usize::try_from(buffer.offset())
+            .ok()
+            .filter(|_| buffer.length() >= 8)
+            .and_then(|start| body.get(start..start.checked_add(8)?))
+            .and_then(|w| <[u8; 8]>::try_from(w).ok());
+        // A buffer outside the body is the reader's to report; -1 is a buffer stored as is.
+        let Some(declared) = word.map(i64::from_le_bytes).filter(|&n| n > 0) else {
+            continue;
+        };
+        total = total.saturating_add(declared as u64);
+        if total > limit {
+            return Err(format!(
+                "compressed buffer {i} declares {declared} bytes uncompressed: the message's \
+                 buffers would take more than this machine's {limit} bytes of memory"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Physical memory in bytes (`u64::MAX` where it cannot be read).
+fn physical_memory() -> u64 {
+    static MEMORY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        #[cfg(unix)]
+        {
+            // SAFETY: sysconf only reads system configuration.
+            let (pages, size) = unsafe {
+                (
+                    libc::sysconf(libc::_SC_PHYS_PAGES),
+                    libc::sysconf(libc::_SC_PAGESIZE),
+                )
+            };
+            if pages > 0 && size > 0 {
+                return (pages as u64).saturating_mul(size as u64);
+            }
+        }
+        u64::MAX
+    })
+}
+
 /// Whether `head` (the first bytes of a file, `file_len` long in all) starts with a schema
 /// message in either framing; `None` when more bytes are needed to tell: how many.
 pub(crate) fn starts_with_schema(head: &[u8], file_len: u64) -> Result<bool, usize> {

@@ -32,6 +32,22 @@ fn body_is_compressed(block: &[u8]) -> bool {
     )
 }
 
+/// [`messages::check_uncompressed_lengths`] for the message of a file block (`data`: the
+/// block's metadata and body).
+fn check_block(data: &[u8], block: &arrow_ipc::Block) -> std::result::Result<(), String> {
+    match messages::next_message(data, 0) {
+        Ok((_, Some(message))) => {
+            let body = usize::try_from(block.metaDataLength())
+                .ok()
+                .and_then(|meta| data.get(meta..))
+                .unwrap_or_default();
+            messages::check_uncompressed_lengths(&message, body)
+        }
+        // The reader reports a message it cannot parse.
+        _ => Ok(()),
+    }
+}
+
 /// Rows per unit of an in-memory table (see [`MappedBatches::in_memory`]).
 pub const MEMORY_UNIT_ROWS: usize = 65_536;
 
@@ -165,6 +181,8 @@ impl IpcFile {
         };
         for (i, block) in footer.dictionaries().iter().flatten().enumerate() {
             let data = block_buffer(block, &format!("dictionary {i}"))?;
+            check_block(&data, block)
+                .map_err(|e| fail(&format!("dictionary {i} at byte {}", block.offset()), &e))?;
             decoder
                 .read_dictionary(block, &data)
                 .map_err(|e| fail(&format!("dictionary {i} at byte {}", block.offset()), &e))?;
@@ -177,6 +195,7 @@ impl IpcFile {
         let decode = |(i, block): (usize, &arrow_ipc::Block)| -> Result<(RecordBatch, u64)> {
             let location = format!("record batch {i} at byte {}", block.offset());
             let data = block_buffer(block, &location)?;
+            check_block(&data, block).map_err(|e| fail(&location, &e))?;
             let batch = decoder
                 .read_record_batch(block, &data)
                 .map_err(|e| fail(&location, &e))?
@@ -225,6 +244,8 @@ impl IpcFile {
             };
             let block = arrow_ipc::Block::new(0, frame.meta_len as i32, frame.body_len as i64);
             let data = buffer.slice_with_length(frame.start, frame.meta_len + frame.body_len);
+            messages::check_uncompressed_lengths(&message, &data[frame.meta_len..])
+                .map_err(|e| fail(pos, &e))?;
             match (message.header_type(), &mut stream) {
                 (MessageHeader::Schema, None) => {
                     let fb = message

@@ -185,7 +185,7 @@ fn npy_column(dtype: NpyType, shape: &[usize], members: &[MemberBytes<'_>]) -> D
         raw.extend_from_slice(values);
     }
     let flat = npy::values_array(dtype, &raw);
-    npy::wrap_shape(flat, shape).map_err(|e| DecodeError::Column(e.to_string()))
+    npy::wrap_shape(flat, shape, members.len()).map_err(|e| DecodeError::Column(e.to_string()))
 }
 
 fn image_column(height: u32, width: u32, members: &[MemberBytes<'_>]) -> Decoded {
@@ -199,7 +199,7 @@ fn image_column(height: u32, width: u32, members: &[MemberBytes<'_>]) -> Decoded
             decode_rgb_into(m.value, height, width, out).map_err(|e| DecodeError::member(m, e))
         })?;
     let flat: ArrayRef = Arc::new(UInt8Array::from(pixels));
-    npy::wrap_shape(flat, &[height as usize, width as usize, 3])
+    npy::wrap_shape(flat, &[height as usize, width as usize, 3], members.len())
         .map_err(|e| DecodeError::Column(e.to_string()))
 }
 
