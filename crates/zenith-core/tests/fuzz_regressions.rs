@@ -2,9 +2,11 @@
 //! the normal API (`Dataset::open`, `column_statistics`, `Dataset::read_unit`): each must come
 //! back as a typed error, never as a panic or an abort.
 //!
-//! The Arrow ones panic inside arrow-ipc today and reach the user as the `Error::Format` of the
-//! engine's panic boundary (`source::guard`), so those tests pin that message; when arrow learns
-//! to reject the input itself the message changes, and the test should then pin arrow's error.
+//! The Arrow buffer ones panic inside arrow-ipc today and reach the user as the `Error::Format`
+//! of the engine's panic boundary (`source::guard`), so those tests pin that message; when arrow
+//! learns to reject the input itself the message changes, and the test should then pin arrow's
+//! error. Schemas arrow-ipc would panic on are now refused (IPC) or set aside (the `ARROW:schema`
+//! of a Parquet footer) by the engine's own check before arrow sees them.
 //! The upstream write-ups are in fuzz/README.md. The `.npy` and image inputs were engine bugs
 //! (a string split inside a character, an allocation sized by an image header) and now get the
 //! engine's own error.
@@ -63,7 +65,9 @@ fn one_member_shard(ext: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A Parquet file whose `ARROW:schema` metadata holds a floating-point type of precision 66:
-/// arrow-ipc's schema conversion panics on it while the file is opened.
+/// arrow-ipc's schema conversion panicked on it while the file was opened. The engine now
+/// checks the embedded schema first and reads such a file by its Parquet schema; this
+/// minimised input's row group is damaged too, and that is the error it gets.
 #[test]
 fn parquet_with_an_unknown_float_precision_in_its_arrow_schema() {
     let bytes = include_bytes!("fuzz_crashes/parquet_arrow_schema_float_precision.parquet");
@@ -73,10 +77,10 @@ fn parquet_with_an_unknown_float_precision_in_its_arrow_schema() {
         Format::Parquet,
         &DecodeOptions::default(),
     ));
-    assert_eq!(location, "opening");
+    assert_eq!(location, "row group 0");
     assert_eq!(
         message,
-        format!("{GUARD}FloatingPoint type with precision of <UNKNOWN 66> not supported")
+        "Parquet error: Required field num_values is missing"
     );
 }
 
@@ -120,8 +124,9 @@ fn ipc_file_with_a_boolean_column_past_its_buffer() {
     );
 }
 
-/// An IPC stream whose schema holds an integer type of an impossible bit width: arrow-ipc's
-/// schema conversion panics on it.
+/// An IPC stream whose schema holds an integer type of an impossible bit width (a dictionary
+/// index of 0 bits): arrow-ipc's schema conversion panicked on it; the engine's schema check
+/// now refuses it first.
 #[test]
 fn ipc_stream_with_an_impossible_integer_width() {
     let bytes = include_bytes!("fuzz_crashes/ipc_stream_int_bitwidth.arrows");
@@ -131,8 +136,11 @@ fn ipc_stream_with_an_impossible_integer_width() {
         Format::IpcStream,
         &DecodeOptions::default(),
     ));
-    assert_eq!(location, "opening");
-    assert_eq!(message, format!("{GUARD}Unexpected bitwidth and signed"));
+    assert_eq!(location, "message at byte 0");
+    assert_eq!(
+        message,
+        "column 0 (\"label\"): a dictionary index of 0 bits"
+    );
 }
 
 /// A `.npy` member whose `descr` starts with a two-byte character: the byte-order split used

@@ -85,9 +85,10 @@ impl ParquetFile {
             file: Arc::new(file),
             len,
         };
-        let meta = ArrowReaderMetadata::load(&data, ArrowReaderOptions::new())
-            .and_then(without_bogus_dictionary_offsets)
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&data)
             .map_err(|e| Error::format(path, "footer", e))?;
+        let meta = arrow_metadata(path, metadata).map_err(|e| Error::format(path, "footer", e))?;
         let meta = parquet_compat::pyarrow_compatible(meta);
         // The Arrow reader may keep views of uncompressed pages as the buffers of string and
         // binary view columns; those must not point into a map of a file that can be
@@ -139,9 +140,7 @@ impl ParquetFile {
             object.get_range(size - 8 - meta_len..size - 8)?
         };
         let metadata = ParquetMetaDataReader::decode_metadata(&meta_bytes).map_err(|e| fail(&e))?;
-        let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
-            .and_then(without_bogus_dictionary_offsets)
-            .map_err(|e| fail(&e))?;
+        let meta = arrow_metadata(&path, metadata).map_err(|e| fail(&e))?;
         let meta = parquet_compat::pyarrow_compatible(meta);
         Ok(Self::new(path, size, ParquetData::Object(object), meta))
     }
@@ -317,6 +316,25 @@ impl ParquetFile {
         )
         .map_err(|e| fail(&e))
     }
+}
+
+/// The Arrow view of a parsed footer: its embedded Arrow schema used as the hint it is, unless
+/// arrow-ipc would panic converting it (see [`parquet_compat::embedded_schema_converts`]), in
+/// which case the file is read by its Parquet schema alone.
+fn arrow_metadata(
+    path: &Path,
+    metadata: ParquetMetaData,
+) -> std::result::Result<ArrowReaderMetadata, parquet::errors::ParquetError> {
+    let mut options = ArrowReaderOptions::new();
+    if !parquet_compat::embedded_schema_converts(&metadata) {
+        tracing::warn!(
+            path = %path.display(),
+            "the footer's embedded Arrow schema (ARROW:schema) is invalid; reading by the Parquet schema"
+        );
+        options = options.with_skip_arrow_metadata(true);
+    }
+    ArrowReaderMetadata::try_new(Arc::new(metadata), options)
+        .and_then(without_bogus_dictionary_offsets)
 }
 
 /// `meta` with each dictionary page offset that pyarrow ignores removed: one of 0 or past the

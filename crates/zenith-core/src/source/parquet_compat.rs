@@ -55,10 +55,43 @@ fn embedded_schema(meta: &ParquetMetaData) -> Option<Schema> {
         Some([0xff, 0xff, 0xff, 0xff]) => bytes.get(8..)?,
         _ => &bytes[..],
     };
-    let message = arrow_ipc::root_as_message(message).ok()?;
-    Some(arrow_ipc::convert::fb_to_schema(
-        message.header_as_schema()?,
-    ))
+    let schema = arrow_ipc::root_as_message(message)
+        .ok()?
+        .header_as_schema()?;
+    // arrow-ipc panics on schemas it cannot convert; those are left out, as undecodable.
+    super::ipc::schema::check(schema).ok()?;
+    Some(arrow_ipc::convert::fb_to_schema(schema))
+}
+
+/// Whether the footer's embedded Arrow schema (`ARROW:schema`), if any, is one that arrow-ipc
+/// converts without panicking. The parquet crate decodes it while building the Arrow schema
+/// and panics inside arrow-ipc on, say, an unknown float precision; a file whose embedded
+/// schema fails this check is read without it, from the Parquet schema alone (as the crate
+/// does when the embedded schema does not decode at all).
+pub(super) fn embedded_schema_converts(meta: &ParquetMetaData) -> bool {
+    let Some(encoded) = meta
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == "ARROW:schema"))
+        .and_then(|kv| kv.value.as_deref())
+    else {
+        return true;
+    };
+    let Some(bytes) = base64_decode(encoded) else {
+        return true;
+    };
+    let message = match bytes.get(..4) {
+        Some([0xff, 0xff, 0xff, 0xff]) => bytes.get(8..).unwrap_or_default(),
+        _ => &bytes[..],
+    };
+    match arrow_ipc::root_as_message(message) {
+        Ok(message) => match message.header_as_schema() {
+            Some(schema) => super::ipc::schema::check(schema).is_ok(),
+            None => true,
+        },
+        // Not a message: the crate ignores it.
+        Err(_) => true,
+    }
 }
 
 /// Decodes standard base64 (padding optional); `None` on any other byte.

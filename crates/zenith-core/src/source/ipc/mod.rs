@@ -19,7 +19,7 @@ use messages::Next;
 use schema::IpcSchema;
 
 pub(crate) mod messages;
-mod schema;
+pub(crate) mod schema;
 
 /// Whether a file block's record batch message declares body compression (LZ4 or ZSTD).
 fn body_is_compressed(block: &[u8]) -> bool {
