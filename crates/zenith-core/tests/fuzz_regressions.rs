@@ -179,3 +179,48 @@ fn png_claiming_tens_of_gigabytes() {
         "{message}"
     );
 }
+
+/// Parquet files from the second fuzzing sweep whose `ARROW:schema` made arrow-ipc's schema
+/// conversion panic at five more places (a schema without a field list, an integer width, a
+/// duration unit, a decimal precision past `u8`, an unknown type tag). Each is now opened by its
+/// Parquet schema: every unit reads or fails with a typed error, never the panic boundary's.
+#[test]
+fn parquet_footers_whose_arrow_schema_arrow_ipc_cannot_convert() {
+    let inputs: [(&str, &[u8]); 5] = [
+        (
+            "no field list",
+            include_bytes!("fuzz_crashes/parquet_arrow_schema_no_fields.parquet"),
+        ),
+        (
+            "integer width",
+            include_bytes!("fuzz_crashes/parquet_arrow_schema_int_width.parquet"),
+        ),
+        (
+            "duration unit",
+            include_bytes!("fuzz_crashes/parquet_arrow_schema_duration_unit.parquet"),
+        ),
+        (
+            "decimal precision",
+            include_bytes!("fuzz_crashes/parquet_arrow_schema_decimal_precision.parquet"),
+        ),
+        (
+            "unknown type",
+            include_bytes!("fuzz_crashes/parquet_arrow_schema_unknown_type.parquet"),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (what, bytes) in inputs {
+        let path = dir.path().join("input.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        let spec = path.to_string_lossy().into_owned();
+        let dataset = Dataset::open(&[spec], Some(Format::Parquet), &DecodeOptions::default())
+            .unwrap_or_else(|e| panic!("{what}: the footer must open by its Parquet schema: {e}"));
+        let projection = dataset.projection(None).unwrap();
+        for unit in dataset.units() {
+            if let Err(e) = dataset.read_unit(*unit, &projection) {
+                let (_, message) = format_error(e);
+                assert!(!message.starts_with(GUARD), "{what}: {message}");
+            }
+        }
+    }
+}

@@ -333,15 +333,17 @@ fn arrow_metadata(
         );
         options = options.with_skip_arrow_metadata(true);
     }
-    ArrowReaderMetadata::try_new(Arc::new(metadata), options)
-        .and_then(without_bogus_dictionary_offsets)
+    ArrowReaderMetadata::try_new(Arc::new(metadata), options.clone())
+        .and_then(|meta| without_bogus_dictionary_offsets(meta, options))
 }
 
 /// `meta` with each dictionary page offset that pyarrow ignores removed: one of 0 or past the
-/// data page offset (writers that record "no dictionary" as offset 0, or a bogus one). Such a chunk is read from its data page offset, as pyarrow reads it; a dictionary page
-/// found there is still read as the dictionary.
+/// data page offset (writers that record "no dictionary" as offset 0, or a bogus one). Such a
+/// chunk is read from its data page offset, as pyarrow reads it; a dictionary page found there
+/// is still read as the dictionary. `options` are the ones `meta` was made with.
 fn without_bogus_dictionary_offsets(
     meta: ArrowReaderMetadata,
+    options: ArrowReaderOptions,
 ) -> Result<ArrowReaderMetadata, ParquetError> {
     // A chunk without data pages (zero rows) records data page offset 0 after its
     // dictionary page: that one is kept.
@@ -379,7 +381,7 @@ fn without_bogus_dictionary_offsets(
         })
         .collect::<Result<Vec<_>, ParquetError>>()?;
     let repaired = builder.set_row_groups(row_groups).build();
-    ArrowReaderMetadata::try_new(Arc::new(repaired), ArrowReaderOptions::new())
+    ArrowReaderMetadata::try_new(Arc::new(repaired), options)
 }
 
 /// Whether `data_type` is or holds a string/binary view type.

@@ -36,20 +36,16 @@ pub(super) fn pyarrow_compatible(meta: ArrowReaderMetadata) -> ArrowReaderMetada
     let Some(schema) = adjusted_schema(meta.schema(), hint.as_ref(), meta.parquet_schema()) else {
         return meta;
     };
-    let options = ArrowReaderOptions::new().with_schema(Arc::new(schema));
+    let mut options = ArrowReaderOptions::new().with_schema(Arc::new(schema));
+    if !embedded_schema_converts(meta.metadata()) {
+        options = options.with_skip_arrow_metadata(true);
+    }
     ArrowReaderMetadata::try_new(meta.metadata().clone(), options).unwrap_or(meta)
 }
 
 /// The Arrow schema embedded in the footer (`ARROW:schema`), when there is one that decodes.
 fn embedded_schema(meta: &ParquetMetaData) -> Option<Schema> {
-    let encoded = meta
-        .file_metadata()
-        .key_value_metadata()?
-        .iter()
-        .find(|kv| kv.key == "ARROW:schema")?
-        .value
-        .as_deref()?;
-    let bytes = base64_decode(encoded)?;
+    let bytes = base64_decode(embedded_schema_text(meta)?)?;
     // An IPC message, with or without the continuation marker and length.
     let message = match bytes.get(..4) {
         Some([0xff, 0xff, 0xff, 0xff]) => bytes.get(8..)?,
@@ -69,15 +65,7 @@ fn embedded_schema(meta: &ParquetMetaData) -> Option<Schema> {
 /// schema fails this check is read without it, from the Parquet schema alone (as the crate
 /// does when the embedded schema does not decode at all).
 pub(super) fn embedded_schema_converts(meta: &ParquetMetaData) -> bool {
-    let Some(encoded) = meta
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|kv| kv.key == "ARROW:schema"))
-        .and_then(|kv| kv.value.as_deref())
-    else {
-        return true;
-    };
-    let Some(bytes) = base64_decode(encoded) else {
+    let Some(bytes) = embedded_schema_text(meta).and_then(base64_decode) else {
         return true;
     };
     let message = match bytes.get(..4) {
@@ -92,6 +80,17 @@ pub(super) fn embedded_schema_converts(meta: &ParquetMetaData) -> bool {
         // Not a message: the crate ignores it.
         Err(_) => true,
     }
+}
+
+/// The footer's `ARROW:schema` value as the parquet crate picks it: the last entry of that key
+/// that has a value (it collects the key-value pairs into a map).
+fn embedded_schema_text(meta: &ParquetMetaData) -> Option<&str> {
+    meta.file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .rev()
+        .filter(|kv| kv.key == "ARROW:schema")
+        .find_map(|kv| kv.value.as_deref())
 }
 
 /// Decodes standard base64 (padding optional); `None` on any other byte.
