@@ -224,3 +224,19 @@ fn parquet_footers_whose_arrow_schema_arrow_ipc_cannot_convert() {
         }
     }
 }
+
+/// A CSV file with a two-byte character split by a line end (`d5 0a 96`): arrow-csv checks the
+/// UTF-8 of the fields joined together, which passes, then cuts a field ending in the lone
+/// lead byte without a check (a `str` that is not UTF-8; with debug assertions, a panic). The
+/// engine now refuses text that is not UTF-8 before arrow-csv sees it.
+#[test]
+fn csv_with_a_character_split_by_a_line_end() {
+    let bytes = include_bytes!("fuzz_crashes/csv_character_split_by_line_end.csv");
+    let options = DecodeOptions {
+        csv_unit_bytes: Some(64),
+        ..Default::default()
+    };
+    let (location, message) = format_error(first_error(bytes, "csv", Format::Csv, &options));
+    assert_eq!(location, "byte 31");
+    assert!(message.starts_with("invalid UTF-8"), "{message}");
+}

@@ -66,6 +66,7 @@ pub(super) fn infer_schema(
         sample_end = scan_quoted(data, 0, INFER_BYTES).0;
     }
     let err = |e| Error::format(path, "schema inference", e);
+    super::check_utf8(path, 0, &data[..sample_end])?;
     // arrow_csv splits the sample into fields (quotes and all); every column as text.
     let text = Schema::new(
         header

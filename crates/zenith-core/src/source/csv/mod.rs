@@ -259,6 +259,7 @@ impl CsvFile {
         out_schema: SchemaRef,
     ) -> Result<RecordBatch> {
         let location = || format!("line {} (byte {})", range.first_line, range.start);
+        check_utf8(&self.path, range.start, bytes)?;
         let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
             .with_header(false)
             .with_delimiter(self.delimiter)
@@ -353,6 +354,24 @@ fn parse_header(path: &Path, line: &[u8], delimiter: u8) -> Result<Vec<String>> 
     }
     fields.push(cur);
     Ok(fields)
+}
+
+/// Refuses text that is not UTF-8 before `arrow_csv` sees it. arrow-csv 59 checks the UTF-8 of
+/// the fields' bytes joined together, then cuts each field out without a check, so a character
+/// split by a delimiter or a line end (`d5 0a 96`) passes its check and becomes a `str` that is
+/// not UTF-8 (undefined behaviour; a panic with debug assertions). Valid UTF-8 around ASCII
+/// delimiters cannot be split that way. pyarrow reads such a column as binary; Zenith reads
+/// text columns as strings only, and says where the bytes are not UTF-8.
+pub(super) fn check_utf8(path: &std::path::Path, start: usize, bytes: &[u8]) -> Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::format(
+            path,
+            format!("byte {}", start + e.valid_up_to()),
+            "invalid UTF-8: CSV text columns are read as UTF-8 strings (pyarrow would read this \
+             column as binary)",
+        )),
+    }
 }
 
 #[cfg(test)]
