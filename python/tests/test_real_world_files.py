@@ -246,6 +246,15 @@ def test_csv_documented_differences(tmp_path: Path, values: list[str], pyarrow_t
     assert loaded.column("a").to_pylist() == values
 
 
+def test_csv_text_that_is_not_utf8_is_a_format_error_naming_the_byte(tmp_path: Path) -> None:
+    # A two-byte character split by a line end: pyarrow reads the column as binary.
+    path = tmp_path / "split.csv"
+    path.write_bytes(b"a,b\n1,x\xd5\n2,\x96y\n")
+    assert pacsv.read_csv(path).schema.field("b").type == pa.binary()
+    with pytest.raises(zenith.exceptions.FormatError, match=r"split\.csv: byte 7: invalid UTF-8"):
+        zenith.load(path)
+
+
 def test_arrow_batches_keep_field_metadata_extension_types_and_nullability(tmp_path: Path) -> None:
     import uuid
 
