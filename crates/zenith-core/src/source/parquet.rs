@@ -89,7 +89,6 @@ impl ParquetFile {
             .parse_and_finish(&data)
             .map_err(|e| Error::format(path, "footer", e))?;
         let meta = arrow_metadata(path, metadata).map_err(|e| Error::format(path, "footer", e))?;
-        let meta = parquet_compat::pyarrow_compatible(meta);
         // The Arrow reader may keep views of uncompressed pages as the buffers of string and
         // binary view columns; those must not point into a map of a file that can be
         // rewritten while the table lives, so such files are read, not mapped.
@@ -141,7 +140,6 @@ impl ParquetFile {
         };
         let metadata = ParquetMetaDataReader::decode_metadata(&meta_bytes).map_err(|e| fail(&e))?;
         let meta = arrow_metadata(&path, metadata).map_err(|e| fail(&e))?;
-        let meta = parquet_compat::pyarrow_compatible(meta);
         Ok(Self::new(path, size, ParquetData::Object(object), meta))
     }
 
@@ -318,23 +316,25 @@ impl ParquetFile {
     }
 }
 
-/// The Arrow view of a parsed footer: its embedded Arrow schema used as the hint it is, unless
-/// arrow-ipc would panic converting it (see [`parquet_compat::embedded_schema_converts`]), in
-/// which case the file is read by its Parquet schema alone.
+/// The Arrow view of a parsed footer, with pyarrow's schema (see [`parquet_compat`]): its
+/// embedded Arrow schema used as the hint it is, unless arrow-ipc would panic converting it
+/// (see [`parquet_compat::Embedded`]), in which case the file is read by its Parquet schema
+/// alone.
 fn arrow_metadata(
     path: &Path,
     metadata: ParquetMetaData,
 ) -> std::result::Result<ArrowReaderMetadata, parquet::errors::ParquetError> {
-    let mut options = ArrowReaderOptions::new();
-    if !parquet_compat::embedded_schema_converts(&metadata) {
+    let embedded = parquet_compat::Embedded::of(&metadata);
+    if embedded.skip() {
         tracing::warn!(
             path = %path.display(),
             "the footer's embedded Arrow schema (ARROW:schema) is invalid; reading by the Parquet schema"
         );
-        options = options.with_skip_arrow_metadata(true);
     }
-    ArrowReaderMetadata::try_new(Arc::new(metadata), options.clone())
-        .and_then(|meta| without_bogus_dictionary_offsets(meta, options))
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(embedded.skip());
+    let meta = ArrowReaderMetadata::try_new(Arc::new(metadata), options.clone())
+        .and_then(|meta| without_bogus_dictionary_offsets(meta, options))?;
+    Ok(parquet_compat::pyarrow_compatible(meta, &embedded))
 }
 
 /// `meta` with each dictionary page offset that pyarrow ignores removed: one of 0 or past the

@@ -29,57 +29,65 @@ const EXTENSION_NAME: &str = "ARROW:extension:name";
 /// Field metadata key of an Arrow extension type's parameters.
 const EXTENSION_METADATA: &str = "ARROW:extension:metadata";
 
+/// The Arrow schema embedded in a footer (`ARROW:schema`), decoded once per file.
+pub(super) enum Embedded {
+    /// No embedded schema, or one the parquet crate does not decode either (it then ignores
+    /// it).
+    Absent,
+    /// An embedded schema that arrow-ipc would panic converting: the file is read without it.
+    Unconvertible,
+    /// The embedded schema.
+    Schema(Schema),
+}
+
+impl Embedded {
+    /// Decodes the footer's embedded schema as the parquet crate does, checking it first.
+    pub(super) fn of(meta: &ParquetMetaData) -> Embedded {
+        let Some(bytes) = embedded_schema_text(meta).and_then(base64_decode) else {
+            return Embedded::Absent;
+        };
+        // An IPC message, with or without the continuation marker and length.
+        let message = match bytes.get(..4) {
+            Some([0xff, 0xff, 0xff, 0xff]) if bytes.len() > 8 => &bytes[8..],
+            _ => &bytes[..],
+        };
+        let Some(schema) = arrow_ipc::root_as_message(message)
+            .ok()
+            .and_then(|m| m.header_as_schema())
+        else {
+            return Embedded::Absent;
+        };
+        // arrow-ipc panics on schemas it cannot convert.
+        if super::ipc::schema::check(schema).is_err() {
+            return Embedded::Unconvertible;
+        }
+        Embedded::Schema(arrow_ipc::convert::fb_to_schema(schema))
+    }
+
+    /// Whether the parquet crate must be told to skip it.
+    pub(super) fn skip(&self) -> bool {
+        matches!(self, Embedded::Unconvertible)
+    }
+}
+
 /// `meta` read with pyarrow's schema, or `meta` itself when the crate's schema already is
-/// pyarrow's (or, defensively, when the crate refuses the adjusted schema).
-pub(super) fn pyarrow_compatible(meta: ArrowReaderMetadata) -> ArrowReaderMetadata {
-    let hint = embedded_schema(meta.metadata());
-    let Some(schema) = adjusted_schema(meta.schema(), hint.as_ref(), meta.parquet_schema()) else {
+/// pyarrow's (or, defensively, when the crate refuses the adjusted schema). `embedded` is the
+/// footer's embedded schema, [`Embedded::of`] its metadata.
+pub(super) fn pyarrow_compatible(
+    meta: ArrowReaderMetadata,
+    embedded: &Embedded,
+) -> ArrowReaderMetadata {
+    let hint = match embedded {
+        Embedded::Schema(schema) => Some(schema),
+        _ => None,
+    };
+    let Some(schema) = adjusted_schema(meta.schema(), hint, meta.parquet_schema()) else {
         return meta;
     };
-    let mut options = ArrowReaderOptions::new().with_schema(Arc::new(schema));
-    if !embedded_schema_converts(meta.metadata()) {
-        options = options.with_skip_arrow_metadata(true);
-    }
+    let options = ArrowReaderOptions::new()
+        .with_schema(Arc::new(schema))
+        .with_skip_arrow_metadata(embedded.skip());
     ArrowReaderMetadata::try_new(meta.metadata().clone(), options).unwrap_or(meta)
-}
-
-/// The Arrow schema embedded in the footer (`ARROW:schema`), when there is one that decodes.
-fn embedded_schema(meta: &ParquetMetaData) -> Option<Schema> {
-    let bytes = base64_decode(embedded_schema_text(meta)?)?;
-    // An IPC message, with or without the continuation marker and length.
-    let message = match bytes.get(..4) {
-        Some([0xff, 0xff, 0xff, 0xff]) => bytes.get(8..)?,
-        _ => &bytes[..],
-    };
-    let schema = arrow_ipc::root_as_message(message)
-        .ok()?
-        .header_as_schema()?;
-    // arrow-ipc panics on schemas it cannot convert; those are left out, as undecodable.
-    super::ipc::schema::check(schema).ok()?;
-    Some(arrow_ipc::convert::fb_to_schema(schema))
-}
-
-/// Whether the footer's embedded Arrow schema (`ARROW:schema`), if any, is one that arrow-ipc
-/// converts without panicking. The parquet crate decodes it while building the Arrow schema
-/// and panics inside arrow-ipc on, say, an unknown float precision; a file whose embedded
-/// schema fails this check is read without it, from the Parquet schema alone (as the crate
-/// does when the embedded schema does not decode at all).
-pub(super) fn embedded_schema_converts(meta: &ParquetMetaData) -> bool {
-    let Some(bytes) = embedded_schema_text(meta).and_then(base64_decode) else {
-        return true;
-    };
-    let message = match bytes.get(..4) {
-        Some([0xff, 0xff, 0xff, 0xff]) => bytes.get(8..).unwrap_or_default(),
-        _ => &bytes[..],
-    };
-    match arrow_ipc::root_as_message(message) {
-        Ok(message) => match message.header_as_schema() {
-            Some(schema) => super::ipc::schema::check(schema).is_ok(),
-            None => true,
-        },
-        // Not a message: the crate ignores it.
-        Err(_) => true,
-    }
 }
 
 /// The footer's `ARROW:schema` value as the parquet crate picks it: the last entry of that key
@@ -93,26 +101,40 @@ fn embedded_schema_text(meta: &ParquetMetaData) -> Option<&str> {
         .find_map(|kv| kv.value.as_deref())
 }
 
-/// Decodes standard base64 (padding optional); `None` on any other byte.
+/// Decodes standard base64 (padding optional); `None` on any other byte or a lone last
+/// character.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in text.trim_end_matches('=').as_bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
+    const INVALID: u8 = 0xff;
+    const VALUES: [u8; 256] = {
+        let mut t = [INVALID; 256];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut i = 0;
+        while i < 64 {
+            t[alphabet[i] as usize] = i as u8;
+            i += 1;
         }
+        t
+    };
+    let digits = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(digits.len() / 4 * 3 + 2);
+    let value = |c: u8| {
+        Some(VALUES[usize::from(c)])
+            .filter(|&v| v != INVALID)
+            .map(u32::from)
+    };
+    let mut chunks = digits.chunks_exact(4);
+    for c in &mut chunks {
+        let n = (value(c[0])? << 18) | (value(c[1])? << 12) | (value(c[2])? << 6) | value(c[3])?;
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    match *chunks.remainder() {
+        [] => {}
+        [a, b] => out.push(((value(a)? << 2) | (value(b)? >> 4)) as u8),
+        [a, b, c] => {
+            let n = (value(a)? << 10) | (value(b)? << 4) | (value(c)? >> 2);
+            out.extend_from_slice(&[(n >> 8) as u8, n as u8]);
+        }
+        _ => return None,
     }
     Some(out)
 }
