@@ -240,3 +240,35 @@ fn csv_with_a_character_split_by_a_line_end() {
     assert_eq!(location, "byte 31");
     assert!(message.starts_with("invalid UTF-8"), "{message}");
 }
+
+/// `.npy` members whose header shape makes the stacked column's size overflow (a panic with
+/// overflow checks, a wrapped size without) or ask for more memory than exists (an abort on the
+/// failed allocation): the column's buffer was sized by the header. Now the size is checked and
+/// the buffer grows with the members' actual bytes.
+#[test]
+fn npy_shapes_past_memory() {
+    for (what, npy) in [
+        (
+            "overflowing shape",
+            &include_bytes!("fuzz_crashes/npy_shape_overflows.npy")[..],
+        ),
+        (
+            "shape past memory",
+            &include_bytes!("fuzz_crashes/npy_shape_past_memory.npy")[..],
+        ),
+    ] {
+        let shard = one_member_shard("npy", npy);
+        let (_, message) = format_error(first_error(
+            &shard,
+            "tar",
+            Format::WebDataset,
+            &DecodeOptions::default(),
+        ));
+        assert!(!message.contains(GUARD), "{what}: {message}");
+        assert!(
+            message.contains("more bytes than fit in memory")
+                || message.contains("npy data is shorter than its header says"),
+            "{what}: {message}"
+        );
+    }
+}

@@ -165,8 +165,18 @@ fn int_column(members: &[MemberBytes<'_>]) -> Decoded {
 
 /// Every member must hold an array of the field's dtype and shape; their values are stacked.
 fn npy_column(dtype: NpyType, shape: &[usize], members: &[MemberBytes<'_>]) -> Decoded {
-    let elements: usize = shape.iter().product();
-    let mut raw = Vec::with_capacity(members.len() * elements * dtype.size());
+    // Bytes per array; a shape whose size overflows is refused, and the buffer grows with the
+    // members' actual bytes, never with what a header claims.
+    let per = shape
+        .iter()
+        .try_fold(dtype.size(), |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            DecodeError::Column(format!(
+                "npy arrays of shape {shape:?} would hold more bytes than fit in memory"
+            ))
+        })?;
+    let present: usize = members.iter().map(|m| m.value.len()).sum();
+    let mut raw = Vec::with_capacity(per.saturating_mul(members.len()).min(present));
     for m in members {
         let header = npy::parse_header(m.value).map_err(|e| DecodeError::member(m, e))?;
         if header.dtype != dtype || header.shape != shape {
@@ -180,7 +190,7 @@ fn npy_column(dtype: NpyType, shape: &[usize], members: &[MemberBytes<'_>]) -> D
         }
         let values = m
             .value
-            .get(header.data_offset..header.data_offset + elements * dtype.size())
+            .get(header.data_offset..header.data_offset.saturating_add(per))
             .ok_or_else(|| DecodeError::member(m, "npy data is shorter than its header says"))?;
         raw.extend_from_slice(values);
     }
