@@ -85,7 +85,8 @@ fn parquet_with_an_unknown_float_precision_in_its_arrow_schema() {
 }
 
 /// An IPC file whose record batch announces a buffer past the end of its body: arrow-ipc's
-/// reader slices the body without checking and panics.
+/// reader slices the body without checking and panicked; the engine now checks every buffer of
+/// a message against its body first.
 #[test]
 fn ipc_file_with_a_buffer_past_its_body() {
     let bytes = include_bytes!("fuzz_crashes/ipc_file_buffer_past_body.arrow");
@@ -95,17 +96,18 @@ fn ipc_file_with_a_buffer_past_its_body() {
         Format::Ipc,
         &DecodeOptions::default(),
     ));
-    assert_eq!(location, "opening");
-    assert!(
-        message.starts_with(&format!(
-            "{GUARD}the offset of the new Buffer cannot exceed the existing length"
-        )),
-        "{message}"
+    assert_eq!(location, "record batch 1 at byte 960");
+    assert_eq!(
+        message,
+        "buffer 7 (offset 176, length 196610) lies outside the message body of 256 bytes"
     );
 }
 
 /// An IPC file whose boolean column announces 51539607552 values over an empty buffer:
-/// arrow-buffer's `BooleanBuffer::new` asserts and panics.
+/// arrow-buffer's `BooleanBuffer::new` asserted and panicked. This input's values buffer also
+/// lies past the body, which the engine's buffer check now reports first. (Validity buffers
+/// shorter than their column, inside the body, still reach that assertion and come back
+/// through the panic boundary: fuzz/README.md, C.)
 #[test]
 fn ipc_file_with_a_boolean_column_past_its_buffer() {
     let bytes = include_bytes!("fuzz_crashes/ipc_file_boolean_past_buffer.arrow");
@@ -115,12 +117,10 @@ fn ipc_file_with_a_boolean_column_past_its_buffer() {
         Format::Ipc,
         &DecodeOptions::default(),
     ));
-    assert_eq!(location, "opening");
+    assert_eq!(location, "record batch 0 at byte 328");
     assert_eq!(
         message,
-        format!(
-            "{GUARD}buffer not large enough (bit_offset: 0, bit_len: 51539607552, buffer_len: 0)"
-        )
+        "buffer 4 (offset 160, length 68719476736) lies outside the message body of 280 bytes"
     );
 }
 
@@ -271,4 +271,36 @@ fn npy_shapes_past_memory() {
             "{what}: {message}"
         );
     }
+}
+
+/// An IPC stream whose dictionary batch message has no record batch: arrow-ipc unwraps it and
+/// panicked; the engine's body check now refuses the message.
+#[test]
+fn ipc_stream_with_a_dictionary_batch_without_data() {
+    let bytes = include_bytes!("fuzz_crashes/ipc_stream_dictionary_without_data.arrows");
+    let (_, message) = format_error(first_error(
+        bytes,
+        "arrows",
+        Format::IpcStream,
+        &DecodeOptions::default(),
+    ));
+    assert_eq!(message, "a dictionary batch without its record batch");
+}
+
+/// An IPC file whose validity buffer, inside the body, is shorter than its column: arrow-ipc
+/// builds the bitmap before validating and arrow-buffer asserts (C in fuzz/README.md). Not
+/// checked by the engine; it reaches the user as the panic boundary's `Error::Format`.
+#[test]
+fn ipc_file_with_a_validity_buffer_shorter_than_its_column() {
+    let bytes = include_bytes!("fuzz_crashes/ipc_file_validity_shorter_than_column.arrow");
+    let (_, message) = format_error(first_error(
+        bytes,
+        "arrow",
+        Format::Ipc,
+        &DecodeOptions::default(),
+    ));
+    assert!(
+        message.starts_with(&format!("{GUARD}buffer not large enough")),
+        "{message}"
+    );
 }

@@ -96,37 +96,58 @@ pub(crate) fn next_message(
     Ok((Next::Message(frame), Some(message)))
 }
 
-/// Checks the uncompressed length that a compressed record batch or dictionary declares before
-/// each of its buffers (a little-endian `i64` at the buffer's start; -1 for a buffer stored as
-/// is). The Arrow reader allocates that many bytes before decompressing, so a damaged length
-/// would abort the process on a failed allocation, which no error handling can catch: the
-/// buffers of one message may declare at most this machine's physical memory in all.
-pub(crate) fn check_uncompressed_lengths(
+/// Checks the buffers that a record batch or dictionary message lays out in its body before
+/// arrow-ipc reads them: each must lie inside the body (arrow-ipc slices the body with the
+/// message's offsets and lengths as they are, and panics past its end), and in a compressed
+/// body the uncompressed length declared before each buffer (a little-endian `i64`; -1 for a
+/// buffer stored as is) must fit this machine's memory, all buffers of the message together:
+/// arrow-ipc allocates that many bytes before decompressing, and a failed allocation aborts the
+/// process, which no error handling can catch.
+pub(crate) fn check_body_buffers(
     message: &arrow_ipc::Message<'_>,
     body: &[u8],
 ) -> Result<(), String> {
     let batch = match message.header_type() {
         arrow_ipc::MessageHeader::RecordBatch => message.header_as_record_batch(),
-        arrow_ipc::MessageHeader::DictionaryBatch => {
-            message.header_as_dictionary_batch().and_then(|d| d.data())
-        }
+        // arrow-ipc unwraps a dictionary batch's record batch.
+        arrow_ipc::MessageHeader::DictionaryBatch => Some(
+            message
+                .header_as_dictionary_batch()
+                .and_then(|d| d.data())
+                .ok_or("a dictionary batch without its record batch")?,
+        ),
         _ => None,
     };
-    let Some(batch) = batch.filter(|b| b.compression().is_some()) else {
+    let Some(batch) = batch else {
         return Ok(());
     };
+    let compressed = batch.compression().is_some();
     let limit = physical_memory();
     let mut total = 0u64;
     for (i, buffer) in batch.buffers().iter().flatten().enumerate() {
-        let word = usize::try_from(buffer.offset())
+        // Empty buffers are sliced too, so their offset must lie inside the body as well.
+        let (offset, length) = (buffer.offset(), buffer.length());
+        let range = usize::try_from(offset)
             .ok()
-            .filter(|_| buffer.length() >= 8)
-            .and_then(|start| body.get(start..start.checked_add(8)?))
-            .and_then(|w| <[u8; 8]>::try_from(w).ok());
-        // A buffer outside the body is the reader's to report; -1 is a buffer stored as is.
-        let Some(declared) = word.map(i64::from_le_bytes).filter(|&n| n > 0) else {
-            continue;
+            .zip(usize::try_from(length).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+            .filter(|r| r.end <= body.len());
+        let Some(range) = range else {
+            return Err(format!(
+                "buffer {i} (offset {offset}, length {length}) lies outside the message body \
+                 of {} bytes",
+                body.len()
+            ));
         };
+        if !compressed || range.len() < 8 {
+            continue;
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&body[range.start..range.start + 8]);
+        let declared = i64::from_le_bytes(word);
+        if declared <= 0 {
+            continue;
+        }
         total = total.saturating_add(declared as u64);
         if total > limit {
             return Err(format!(

@@ -32,17 +32,22 @@ fn body_is_compressed(block: &[u8]) -> bool {
     )
 }
 
-/// [`messages::check_uncompressed_lengths`] for the message of a file block (`data`: the
-/// block's metadata and body).
+/// [`messages::check_body_buffers`] for the message of a file block (`data`: the
+/// block's metadata and body), the message parsed as arrow-ipc's `FileDecoder` parses it: after
+/// the prefix, over the rest of the block, whatever the length inside the prefix says; the body
+/// starts at the block's metadata length.
 fn check_block(data: &[u8], block: &arrow_ipc::Block) -> std::result::Result<(), String> {
-    match messages::next_message(data, 0) {
-        Ok((_, Some(message))) => {
-            let body = usize::try_from(block.metaDataLength())
-                .ok()
-                .and_then(|meta| data.get(meta..))
-                .unwrap_or_default();
-            messages::check_uncompressed_lengths(&message, body)
-        }
+    let Some(meta_len) = usize::try_from(block.metaDataLength())
+        .ok()
+        .filter(|&m| m <= data.len())
+    else {
+        return Ok(());
+    };
+    let prefix = if data.starts_with(&[0xff; 4]) { 8 } else { 4 };
+    // arrow-ipc verifies the flatbuffer over the block's bytes from the prefix on, body
+    // included, so its tables may lie past the metadata length: parsed the same way here.
+    match data.get(prefix..).map(arrow_ipc::root_as_message) {
+        Some(Ok(message)) => messages::check_body_buffers(&message, &data[meta_len..]),
         // The reader reports a message it cannot parse.
         _ => Ok(()),
     }
@@ -244,7 +249,7 @@ impl IpcFile {
             };
             let block = arrow_ipc::Block::new(0, frame.meta_len as i32, frame.body_len as i64);
             let data = buffer.slice_with_length(frame.start, frame.meta_len + frame.body_len);
-            messages::check_uncompressed_lengths(&message, &data[frame.meta_len..])
+            messages::check_body_buffers(&message, &data[frame.meta_len..])
                 .map_err(|e| fail(pos, &e))?;
             match (message.header_type(), &mut stream) {
                 (MessageHeader::Schema, None) => {
