@@ -39,10 +39,11 @@ printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 
 # Where a crash input panics (file:line of the first panic, or the sanitizer's verdict).
 site_of() {
-  local t=$1 input=$2
-  timeout 60 "$bin/$t" "$input" 2>&1 \
-    | grep -m1 -oE "panicked at [^ ]+:[0-9]+|ERROR: AddressSanitizer: [a-z-]+|out-of-memory|timeout" \
-    || echo "no crash on replay"
+  local t=$1 input=$2 out site
+  out=$(timeout 60 "$bin/$t" "$input" 2>&1 || true)
+  site=$(grep -m1 -oE "panicked at [^ ]+:[0-9]+|ERROR: AddressSanitizer: [a-z-]+|out-of-memory|timeout" \
+    <<<"$out" || true)
+  echo "${site:-no crash on replay}" | sed -E 's|/root/.cargo/registry/src/[^/]+/||'
 }
 
 {
