@@ -106,9 +106,7 @@ pub(super) fn decode<R: ChunkReader + 'static>(
     let item = item.clone();
     // Level entries of the chunk (values, empty and null lists): the values' capacity, within
     // reason, so that they are not copied while growing.
-    let entries = usize::try_from(chunk.num_values())
-        .unwrap_or(0)
-        .min(1 << 24);
+    let entries = usize::try_from(chunk.num_values()).unwrap_or(0);
     Ok(match item.data_type() {
         DataType::Int32 => decode_typed::<Int32Type>(pages, item, shape, rows, entries)?,
         DataType::Int64 => decode_typed::<Int64Type>(pages, item, shape, rows, entries)?,
@@ -145,6 +143,9 @@ fn decode_typed<T: ArrowPrimitiveType>(
     rows: usize,
     entries: usize,
 ) -> Result<Option<ArrayRef>, ParquetError> {
+    // Entries of the chunk's data pages not yet read: a page claiming more is an error, so that
+    // the levels decoded stay within what the footer says the chunk holds.
+    let mut entries_left = entries;
     let value_def = shape.max_def() as u8;
     // The definition level of a present, empty list: the repeated group is absent.
     let empty_def = u8::from(shape.list_optional);
@@ -155,7 +156,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
     let mut offsets: Vec<i32> = Vec::new();
     let mut starts = 0usize;
     let mut null_rows: Vec<usize> = Vec::new();
-    let mut values: Vec<T::Native> = Vec::with_capacity(entries);
+    let mut values: Vec<T::Native> = Vec::with_capacity(entries.min(1 << 24));
     let mut dictionary: Option<ScalarBuffer<T::Native>> = None;
     let (mut reps, mut defs) = (Vec::new(), Vec::new());
     let mut count = 0usize;
@@ -220,6 +221,11 @@ fn decode_typed<T: ArrowPrimitiveType>(
                 continue;
             }
         };
+        entries_left = entries_left.checked_sub(n).ok_or_else(|| {
+            ParquetError::General(format!(
+                "a data page of {n} values, more than the {entries} of its column chunk"
+            ))
+        })?;
         reps.clear();
         unpack_levels(&buf[sections.rep], 1, 1, n, &mut reps)?;
         defs.clear();
@@ -234,8 +240,10 @@ fn decode_typed<T: ArrowPrimitiveType>(
         let base = count as i32;
         let mut present = 0i32;
         let mut odd = false;
-        // At most one row starts per entry: room for all of them, plus the total.
-        let room = starts + n + 1;
+        // At most one row starts per entry, and `rows` in a valid chunk: room for them, plus
+        // the total. Past `rows` (a damaged chunk, reported after the loop) the last slot is
+        // overwritten.
+        let room = (starts + n).min(rows) + 1;
         if offsets.len() < room {
             offsets.resize(room, 0);
         }
@@ -243,7 +251,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
             // Without a branch on where rows start (random for ragged lists): every entry
             // writes the next row's offset (the values before it), and a row start keeps it.
             let start = rep == 0;
-            offsets[starts] = base + present;
+            offsets[starts.min(rows)] = base + present;
             starts += usize::from(start);
             if start & (def < empty_def) {
                 null_rows.push(starts - 1);
@@ -364,7 +372,8 @@ fn unpack_levels(
             "a level of {level}, above the column's maximum {max}"
         ))
     };
-    out.reserve(n);
+    // Runs may expand a few bytes to many levels; the reservation is bounded, growth is not.
+    out.reserve(n.min(1 << 20));
     let mut rest = data;
     let mut left = n;
     let mask = (1u8 << bit_width) - 1;
