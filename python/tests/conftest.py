@@ -78,8 +78,11 @@ def interrupt_python(code: str, argv: list[str] | None = None, ready: Callable[[
     """Runs ``code`` in a fresh interpreter, waits for it to print ``started`` (and for ``ready``
     to return, if given), checks it is still blocked after ``settle`` seconds, sends SIGINT and
     returns its stderr. Fails the test if the process does not exit with an error within 20 s."""
+    # A test run started in the background of a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: the child restores it first.
+    prelude = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *(argv or [])],
+        [sys.executable, "-c", prelude + code, *(argv or [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
