@@ -27,7 +27,7 @@ use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::Type;
 
 use super::parquet_plain::{
-    append_plain, dictionary_values, encodings_handled, gather_indexed, leaf_matches, read_uleb128,
+    append_plain, encodings_handled, gather_from, leaf_matches, read_dictionary_page, read_uleb128,
 };
 
 /// Whether the column chunk of the root field `root` (the Parquet group of the Arrow column
@@ -209,15 +209,9 @@ fn decode_typed<T: ArrowPrimitiveType>(
                 encoding,
                 ..
             } => {
-                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                if !read_dictionary_page(&mut dictionary, &buf, num_values, encoding)? {
                     return Ok(None);
                 }
-                if dictionary.is_some() {
-                    return Err(ParquetError::General(
-                        "a second dictionary page in one column chunk".to_string(),
-                    ));
-                }
-                dictionary = Some(dictionary_values::<T::Native>(&buf, num_values as usize)?);
                 continue;
             }
         };
@@ -276,12 +270,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
         match encoding {
             Encoding::PLAIN => append_plain(&mut values, data, present)?,
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY if present > 0 => {
-                let dict = dictionary.as_deref().ok_or_else(|| {
-                    ParquetError::General(
-                        "a dictionary-encoded page without a dictionary page".to_string(),
-                    )
-                })?;
-                gather_indexed(data, present, dict, &mut values)?;
+                gather_from(dictionary.as_deref(), data, present, &mut values)?;
             }
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {}
             _ => return Ok(None),
@@ -329,33 +318,26 @@ fn continues_without_value(rep: u8, def: u8) -> ParquetError {
     ))
 }
 
-/// For each byte, its 8 one-bit levels (LSB first) and its 4 two-bit levels.
-const ONE_BIT: [[u8; 8]; 256] = {
-    let mut t = [[0u8; 8]; 256];
+/// For each byte, its `N` levels of `8 / N` bits each, least significant first.
+const fn level_table<const N: usize>() -> [[u8; N]; 256] {
+    let width = 8 / N;
+    let mask = (1usize << width) - 1;
+    let mut t = [[0u8; N]; 256];
     let mut b = 0;
     while b < 256 {
         let mut k = 0;
-        while k < 8 {
-            t[b][k] = ((b >> k) & 1) as u8;
+        while k < N {
+            t[b][k] = ((b >> (width * k)) & mask) as u8;
             k += 1;
         }
         b += 1;
     }
     t
-};
-const TWO_BIT: [[u8; 4]; 256] = {
-    let mut t = [[0u8; 4]; 256];
-    let mut b = 0;
-    while b < 256 {
-        let mut k = 0;
-        while k < 4 {
-            t[b][k] = ((b >> (2 * k)) & 3) as u8;
-            k += 1;
-        }
-        b += 1;
-    }
-    t
-};
+}
+
+/// One-bit levels (repetition, and definition of a two-level maximum) and two-bit levels.
+const ONE_BIT: [[u8; 8]; 256] = level_table::<8>();
+const TWO_BIT: [[u8; 4]; 256] = level_table::<4>();
 
 /// Appends `n` levels of `bit_width` (1 or 2) bits, RLE/bit-packed hybrid encoded in `data`, to
 /// `out`. A level above `max`, a truncated or empty run is an error.

@@ -166,15 +166,9 @@ fn decode_typed<T: ArrowPrimitiveType>(
                 encoding,
                 ..
             } => {
-                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                if !read_dictionary_page(&mut dictionary, &buf, num_values, encoding)? {
                     return Ok(None);
                 }
-                if dictionary.is_some() {
-                    return Err(ParquetError::General(
-                        "a second dictionary page in one column chunk".to_string(),
-                    ));
-                }
-                dictionary = Some(dictionary_values::<T::Native>(&buf, num_values as usize)?);
                 continue;
             }
         };
@@ -222,12 +216,7 @@ fn decode_typed<T: ArrowPrimitiveType>(
                 match part {
                     PagePart::Plain(bytes) => append_plain(&mut out, bytes, bytes.len() / width)?,
                     PagePart::Indexed(data, n) => {
-                        let dict = dictionary.as_deref().ok_or_else(|| {
-                            ParquetError::General(
-                                "a dictionary-encoded page without a dictionary page".to_string(),
-                            )
-                        })?;
-                        gather_indexed(data, *n, dict, &mut out)?;
+                        gather_from(dictionary.as_deref(), data, *n, &mut out)?;
                     }
                 }
             }
@@ -268,10 +257,44 @@ pub(super) fn append_plain<V: arrow_buffer::ArrowNativeType>(
     Ok(())
 }
 
+/// Reads a dictionary page into `dictionary`: `Ok(false)` when its encoding is not one the
+/// direct paths decode (the caller then leaves the chunk to the general reader); a second
+/// dictionary page in one chunk is an error.
+pub(super) fn read_dictionary_page<V: arrow_buffer::ArrowNativeType>(
+    dictionary: &mut Option<ScalarBuffer<V>>,
+    page: &Bytes,
+    num_values: u32,
+    encoding: Encoding,
+) -> Result<bool, ParquetError> {
+    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+        return Ok(false);
+    }
+    if dictionary.is_some() {
+        return Err(ParquetError::General(
+            "a second dictionary page in one column chunk".to_string(),
+        ));
+    }
+    *dictionary = Some(dictionary_values(page, num_values as usize)?);
+    Ok(true)
+}
+
+/// [`gather_indexed`] from the chunk's dictionary, which a dictionary-encoded page needs.
+pub(super) fn gather_from<V: Copy>(
+    dictionary: Option<&[V]>,
+    data: &[u8],
+    n: usize,
+    out: &mut Vec<V>,
+) -> Result<(), ParquetError> {
+    let dict = dictionary.ok_or_else(|| {
+        ParquetError::General("a dictionary-encoded page without a dictionary page".to_string())
+    })?;
+    gather_indexed(data, n, dict, out)
+}
+
 /// The values of a dictionary page: its decompressed buffer itself when aligned (the usual
 /// case: a fresh allocation), else a copy. A dictionary can be as large as the chunk's data
 /// (a float column of distinct values), so it is not copied without need.
-pub(super) fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
+fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
     page: &Bytes,
     n: usize,
 ) -> Result<ScalarBuffer<V>, ParquetError> {
@@ -287,7 +310,7 @@ pub(super) fn dictionary_values<V: arrow_buffer::ArrowNativeType>(
 /// Unpacks the dictionary indices of `n` values (a bit-width byte, then RLE/bit-packed hybrid
 /// runs) and appends `dict[index]` for each to `out`. An index outside the dictionary, a
 /// truncated run or a bit width above 32 is an error.
-pub(super) fn gather_indexed<V: Copy>(
+fn gather_indexed<V: Copy>(
     data: &[u8],
     n: usize,
     dict: &[V],

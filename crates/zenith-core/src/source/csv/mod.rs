@@ -202,6 +202,8 @@ impl CsvFile {
         projection: Option<&[usize]>,
         out_schema: SchemaRef,
     ) -> Result<RecordBatch> {
+        // Once per unit, before any of the up to three arrow_csv passes below.
+        check_utf8(&self.path, range.start, bytes)?;
         let cols: Vec<usize> = match projection {
             Some(cols) => cols.to_vec(),
             None => (0..self.schema.fields().len()).collect(),
@@ -259,7 +261,6 @@ impl CsvFile {
         out_schema: SchemaRef,
     ) -> Result<RecordBatch> {
         let location = || format!("line {} (byte {})", range.first_line, range.start);
-        check_utf8(&self.path, range.start, bytes)?;
         let mut builder = arrow_csv::ReaderBuilder::new(self.schema.clone())
             .with_header(false)
             .with_delimiter(self.delimiter)
