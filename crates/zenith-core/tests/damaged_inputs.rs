@@ -13,11 +13,14 @@
 // Test code: a failed assumption is a failed test (the crate lints forbid these elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use zenith_core::{Dataset, DecodeOptions, Format};
+use common::one_member_shard;
+use zenith_core::{DecodeOptions, Format};
 
 const GUARD_MESSAGE: &str = "the decoder failed on this input";
 
@@ -128,18 +131,6 @@ fn at_end(bytes: &[u8], from_end: usize, value: &[u8]) -> Vec<Patch> {
         .unwrap_or_default()
 }
 
-fn one_member_shard(ext: &str, payload: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_ustar();
-    header.set_size(payload.len() as u64);
-    header.set_mode(0o644);
-    header.set_entry_type(tar::EntryType::Regular);
-    let mut builder = tar::Builder::new(Vec::new());
-    builder
-        .append_data(&mut header, format!("sample.{ext}"), payload)
-        .unwrap();
-    builder.into_inner().unwrap()
-}
-
 /// The damaged copies of `seed`: (what was done, bytes).
 fn damaged(seed: &[u8], length_fields: &[Patch]) -> Vec<(String, Vec<u8>)> {
     let len = seed.len();
@@ -190,28 +181,8 @@ enum Outcome {
 }
 
 fn read(path: &Path, reader: &Reader) -> Result<(Outcome, Vec<String>), String> {
-    let spec = path.to_string_lossy().into_owned();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut errors = Vec::new();
-        match Dataset::open(&[spec], Some(reader.format), &reader.options) {
-            Err(e) => errors.push(e),
-            Ok(dataset) => {
-                for file in dataset.files() {
-                    let _ = file.column_statistics();
-                }
-                match dataset.projection(None) {
-                    Err(e) => errors.push(e),
-                    Ok(projection) => {
-                        for unit in dataset.units() {
-                            if let Err(e) = dataset.read_unit(*unit, &projection) {
-                                errors.push(e);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        errors
+        common::read_errors(path, reader.format, &reader.options)
     }));
     let errors = result.map_err(|panic| zenith_core::error::panic_message(panic.as_ref()))?;
     let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -13,6 +13,9 @@
 // Test code: a failed assumption is a failed test (the crate lints forbid these elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::one_member_shard;
 use zenith_core::{Dataset, DecodeOptions, Error, Format};
 
 /// The prefix `source::guard` gives the message of a caught decoder panic.
@@ -24,21 +27,16 @@ fn first_error(bytes: &[u8], ext: &str, format: Format, options: &DecodeOptions)
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("input.{ext}"));
     std::fs::write(&path, bytes).unwrap();
-    let spec = path.to_string_lossy().into_owned();
-    let dataset = match Dataset::open(&[spec], Some(format), options) {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
-    for file in dataset.files() {
-        let _ = file.column_statistics();
-    }
-    let projection = dataset.projection(None).unwrap();
-    for unit in dataset.units() {
-        if let Err(e) = dataset.read_unit(*unit, &projection) {
-            return e;
-        }
-    }
-    panic!("input.{ext} was read without an error");
+    common::read_errors(&path, format, options)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("input.{ext} was read without an error"))
+}
+
+/// The location and message of the first error reading `bytes` with default options, which
+/// must be an `Error::Format`.
+fn default_format_error(bytes: &[u8], ext: &str, format: Format) -> (String, String) {
+    format_error(first_error(bytes, ext, format, &DecodeOptions::default()))
 }
 
 /// The location and message of an `Error::Format`.
@@ -51,19 +49,6 @@ fn format_error(error: Error) -> (String, String) {
     }
 }
 
-/// A plain tar shard whose one sample `sample` has the one member `sample.<ext>`.
-fn one_member_shard(ext: &str, payload: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_ustar();
-    header.set_size(payload.len() as u64);
-    header.set_mode(0o644);
-    header.set_entry_type(tar::EntryType::Regular);
-    let mut builder = tar::Builder::new(Vec::new());
-    builder
-        .append_data(&mut header, format!("sample.{ext}"), payload)
-        .unwrap();
-    builder.into_inner().unwrap()
-}
-
 /// A Parquet file whose `ARROW:schema` metadata holds a floating-point type of precision 66:
 /// arrow-ipc's schema conversion panicked on it while the file was opened. The engine now
 /// checks the embedded schema first and reads such a file by its Parquet schema; this
@@ -71,12 +56,7 @@ fn one_member_shard(ext: &str, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn parquet_with_an_unknown_float_precision_in_its_arrow_schema() {
     let bytes = include_bytes!("fuzz_crashes/parquet_arrow_schema_float_precision.parquet");
-    let (location, message) = format_error(first_error(
-        bytes,
-        "parquet",
-        Format::Parquet,
-        &DecodeOptions::default(),
-    ));
+    let (location, message) = default_format_error(bytes, "parquet", Format::Parquet);
     assert_eq!(location, "row group 0");
     assert_eq!(
         message,
@@ -90,12 +70,7 @@ fn parquet_with_an_unknown_float_precision_in_its_arrow_schema() {
 #[test]
 fn ipc_file_with_a_buffer_past_its_body() {
     let bytes = include_bytes!("fuzz_crashes/ipc_file_buffer_past_body.arrow");
-    let (location, message) = format_error(first_error(
-        bytes,
-        "arrow",
-        Format::Ipc,
-        &DecodeOptions::default(),
-    ));
+    let (location, message) = default_format_error(bytes, "arrow", Format::Ipc);
     assert_eq!(location, "record batch 1 at byte 960");
     assert_eq!(
         message,
@@ -111,12 +86,7 @@ fn ipc_file_with_a_buffer_past_its_body() {
 #[test]
 fn ipc_file_with_a_boolean_column_past_its_buffer() {
     let bytes = include_bytes!("fuzz_crashes/ipc_file_boolean_past_buffer.arrow");
-    let (location, message) = format_error(first_error(
-        bytes,
-        "arrow",
-        Format::Ipc,
-        &DecodeOptions::default(),
-    ));
+    let (location, message) = default_format_error(bytes, "arrow", Format::Ipc);
     assert_eq!(location, "record batch 0 at byte 328");
     assert_eq!(
         message,
@@ -130,12 +100,7 @@ fn ipc_file_with_a_boolean_column_past_its_buffer() {
 #[test]
 fn ipc_stream_with_an_impossible_integer_width() {
     let bytes = include_bytes!("fuzz_crashes/ipc_stream_int_bitwidth.arrows");
-    let (location, message) = format_error(first_error(
-        bytes,
-        "arrows",
-        Format::IpcStream,
-        &DecodeOptions::default(),
-    ));
+    let (location, message) = default_format_error(bytes, "arrows", Format::IpcStream);
     assert_eq!(location, "message at byte 0");
     assert_eq!(
         message,
@@ -149,12 +114,7 @@ fn ipc_stream_with_an_impossible_integer_width() {
 fn npy_descr_starting_with_a_multibyte_character() {
     let npy = include_bytes!("fuzz_crashes/npy_multibyte_descr.npy");
     let shard = one_member_shard("npy", npy);
-    let (_, message) = format_error(first_error(
-        &shard,
-        "tar",
-        Format::WebDataset,
-        &DecodeOptions::default(),
-    ));
+    let (_, message) = default_format_error(&shard, "tar", Format::WebDataset);
     assert!(!message.contains(GUARD), "{message}");
     assert!(message.contains("unsupported npy dtype"), "{message}");
 }
@@ -258,12 +218,7 @@ fn npy_shapes_past_memory() {
         ),
     ] {
         let shard = one_member_shard("npy", npy);
-        let (_, message) = format_error(first_error(
-            &shard,
-            "tar",
-            Format::WebDataset,
-            &DecodeOptions::default(),
-        ));
+        let (_, message) = default_format_error(&shard, "tar", Format::WebDataset);
         assert!(!message.contains(GUARD), "{what}: {message}");
         assert!(
             message.contains("more bytes than fit in memory")
@@ -278,12 +233,7 @@ fn npy_shapes_past_memory() {
 #[test]
 fn ipc_stream_with_a_dictionary_batch_without_data() {
     let bytes = include_bytes!("fuzz_crashes/ipc_stream_dictionary_without_data.arrows");
-    let (_, message) = format_error(first_error(
-        bytes,
-        "arrows",
-        Format::IpcStream,
-        &DecodeOptions::default(),
-    ));
+    let (_, message) = default_format_error(bytes, "arrows", Format::IpcStream);
     assert_eq!(message, "a dictionary batch without its record batch");
 }
 
@@ -293,12 +243,7 @@ fn ipc_stream_with_a_dictionary_batch_without_data() {
 #[test]
 fn ipc_file_with_a_validity_buffer_shorter_than_its_column() {
     let bytes = include_bytes!("fuzz_crashes/ipc_file_validity_shorter_than_column.arrow");
-    let (_, message) = format_error(first_error(
-        bytes,
-        "arrow",
-        Format::Ipc,
-        &DecodeOptions::default(),
-    ));
+    let (_, message) = default_format_error(bytes, "arrow", Format::Ipc);
     assert!(
         message.starts_with(&format!("{GUARD}buffer not large enough")),
         "{message}"
