@@ -22,10 +22,13 @@ $(STAMP): requirements-dev.txt
 venv: $(STAMP) ## Create .venv and install the Python tools and peers
 	@true
 
-build: $(STAMP) ## Build the extension in release mode into the package (once per run)
+nasm: ## Install the assembler of libjpeg-turbo's SIMD kernels (Debian's nasm) when missing
+	@command -v nasm >/dev/null || { apt-get install -y -qq nasm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nasm >/dev/null; }; } || echo "warning: nasm is not installed: JPEG decoding is built without its SIMD kernels"
+
+build: $(STAMP) nasm ## Build the extension in release mode into the package (once per run)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --quiet
 
-cargo-test: ## Run the Rust test suites (release profile, shares the extension's build)
+cargo-test: nasm ## Run the Rust test suites (release profile, shares the extension's build)
 	cargo test --release --workspace --exclude zenith-py
 
 $(S3S_FS):
@@ -40,7 +43,7 @@ pytest: $(STAMP) $(S3S_FS) ## Run the Python test suite against the built extens
 stubtest: $(STAMP) ## Check the type stubs against the compiled module
 	$(PY) -m mypy.stubtest zenith._zenith --allowlist python/stubtest-allowlist.txt
 
-lint: $(STAMP) ## ruff, mypy, cargo fmt --check, clippy (workspace lints, warnings are errors)
+lint: $(STAMP) nasm ## ruff, mypy, cargo fmt --check, clippy (workspace lints, warnings are errors)
 	$(VENV)/bin/ruff check python bench examples
 	$(VENV)/bin/python -m mypy
 	cargo fmt --all --check
@@ -75,4 +78,4 @@ fuzz: ## Fuzz each format reader and the job Validator for FUZZ_SECONDS (30) s e
 clean: ## Remove build outputs (keeps .venv)
 	cargo clean
 
-.PHONY: help venv build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server fuzz
+.PHONY: help venv nasm build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server fuzz

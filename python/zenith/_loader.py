@@ -30,6 +30,7 @@ from zenith._stages import (
     user_fns,
 )
 from zenith.exceptions import ValidationError
+from zenith.vision import ImageTransform, image_spec
 
 
 class DataLoader:
@@ -66,7 +67,11 @@ class DataLoader:
             a quarter of the memory available (``ZENITH_REUSE_BYTES`` overrides) shared by the
             ranks on this machine (``LOCAL_WORLD_SIZE``, else ``world_size``), 0 never keeps.
             Order, rank split, shuffle and ``state_dict`` are the same either way.
-        format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``).
+        format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``,
+            ``imagefolder``). A single local directory of class directories of images
+            (``root/<class>/<image>``) is read as an ImageFolder without it: columns ``image``
+            (the file's bytes) and ``label`` (``int64``, classes sorted by name, as torchvision's
+            ``ImageFolder``), each image one unit.
         storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
             (see ``zenith.load``); they override the environment.
         image_size: WebDataset: decode image fields to ``uint8 [B, H, W, 3]`` batches of this
@@ -76,6 +81,11 @@ class DataLoader:
             is collated (mapped samples are stacked per key into NumPy arrays); needs
             ``output="numpy"``.
         transform: a function applied to each collated batch.
+        image: an image transform run in Rust on the decode threads,
+            ``zenith.vision.train(...)`` or ``zenith.vision.eval(...)``: the image column
+            (an ImageFolder's ``image``, a WebDataset ``jpg``/``png``/``webp`` field, or a
+            Parquet/Arrow binary or ``struct<bytes, path>`` column) becomes one
+            ``float32 [B, 3, H, W]`` (or ``uint8``, or NHWC) array per batch.
 
     ``map`` and ``transform`` run on a pool of Python threads (``num_workers`` of them, the
     decode default when not given), a bounded number of batches ahead (``prefetch``), and the
@@ -121,6 +131,7 @@ class DataLoader:
         fields: list[str] | None = None,
         map: Callable[..., Any] | None = None,
         transform: Callable[..., Any] | None = None,
+        image: ImageTransform | None = None,
     ) -> None:
         self._map, self._transform = user_fns(map, transform)
         if self._map is not None and output != "numpy":
@@ -189,6 +200,7 @@ class DataLoader:
             image_size=image_size_of(image_size),
             fields=fields_of(fields),
             table=table,
+            image=image_spec(image),
         )
 
     def __iter__(self) -> _zenith.LoaderIter | Generator[Any, None, None]:
@@ -281,6 +293,18 @@ class DataLoader:
     def rows_per_epoch(self) -> int:
         """Rows this rank receives per epoch."""
         return self._inner.rows_per_epoch
+
+    @property
+    def classes(self) -> list[str] | None:
+        """An ImageFolder source's class names in label order (torchvision's
+        ``ImageFolder.classes``); ``None`` for other sources."""
+        return self._inner.classes
+
+    @property
+    def class_to_idx(self) -> dict[str, int] | None:
+        """An ImageFolder source's class name to label mapping; ``None`` for other sources."""
+        classes = self._inner.classes
+        return None if classes is None else {c: i for i, c in enumerate(classes)}
 
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next pass (its order changes with the epoch)."""

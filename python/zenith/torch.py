@@ -20,6 +20,7 @@ from zenith._loader import DataLoader as _CoreLoader
 from zenith._map_dataset import IterableDatasetLoader, MapDatasetLoader
 from zenith._stages import default_threads, user_fns
 from zenith.exceptions import ValidationError
+from zenith.vision import ImageTransform
 
 _warned: set[str] = set()
 _DEFAULT_COLLATE = torch.utils.data.default_collate
@@ -88,8 +89,10 @@ class DataLoader:
     batch with non-blocking copies from pinned memory; falls back to CPU with a warning when
     CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``,
     ``storage_options`` (for ``s3://``/``gs://``/``az://`` sources, see ``zenith.load``),
-    and for WebDataset shards ``image_size`` (images become ``uint8 [B, H, W, 3]`` tensors) and
-    ``fields``.
+    for WebDataset shards ``image_size`` (images become ``uint8 [B, H, W, 3]`` tensors) and
+    ``fields``, and ``image=zenith.vision.train(...)``/``eval(...)``: decode, crop, flip and
+    normalize in Rust into one ``float32 [B, 3, H, W]`` tensor per batch (an ImageFolder
+    directory, WebDataset shards, or a Parquet/Arrow image column; see ``zenith.vision``).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class DataLoader:
         fields: list[str] | None = None,
         map: Callable[..., Any] | None = None,
         transform: Callable[..., Any] | None = None,
+        image: ImageTransform | None = None,
     ) -> None:
         if sampler is not None or batch_sampler is not None:
             raise ValidationError(
@@ -166,6 +170,7 @@ class DataLoader:
                     "storage_options": storage_options,
                     "image_size": image_size,
                     "fields": fields,
+                    "image": image,
                 },
                 f"it applies to files and tables, and `dataset` is a {type(dataset).__name__}",
             )
@@ -226,6 +231,7 @@ class DataLoader:
                 fields=fields,
                 map=map,
                 transform=transform,
+                image=image,
             )
         self.batch_size = batch_size
         self.collate_fn = collate_fn
@@ -324,6 +330,21 @@ class DataLoader:
     def epoch(self) -> int:
         """The epoch the next pass runs (each completed pass advances it)."""
         return self._loader.epoch
+
+    @property
+    def classes(self) -> list[str] | None:
+        """An ImageFolder source's class names in label order (or the ``classes`` of a torch
+        dataset that has them, torchvision's ``ImageFolder``); ``None`` otherwise."""
+        if isinstance(self._loader, _CoreLoader):
+            return self._loader.classes
+        classes = getattr(self._loader.dataset, "classes", None)
+        return list(classes) if classes is not None else None
+
+    @property
+    def class_to_idx(self) -> dict[str, int] | None:
+        """The class name to label mapping that goes with :attr:`classes`."""
+        classes = self.classes
+        return None if classes is None else {c: i for i, c in enumerate(classes)}
 
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch of the next pass (as ``DistributedSampler.set_epoch``)."""

@@ -58,6 +58,12 @@ impl Dataset {
         format: Option<Format>,
         options: &DecodeOptions,
     ) -> Result<Dataset> {
+        if let Some(root) = image_folder_root(specs, format) {
+            let folder = crate::source::imagefolder::ImageFolder::open(&root)?;
+            let mut dataset = Dataset::from_reader(Arc::new(folder));
+            dataset.specs = specs.to_vec();
+            return Ok(dataset);
+        }
         let paths = location::list_locations(specs, options)?;
         if paths.is_empty() {
             return Err(Error::EmptySource {
@@ -351,6 +357,26 @@ impl Dataset {
             )
         })?;
         self.reorder(unit, projection, batch)
+    }
+}
+
+/// The root directory when `specs` name an ImageFolder: `format="imagefolder"` with one local
+/// directory, or one local directory laid out as one (see
+/// [`ImageFolder::looks_like`](crate::source::imagefolder::ImageFolder::looks_like)).
+fn image_folder_root(specs: &[String], format: Option<Format>) -> Option<std::path::PathBuf> {
+    let [spec] = specs else {
+        return None;
+    };
+    if spec.contains("://") {
+        return None;
+    }
+    let path = std::path::PathBuf::from(spec);
+    match format {
+        Some(Format::ImageFolder) => Some(path),
+        None if path.is_dir() && crate::source::imagefolder::ImageFolder::looks_like(&path) => {
+            Some(path)
+        }
+        _ => None,
     }
 }
 

@@ -17,6 +17,7 @@ mod blocking;
 mod dlpack;
 mod errors;
 mod jobs;
+mod vision;
 
 use blocking::run_interruptible;
 use errors::BindingResult;
@@ -282,7 +283,7 @@ fn init_logging(filter: &str) -> bool {
         .is_ok()
 }
 
-fn tensor_to_numpy<'py>(
+pub(crate) fn tensor_to_numpy<'py>(
     py: Python<'py>,
     data: TensorData,
     shape: &[usize],
@@ -343,7 +344,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> BindingResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None, image=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -367,8 +368,13 @@ impl Loader {
         image_size: Option<(u32, u32)>,
         fields: Option<Vec<String>>,
         table: Option<PyTable>,
+        image: Option<vision::ImageSpec>,
     ) -> BindingResult<Self> {
         let on_error = on_error.parse()?;
+        let mut sample_stages: Vec<std::sync::Arc<dyn zenith_core::SampleStage>> = Vec::new();
+        if let Some(spec) = &image {
+            sample_stages.push(std::sync::Arc::new(spec.stage()?));
+        }
         let output: OutputKind = output.parse()?;
         let config = LoaderConfig {
             batch_size,
@@ -391,7 +397,7 @@ impl Loader {
                 storage_options,
                 TarOptions { image_size, fields },
             )?,
-            sample_stages: Vec::new(),
+            sample_stages,
             reuse_budget,
         };
         let inner = match table {
@@ -458,6 +464,16 @@ impl Loader {
     #[getter]
     fn rows_per_epoch(&self) -> usize {
         self.inner.rows_per_epoch()
+    }
+
+    /// The class names of an ImageFolder source, in label order (`None` for other sources).
+    #[getter]
+    fn classes(&self) -> Option<Vec<String>> {
+        let schema = self.inner.dataset().schema();
+        let json = schema
+            .metadata()
+            .get(zenith_core::source::imagefolder::CLASSES_KEY)?;
+        serde_json::from_str(json).ok()
     }
 
     /// Sets the epoch of the next iteration.
@@ -601,6 +617,8 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_cache_limit, m)?)?;
     m.add_function(wrap_pyfunction!(clear_cache, m)?)?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(vision::vision_resized_crop, m)?)?;
+    m.add_function(wrap_pyfunction!(vision::vision_check, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
     jobs::register(m)?;

@@ -69,8 +69,7 @@ impl Chain {
 
     /// "file unit N", for errors and skip records.
     pub(crate) fn location(&self, unit: UnitRef) -> String {
-        let file = &self.dataset.files()[unit.file];
-        format!("{} unit {}", file.path().display(), unit.unit)
+        self.dataset.files()[unit.file].unit_location(unit.unit)
     }
 }
 

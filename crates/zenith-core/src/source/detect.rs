@@ -18,22 +18,26 @@ pub enum Format {
     Ipc,
     /// Arrow IPC streaming format.
     IpcStream,
+    /// A directory of class directories of images (`root/<class>/<image>`), as torchvision's
+    /// `ImageFolder` reads it.
+    ImageFolder,
     /// WebDataset tar shards (`.tar`, gzip-compressed `.tar.gz` / `.tgz`).
     WebDataset,
 }
 
 impl Format {
     /// Every format, in the order `zenith.info()` lists them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Parquet,
         Format::Csv,
         Format::Ipc,
         Format::IpcStream,
         Format::WebDataset,
+        Format::ImageFolder,
     ];
 
     /// Parses a user-given format name (`parquet`, `csv`, `arrow`/`ipc`/`feather`, `arrows`/`ipc_stream`,
-    /// `webdataset`/`wds`/`tar`).
+    /// `webdataset`/`wds`/`tar`, `imagefolder`).
     pub fn parse(name: &str) -> Result<Format> {
         match name.to_ascii_lowercase().as_str() {
             "parquet" | "pq" => Ok(Format::Parquet),
@@ -41,6 +45,7 @@ impl Format {
             "arrow" | "ipc" | "feather" => Ok(Format::Ipc),
             "arrows" | "ipc_stream" | "stream" => Ok(Format::IpcStream),
             "webdataset" | "wds" | "tar" => Ok(Format::WebDataset),
+            "imagefolder" | "image_folder" => Ok(Format::ImageFolder),
             other => Err(Error::invalid(
                 "format",
                 format!(
@@ -59,6 +64,7 @@ impl Format {
             Format::Ipc => "arrow",
             Format::IpcStream => "arrows",
             Format::WebDataset => "webdataset",
+            Format::ImageFolder => "imagefolder",
         }
     }
 }

@@ -12,7 +12,7 @@ use image::{ColorType, DynamicImage, ImageDecoder, ImageReader, RgbImage};
 const MAX_DECODED_BYTES: u64 = 512 << 20;
 
 /// The error for an image whose header asks for more than [`MAX_DECODED_BYTES`].
-fn check_decoded_size(width: u32, height: u32, bytes: u64) -> Result<(), String> {
+pub(crate) fn check_decoded_size(width: u32, height: u32, bytes: u64) -> Result<(), String> {
     if bytes > MAX_DECODED_BYTES {
         return Err(format!(
             "image of {width}x{height} pixels would decode to {bytes} bytes, more than the \
@@ -20,6 +20,27 @@ fn check_decoded_size(width: u32, height: u32, bytes: u64) -> Result<(), String>
         ));
     }
     Ok(())
+}
+
+/// Decodes any supported image (format from its magic bytes) to RGB at full size: pixels,
+/// width, height. Grayscale, CMYK and palette images are converted; an alpha channel is
+/// dropped (as Pillow's `convert("RGB")` drops it); 16-bit channels keep their high byte.
+pub(crate) fn decode_general_rgb(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), String> {
+    let decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image: {e}"))?
+        .into_decoder()
+        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let (w, h) = decoder.dimensions();
+    check_decoded_size(w, h, decoder.total_bytes())?;
+    let rgb = DynamicImage::from_decoder(decoder)
+        .map_err(|e| format!("cannot decode image: {e}"))?
+        .into_rgb8();
+    let (w, h) = rgb.dimensions();
+    if w == 0 || h == 0 {
+        return Err("image has no pixels".into());
+    }
+    Ok((rgb.into_raw(), w, h))
 }
 
 /// Field extensions decoded as images when an image size is configured.

@@ -89,6 +89,14 @@ impl Location {
                     o.get_all()?,
                     options,
                 )?),
+                Format::ImageFolder => return Err(Error::invalid(
+                    "format",
+                    format!(
+                        "{}: an ImageFolder is read from a local directory; for object storage, \
+                             write it as WebDataset shards or a Parquet image column",
+                        self.path().display()
+                    ),
+                )),
             }),
         }
     }
@@ -173,7 +181,9 @@ mod tests {
                 w.write(b).unwrap();
                 w.finish().unwrap();
             }
-            Format::WebDataset => unreachable!("tar shards are written by the webdataset tests"),
+            Format::WebDataset | Format::ImageFolder => {
+                unreachable!("tar shards and image folders are written by their own tests")
+            }
         }
         out
     }

@@ -4,11 +4,13 @@
 
 pub mod csv;
 pub mod detect;
-mod image_decode;
+pub(crate) mod image_decode;
+pub mod imagefolder;
 pub mod ipc;
+pub(crate) mod jpeg_scaled;
 pub mod listing;
 pub mod location;
-mod npy;
+pub(crate) mod npy;
 pub mod parquet;
 mod parquet_compat;
 mod parquet_list;
@@ -47,6 +49,11 @@ pub trait FileReader: Send + Sync {
     fn schema(&self) -> SchemaRef;
     /// The work units, in file order.
     fn units(&self) -> &[UnitMeta];
+    /// Where unit `index` is, for errors: the file and the unit's number (an ImageFolder
+    /// names the image's own file).
+    fn unit_location(&self, index: usize) -> String {
+        format!("{} unit {index}", self.path().display())
+    }
     /// Decodes unit `index`, keeping only the `projection` column indices (all when `None`).
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch>;
     /// Size of the file in bytes.
@@ -94,6 +101,7 @@ pub fn open_file(
         Format::Ipc => Arc::new(ipc::IpcFile::open(path)?),
         Format::IpcStream => Arc::new(ipc::IpcStreamFile::open_stream(path)?),
         Format::WebDataset => Arc::new(webdataset::TarShard::open(path, options)?),
+        Format::ImageFolder => Arc::new(imagefolder::ImageFolder::open(path)?),
     })
 }
 

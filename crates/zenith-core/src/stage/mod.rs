@@ -38,6 +38,10 @@
 //! Per-sample stages implement [`SampleStage`] and run on the decode threads, on each unit
 //! right after it is decoded, so their cost scales with the threads like decoding does.
 
+pub mod vision;
+
+pub use vision::{ImageStage, VisionTransform};
+
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -139,7 +143,19 @@ impl SampleChain {
                 epoch,
                 stage: i,
             };
-            batch = stage.apply(batch, first_sample, &context)?;
+            batch = stage
+                .apply(batch, first_sample, &context)
+                .map_err(|e| match e {
+                    // A stage names the sample; the chain adds the unit it came from.
+                    Error::Format {
+                        path,
+                        location: at,
+                        message,
+                    } if path.as_os_str().is_empty() => {
+                        Error::format(location(), format!("{} stage, {at}", stage.name()), message)
+                    }
+                    other => other,
+                })?;
             if batch.num_rows() != rows || batch.schema().fields() != schema.fields() {
                 return Err(Error::schema(
                     location(),
