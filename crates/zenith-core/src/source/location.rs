@@ -89,14 +89,16 @@ impl Location {
                     o.get_all()?,
                     options,
                 )?),
-                Format::ImageFolder => return Err(Error::invalid(
-                    "format",
-                    format!(
+                Format::ImageFolder => {
+                    return Err(Error::invalid(
+                        "format",
+                        format!(
                         "{}: an ImageFolder is read from a local directory; for object storage, \
                              write it as WebDataset shards or a Parquet image column",
                         self.path().display()
                     ),
-                )),
+                    ))
+                }
             }),
         }
     }

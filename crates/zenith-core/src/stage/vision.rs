@@ -380,18 +380,21 @@ impl VisionTransform {
                     (y1 - y0) as u32,
                 )
                 .map_err(|e| resize_error(&e))?;
-                let inner = alg.crop(left - x0, top - y0, width.min(x1 - x0), height.min(y1 - y0));
+                // Rounding may put the crop's far edge a hair past the decoded pixels.
+                let (dx, dy) = ((left - x0).max(0.0), (top - y0).max(0.0));
+                let inner = alg.crop(
+                    dx,
+                    dy,
+                    width.min(x1 - x0 - dx).max(f64::MIN_POSITIVE),
+                    height.min(y1 - y0 - dy).max(f64::MIN_POSITIVE),
+                );
                 resizer
                     .resize(&view, &mut dst, &inner)
                     .map_err(|e| resize_error(&e))?;
             }
             Recipe::Eval { .. } => {
-                let options = alg.crop(
-                    left.clamp(0.0, cols),
-                    top.clamp(0.0, rows),
-                    width.min(cols - left.max(0.0)),
-                    height.min(rows - top.max(0.0)),
-                );
+                let (left, top) = (left.clamp(0.0, cols - 1.0), top.clamp(0.0, rows - 1.0));
+                let options = alg.crop(left, top, width.min(cols - left), height.min(rows - top));
                 resizer
                     .resize(&src, &mut dst, &options)
                     .map_err(|e| resize_error(&e))?;
