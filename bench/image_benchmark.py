@@ -92,7 +92,8 @@ def torch_loader(root: Path, recipe: str, workers: int, decode_jpeg: bool) -> An
     else:
         geo = [v2.Resize(256, antialias=True), v2.CenterCrop(224)]
     if decode_jpeg:
-        from torchvision.io import ImageReadMode, decode_jpeg as decode
+        from torchvision.io import ImageReadMode
+        from torchvision.io import decode_jpeg as decode
 
         tf = v2.Compose(geo + norm[1:])
 
