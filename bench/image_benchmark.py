@@ -10,19 +10,22 @@ RSS is its own), with the training and the eval transforms:
   ``ToImage``, ``ToDtype(float32, scale=True)``, ``Normalize``), at its best ``num_workers``;
 - torch-decode_jpeg: the same with ``torchvision.io.decode_jpeg`` on the file's bytes in the
   workers;
+- dali-cpu: NVIDIA DALI's CPU pipeline (``fn.decoders.image_random_crop`` + ``fn.resize`` +
+  ``fn.crop_mirror_normalize``, ``device="cpu"``, no GPU needed) when ``nvidia-dali-cuda120``
+  is installed (it is not a project dependency: ``pip install nvidia-dali-cuda120``);
 - zenith: ``zenith.torch.DataLoader(root, image=zenith.vision.train(224))``.
 
 Run: ``python bench/image_benchmark.py --images 2000 --hires 300`` (writes
 ``bench/results/images.md``). Figures are images/s (median of ``--repeats``), the first
-batch's latency, and peak RSS (the process and its workers).
+batch's latency, and the growth of the resident memory of the process and its workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -114,6 +117,52 @@ def torch_loader(root: Path, recipe: str, workers: int, decode_jpeg: bool) -> An
     )
 
 
+def dali_loader(root: Path, recipe: str, workers: int) -> Any:
+    """NVIDIA DALI's CPU pipeline (``device="cpu"`` operators, no GPU): its batches as torch
+    tensors, as a training loop takes them."""
+    import torch
+    from nvidia.dali import fn, pipeline_def, types
+
+    mean = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+    std = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
+    @pipeline_def(batch_size=BATCH, num_threads=workers, device_id=None, seed=0)  # type: ignore[misc]
+    def pipe() -> Any:
+        jpegs, labels = fn.readers.file(file_root=str(root), random_shuffle=True, name="r")
+        if recipe == "train":
+            images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB)
+            images = fn.resize(images, resize_x=224, resize_y=224)
+            mirror = fn.random.coin_flip()
+            crop = None
+        else:
+            images = fn.decoders.image(jpegs, device="cpu", output_type=types.RGB)
+            images = fn.resize(images, resize_shorter=256)
+            mirror = 0
+            crop = (224, 224)
+        images = fn.crop_mirror_normalize(
+            images, dtype=types.FLOAT, output_layout="CHW", crop=crop, mean=mean, std=std,
+            mirror=mirror,
+        )
+        return images, labels
+
+    p = pipe()
+    p.build()
+    total = p.epoch_size("r")
+
+    def batches() -> Any:
+        n = 0
+        while n < total:
+            images, labels = p.run()
+            take = min(BATCH, total - n)
+            yield (
+                torch.from_numpy(images.as_array()[:take]),
+                torch.from_numpy(labels.as_array()[:take].reshape(-1)),
+            )
+            n += take
+
+    return batches()
+
+
 def zenith_loader(root: Path, recipe: str, workers: int) -> Any:
     import zenith
     import zenith.torch
@@ -124,12 +173,53 @@ def zenith_loader(root: Path, recipe: str, workers: int) -> Any:
     )
 
 
+class TreeMemory:
+    """Samples the resident memory of this process and its children (the workers) every
+    20 ms; ``peak`` is the largest sum seen, ``base`` the sum when sampling started."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import psutil
+
+        self._me = psutil.Process()
+        self.base = self._now()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _now(self) -> int:
+        import psutil
+
+        total = 0
+        for p in [self._me, *self._me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._now())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    """One epoch of one loader in this process."""
+    """One epoch of one loader in this process (imports done before the clock starts)."""
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+    import zenith.torch  # noqa: F401
+
     root = Path(spec["root"])
+    memory = TreeMemory()
     start = time.perf_counter()
     if spec["loader"] == "zenith":
         dl = zenith_loader(root, spec["recipe"], spec["workers"])
+    elif spec["loader"] == "dali-cpu":
+        dl = dali_loader(root, spec["recipe"], spec["workers"])
     else:
         dl = torch_loader(
             root, spec["recipe"], spec["workers"], spec["loader"] == "torch-decode_jpeg"
@@ -144,15 +234,26 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         n += images.shape[0]
         checksum += float(images[:, 0, 0, 0].sum())
     elapsed = time.perf_counter() - start
+    memory.stop()
     return {
         "images": n,
         "seconds": elapsed,
         "rate": n / elapsed,
         "first_batch_s": first,
-        "rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "rss_growth_mb": (memory.peak - memory.base) / 2**20,
         "checksum": checksum,
     }
+
+
+def decoder_ceiling(root: Path, recipe: str, threads: int) -> tuple[float, float]:
+    """Images/s of the decoder alone and of the whole transform over the set's files."""
+    import zenith
+
+    files = sorted(root.glob("*/*.jpg"))
+    images = [f.read_bytes() for f in files]
+    image = zenith.vision.train(224) if recipe == "train" else zenith.vision.eval(224)
+    decode_s, transform_s = zenith._zenith.vision_decode_bench(images, image, 0, threads)
+    return len(images) / decode_s, len(images) / transform_s
 
 
 def spawn(spec: dict[str, Any]) -> dict[str, Any]:
@@ -187,18 +288,27 @@ def main() -> None:
         "",
         f"`python bench/image_benchmark.py --images {args.images} --hires {args.hires} "
         f"--repeats {args.repeats}`; {cores} cores; B={BATCH}, shuffle on, one epoch per run in "
-        "a fresh process, median of the repeats. RSS: peak of the process plus its largest "
-        "worker.",
+        "a fresh process, median of the repeats; the clock starts after the imports, when the "
+        "loader is made. RSS growth: the peak of the process and its workers together (sampled "
+        "every 20 ms) less what the process held before making the loader.",
         "",
         "| set | recipe | loader | best num_workers | images/s | images/s per core | "
-        "first batch (s) | peak RSS (MB) | vs best torch |",
+        "first batch (s) | RSS growth (MB) | vs best peer |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     workers = [int(w) for w in args.workers.split(",")]
+    ceilings: dict[tuple[str, str], tuple[float, float, float]] = {}
+    loaders = ["torch", "torch-decode_jpeg", "zenith"]
+    try:
+        import nvidia.dali  # noqa: F401
+
+        loaders.insert(2, "dali-cpu")
+    except ImportError:
+        print("nvidia-dali is not installed: DALI's CPU pipeline is left out", flush=True)
     for set_name, root in sets.items():
         for recipe in ("train", "eval"):
             rows = []
-            for loader in ("torch", "torch-decode_jpeg", "zenith"):
+            for loader in loaders:
                 best: dict[str, Any] | None = None
                 for w in workers:
                     runs = [
@@ -213,14 +323,33 @@ def main() -> None:
                         best = r
                 assert best is not None
                 rows.append((loader, best))
-            torch_best = max(r["rate"] for name, r in rows if name != "zenith")
+            torch_best = max(r["rate"] for name, r in rows if name != "zenith")  # best peer
+            ceilings[(set_name, recipe)] = (
+                *decoder_ceiling(root, recipe, cores),
+                dict(rows)["zenith"]["rate"],
+            )
             for loader, r in rows:
-                rss = r["rss_self_mb"] + r["rss_children_mb"]
+                rss = r["rss_growth_mb"]
                 lines.append(
                     f"| {set_name} | {recipe} | {loader} | {r['workers']} | {r['rate']:.0f} | "
                     f"{r['rate'] / cores:.0f} | {r['first_batch_s']:.2f} | {rss:.0f} | "
                     f"{r['rate'] / torch_best:.2f}x |"
                 )
+    lines += [
+        "",
+        "The limit: the decoder alone on the same images (the same crops at the same DCT scales, "
+        f"stopped at the same rows) on {cores} threads, in this process, against the whole "
+        "transform on the same threads and the loader's epoch rate above.",
+        "",
+        "| set | recipe | decoder alone (images/s) | transform alone (images/s) | "
+        "loader (images/s) | loader / decoder |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for (set_name, recipe), (decode_rate, transform_rate, loader_rate) in ceilings.items():
+        lines.append(
+            f"| {set_name} | {recipe} | {decode_rate:.0f} | {transform_rate:.0f} | "
+            f"{loader_rate:.0f} | {loader_rate / decode_rate:.0%} |"
+        )
     out = HERE / "results" / "images.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

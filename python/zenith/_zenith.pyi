@@ -32,6 +32,7 @@ __all__ = [
     "validate_name",
     "validate_path",
     "vision_check",
+    "vision_decode_bench",
     "vision_resized_crop",
 ]
 
@@ -163,6 +164,9 @@ def set_cache_limit(limit_bytes: int) -> None: ...
 def clear_cache() -> None: ...
 def init_logging(filter: str) -> bool: ...
 def vision_check(spec: Any) -> None: ...
+def vision_decode_bench(
+    images: list[bytes], spec: Any, seed: int, threads: int
+) -> tuple[float, float]: ...
 def vision_resized_crop(
     data: bytes,
     spec: Any,

@@ -619,6 +619,7 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     m.add_function(wrap_pyfunction!(vision::vision_resized_crop, m)?)?;
     m.add_function(wrap_pyfunction!(vision::vision_check, m)?)?;
+    m.add_function(wrap_pyfunction!(vision::vision_decode_bench, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
     jobs::register(m)?;

@@ -161,3 +161,17 @@ pub(crate) fn vision_resized_crop<'py>(
     };
     Ok(crate::tensor_to_numpy(py, data, &t.shape())?)
 }
+
+/// Times `spec` over `images` on `threads` threads: decoding alone, then the whole transform
+/// (seconds of each). For the image benchmark's ceiling; not a public API.
+#[pyfunction]
+pub(crate) fn vision_decode_bench(
+    py: Python<'_>,
+    images: Vec<Vec<u8>>,
+    spec: ImageSpec,
+    seed: u64,
+    threads: usize,
+) -> BindingResult<(f64, f64)> {
+    let t = spec.transform()?;
+    Ok(py.detach(|| vision::time_decode_and_transform(&t, &images, seed, threads))?)
+}

@@ -156,16 +156,23 @@ fn first_samples(dataset: &Dataset) -> Vec<Vec<u64>> {
 pub const DEFAULT_MEMORY_BUDGET: usize = 200_000_000;
 
 /// Rows per shuffle window and of the first window: the whole dataset when it fits the
-/// budget (an exact permutation), otherwise windows of half the budget.
+/// budget (an exact permutation), otherwise windows of half the budget (the first a quarter of
+/// a window, so the first batch comes early).
 fn window_sizes(config: &LoaderConfig, total: usize, row_bytes: usize) -> (usize, usize) {
     let budget = config.memory_budget.unwrap_or(DEFAULT_MEMORY_BUDGET);
     match config.shuffle_window {
         Some(w) => (w, w),
         None if total.saturating_mul(row_bytes) <= budget => (total.max(1), total.max(1)),
         None => {
-            let w = (budget / row_bytes / 2)
-                .max(config.batch_size * 4)
-                .max(1024);
+            // Half the budget, and at least 1024 rows where those fit in it (rows of numbers,
+            // so that a window mixes several row groups); rows of decoded images (600 KB at
+            // 3x224x224 float32) keep to the budget, with two batches at the least.
+            let floor = if row_bytes.saturating_mul(1024) <= budget {
+                (config.batch_size * 4).max(1024)
+            } else {
+                config.batch_size * 2
+            };
+            let w = (budget / row_bytes / 2).max(floor).max(1);
             (w, (w / 4).max(config.batch_size).min(w))
         }
     }

@@ -89,11 +89,14 @@ fn converts_to_rgb(space: J_COLOR_SPACE) -> bool {
 }
 
 /// Decodes the JPEG `bytes` as `choose` asks once it knows the full size (and may refuse, for
-/// a size above the memory limit, say). `Ok(None)`: a colour space this path does not handle.
+/// a size above the memory limit, say), into `buffer` (reused: its allocation becomes the
+/// result's pixels). `Ok(None)`: a colour space this path does not handle.
 pub(crate) fn decode(
     bytes: &[u8],
+    buffer: Vec<u8>,
     choose: impl FnOnce(u32, u32) -> Result<Request, String>,
 ) -> Result<Option<Scaled>, String> {
+    let mut buffer = Some(buffer);
     let run = || -> Result<Option<Scaled>, String> {
         let mut decoder = Decompress::builder()
             .with_err(error_manager())
@@ -117,7 +120,9 @@ pub(crate) fn decode(
         let rows = (u64::from(request.rows.min(full.1)) * u64::from(height))
             .div_ceil(u64::from(full.1)) as u32;
         let rows = (rows + 2).min(height);
-        let mut pixels = vec![0u8; width as usize * rows as usize * 3];
+        let mut pixels = buffer.take().unwrap_or_default();
+        pixels.clear();
+        pixels.resize(width as usize * rows as usize * 3, 0);
         started
             .read_scanlines_into::<u8>(&mut pixels)
             .map_err(|e| format!("cannot decode JPEG: {e}"))?;

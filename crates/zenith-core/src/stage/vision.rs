@@ -293,7 +293,7 @@ impl VisionTransform {
         let mut choose = Some(choose);
         let mut drawn = None;
         let scaled = if bytes.starts_with(&[0xff, 0xd8]) {
-            jpeg_scaled::decode(bytes, |w, h| {
+            jpeg_scaled::decode(bytes, std::mem::take(&mut buffers.decoded), |w, h| {
                 crate::source::image_decode::check_decoded_size(
                     w,
                     h,
@@ -337,6 +337,34 @@ impl VisionTransform {
         check_crop(&crop, scaled.full)?;
         self.resample(&scaled, &crop, &mut buffers.resizer, &mut buffers.pixels)?;
         write_output(&buffers.pixels, self, table, flip, out);
+        buffers.decoded = scaled.pixels;
+        Ok(())
+    }
+
+    /// Only the decoding [`apply_one`](Self::apply_one) does for this image and draw (the same
+    /// crop, scale and rows), without resampling or writing: the decoder's share of the work,
+    /// for measuring the pipeline against it.
+    pub fn decode_only(
+        &self,
+        bytes: &[u8],
+        rng: &mut impl Rng,
+        buffers: &mut Buffers,
+    ) -> std::result::Result<(), String> {
+        let decoded = if bytes.starts_with(&[0xff, 0xd8]) {
+            jpeg_scaled::decode(bytes, std::mem::take(&mut buffers.decoded), |w, h| {
+                let (crop, _) = self.draw(w, h, rng);
+                Ok(Request {
+                    denominator: self.denominator(&crop),
+                    rows: (crop.top + crop.height).ceil() as u32,
+                })
+            })?
+        } else {
+            None
+        };
+        match decoded {
+            Some(s) => buffers.decoded = s.pixels,
+            None => buffers.decoded = decode_general_rgb(bytes)?.0,
+        }
         Ok(())
     }
 
@@ -404,10 +432,11 @@ impl VisionTransform {
     }
 }
 
-/// Reusable state of one thread's transforms: the resizer and the resized pixels.
+/// Reusable state of one thread's transforms: the resizer, the decoded and the resized pixels.
 #[derive(Default)]
 pub struct Buffers {
     resizer: Resizer,
+    decoded: Vec<u8>,
     pixels: Vec<u8>,
 }
 
@@ -658,17 +687,30 @@ impl ImageStage {
     ) -> Result<Vec<T>> {
         let per = self.transform.values_per_image();
         let rows = images.len();
-        let mut out = vec![T::default(); per * rows];
-        let mut buffers = Buffers::default();
-        for (i, chunk) in out.chunks_mut(per).enumerate() {
-            let sample = first + i as u64;
-            let fail = |why: String| Error::format("", format!("sample {sample}"), why);
-            let bytes = image_bytes(images, i).map_err(fail)?;
-            let mut rng = context.rng(sample);
-            self.transform
-                .apply_one(bytes, &mut rng, &mut buffers, &self.table, chunk)
-                .map_err(fail)?;
+        thread_local! {
+            // One set per decode thread, reused by every unit it transforms (an ImageFolder's
+            // unit is one image).
+            static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
         }
+        let mut out = vec![T::default(); per * rows];
+        BUFFERS.with(|cell| {
+            let mut fresh = Buffers::default();
+            let mut guard = cell.try_borrow_mut();
+            let buffers = match guard.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut fresh,
+            };
+            for (i, chunk) in out.chunks_mut(per).enumerate() {
+                let sample = first + i as u64;
+                let fail = |why: String| Error::format("", format!("sample {sample}"), why);
+                let bytes = image_bytes(images, i).map_err(fail)?;
+                let mut rng = context.rng(sample);
+                self.transform
+                    .apply_one(bytes, &mut rng, buffers, &self.table, chunk)
+                    .map_err(fail)?;
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
@@ -770,6 +812,48 @@ impl SampleStage for ImageStage {
         columns[index] = column;
         RecordBatch::try_new(out_schema, columns).map_err(|e| Error::invalid("image", e))
     }
+}
+
+/// Times `transform` over `images` on `threads` threads, twice: decoding alone (the same crops
+/// at the same scales and rows, [`VisionTransform::decode_only`]) and the whole transform.
+/// Returns the seconds of each: the decoder's ceiling for the pipeline, as the image benchmark
+/// reports it.
+pub fn time_decode_and_transform(
+    transform: &VisionTransform,
+    images: &[Vec<u8>],
+    seed: u64,
+    threads: usize,
+) -> Result<(f64, f64)> {
+    use rand::SeedableRng;
+    use rayon::prelude::*;
+
+    let table = lookup_table(transform);
+    let pool = crate::pool::build(threads.max(1), "zenith-vision-bench")?;
+    let run = |full: bool| -> Result<f64> {
+        let start = std::time::Instant::now();
+        pool.install(|| {
+            images
+                .par_iter()
+                .enumerate()
+                .map_init(
+                    || (Buffers::default(), vec![0f32; transform.values_per_image()]),
+                    |(buffers, out), (i, bytes)| {
+                        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::plan::mix(&[
+                            seed, i as u64,
+                        ]));
+                        if full {
+                            transform.apply_one(bytes, &mut rng, buffers, &table, out)
+                        } else {
+                            transform.decode_only(bytes, &mut rng, buffers)
+                        }
+                    },
+                )
+                .collect::<std::result::Result<Vec<()>, String>>()
+                .map_err(|e| Error::format("<bytes>", "image", e))
+        })?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    Ok((run(false)?, run(true)?))
 }
 
 #[cfg(test)]
