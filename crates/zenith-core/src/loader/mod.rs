@@ -220,6 +220,14 @@ impl DataLoader {
             // further memory cost.
             window_rows = window_rows.max(total);
         }
+        let mut first_window_rows = first_window_rows;
+        if config.shuffle_window.is_none() && chain.dataset.units().iter().all(|u| u.rows <= 1) {
+            // Every unit is one row (an ImageFolder's image): the epoch's unit permutation
+            // alone is an exact shuffle, so windows only bound the memory held and the wait
+            // for the first batch. Two batches, the first one batch.
+            window_rows = window_rows.min(config.batch_size * 2).max(1);
+            first_window_rows = first_window_rows.min(config.batch_size).max(1);
+        }
         let inputs = PlanInputs {
             seed: config.seed,
             shuffle: config.shuffle,
