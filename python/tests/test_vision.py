@@ -199,6 +199,8 @@ def test_crops_are_reproducible_for_any_thread_count_and_resume(folder: Path) ->
         )
 
     one, two = loader(1), loader(2)
+    # Each image is a unit, so the unit permutation shuffles exactly: windows of two batches.
+    assert one._inner.window_rows == 8
     first = epoch(one)
     assert first == epoch(two)
     assert len(first) == 18
