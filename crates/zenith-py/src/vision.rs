@@ -129,35 +129,27 @@ pub(crate) fn vision_resized_crop<'py>(
         width,
     };
     let table = vision::lookup_table(&t);
-    let mut buffers = Buffers::default();
-    let fail = |e: String| Error::format("<bytes>", "image", e);
+    fn run<T: vision::Element>(
+        t: &VisionTransform,
+        data: &[u8],
+        crop: CropBox,
+        flip: bool,
+        table: &vision::LookupTable,
+    ) -> zenith_core::Result<Vec<T>> {
+        let mut out = vec![T::default(); t.values_per_image()];
+        t.apply_with(
+            data,
+            |_, _| (crop, flip),
+            &mut Buffers::default(),
+            table,
+            &mut out,
+        )
+        .map_err(|e| Error::format("<bytes>", "image", e))?;
+        Ok(out)
+    }
     let data = match t.dtype {
-        OutputType::Float32 => {
-            let mut out = vec![0f32; t.values_per_image()];
-            t.apply_with(
-                data,
-                |_, _| (crop, flip),
-                true,
-                &mut buffers,
-                &table,
-                &mut out,
-            )
-            .map_err(fail)?;
-            TensorData::F32(out)
-        }
-        OutputType::UInt8 => {
-            let mut out = vec![0u8; t.values_per_image()];
-            t.apply_with(
-                data,
-                |_, _| (crop, flip),
-                true,
-                &mut buffers,
-                &table,
-                &mut out,
-            )
-            .map_err(fail)?;
-            TensorData::U8(out)
-        }
+        OutputType::Float32 => TensorData::F32(run(&t, data, crop, flip, &table)?),
+        OutputType::UInt8 => TensorData::U8(run(&t, data, crop, flip, &table)?),
     };
     Ok(crate::tensor_to_numpy(py, data, &t.shape())?)
 }

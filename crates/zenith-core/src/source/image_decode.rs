@@ -22,10 +22,9 @@ pub(crate) fn check_decoded_size(width: u32, height: u32, bytes: u64) -> Result<
     Ok(())
 }
 
-/// Decodes any supported image (format from its magic bytes) to RGB at full size: pixels,
-/// width, height. Grayscale, CMYK and palette images are converted; an alpha channel is
-/// dropped (as Pillow's `convert("RGB")` drops it); 16-bit channels keep their high byte.
-pub(crate) fn decode_general_rgb(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), String> {
+/// The `image` crate's decoder for `bytes` (format from its magic bytes), its size checked
+/// against [`MAX_DECODED_BYTES`].
+fn open_decoder(bytes: &[u8]) -> Result<impl ImageDecoder + '_, String> {
     let decoder = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read image: {e}"))?
@@ -33,6 +32,14 @@ pub(crate) fn decode_general_rgb(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), St
         .map_err(|e| format!("cannot decode image: {e}"))?;
     let (w, h) = decoder.dimensions();
     check_decoded_size(w, h, decoder.total_bytes())?;
+    Ok(decoder)
+}
+
+/// Decodes any supported image (format from its magic bytes) to RGB at full size: pixels,
+/// width, height. Grayscale, CMYK and palette images are converted; an alpha channel is
+/// dropped (as Pillow's `convert("RGB")` drops it); 16-bit channels keep their high byte.
+pub(crate) fn decode_general_rgb(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), String> {
+    let decoder = open_decoder(bytes)?;
     let rgb = DynamicImage::from_decoder(decoder)
         .map_err(|e| format!("cannot decode image: {e}"))?
         .into_rgb8();
@@ -65,13 +72,7 @@ pub(crate) fn decode_rgb_into(
             return result;
         }
     }
-    let decoder = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read image: {e}"))?
-        .into_decoder()
-        .map_err(|e| format!("cannot decode image: {e}"))?;
-    let (w, h) = decoder.dimensions();
-    check_decoded_size(w, h, decoder.total_bytes())?;
+    let decoder = open_decoder(bytes)?;
     let expected = u64::from(height) * u64::from(width) * 3;
     if decoder.dimensions() == (width, height)
         && decoder.color_type() == ColorType::Rgb8

@@ -262,23 +262,15 @@ impl VisionTransform {
         table: &LookupTable,
         out: &mut [T],
     ) -> std::result::Result<(), String> {
-        self.apply_with(
-            bytes,
-            |w, h| self.draw(w, h, rng),
-            true,
-            buffers,
-            table,
-            out,
-        )
+        self.apply_with(bytes, |w, h| self.draw(w, h, rng), buffers, table, out)
     }
 
     /// Like [`apply_one`](Self::apply_one) with the crop and flip `choose` gives for the full
-    /// image's width and height; `dct_scaling: false` decodes at full size whatever the crop.
+    /// image's width and height.
     pub fn apply_with<T: Element>(
         &self,
         bytes: &[u8],
         choose: impl FnOnce(u32, u32) -> (CropBox, bool),
-        dct_scaling: bool,
         buffers: &mut Buffers,
         table: &LookupTable,
         out: &mut [T],
@@ -305,11 +297,7 @@ impl VisionTransform {
                 };
                 drawn = Some((crop, flip));
                 Ok(Request {
-                    denominator: if dct_scaling {
-                        self.denominator(&crop)
-                    } else {
-                        1
-                    },
+                    denominator: self.denominator(&crop),
                     rows: (crop.top + crop.height).ceil() as u32,
                 })
             })?
