@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from zenith import _zenith, vision
+from zenith import _zenith, text, vision
 from zenith._io import info, load
 from zenith._loader import DataLoader
 from zenith._webdataset import write_webdataset
@@ -55,6 +55,7 @@ __all__ = [
     "result",
     "status",
     "submit",
+    "text",
     "vision",
     "wait",
     "write_webdataset",

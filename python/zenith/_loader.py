@@ -30,6 +30,7 @@ from zenith._stages import (
     user_fns,
 )
 from zenith.exceptions import ValidationError
+from zenith.text import Pack, pack_spec
 from zenith.vision import ImageTransform, image_spec
 
 
@@ -86,6 +87,11 @@ class DataLoader:
             (an ImageFolder's ``image``, a WebDataset ``jpg``/``png``/``webp`` field, or a
             Parquet/Arrow binary or ``struct<bytes, path>`` column) becomes one
             ``float32 [B, 3, H, W]`` (or ``uint8``, or NHWC) array per batch.
+        tokens: sequence packing, ``zenith.text.pack(seq_len, column, mode, ...)``: each row of
+            the token column is a document, and each batch is ``batch_size`` sequences of
+            ``seq_len`` tokens (``input_ids``, ``labels``, ``position_ids``, ``document_ids``,
+            ``attention_mask``, all ``int64 [B, seq_len]``; see ``zenith.text``). ``columns``
+            and ``map`` do not apply; ``len()`` raises ``TypeError``.
 
     ``map`` and ``transform`` run on a pool of Python threads (``num_workers`` of them, the
     decode default when not given), a bounded number of batches ahead (``prefetch``), and the
@@ -132,8 +138,14 @@ class DataLoader:
         map: Callable[..., Any] | None = None,
         transform: Callable[..., Any] | None = None,
         image: ImageTransform | None = None,
+        tokens: Pack | None = None,
     ) -> None:
         self._map, self._transform = user_fns(map, transform)
+        if self._map is not None and tokens is not None:
+            raise ValidationError(
+                "invalid argument `map`: a packed loader's rows are sequences made from "
+                "several documents; use transform= on the whole batch"
+            )
         if self._map is not None and output != "numpy":
             raise ValidationError(
                 f"invalid argument `map`: samples are split from NumPy batches; with "
@@ -201,6 +213,7 @@ class DataLoader:
             fields=fields_of(fields),
             table=table,
             image=image_spec(image),
+            tokens=pack_spec(tokens),
         )
 
     def __iter__(self) -> _zenith.LoaderIter | Generator[Any, None, None]:
@@ -281,7 +294,7 @@ class DataLoader:
         return run.batch(batch, (rank, position), what, state, skipped)
 
     def __len__(self) -> int:
-        """Batches this rank receives per epoch."""
+        """Batches this rank receives per epoch (a packed loader has no length: ``TypeError``)."""
         return len(self._inner)
 
     @property

@@ -20,6 +20,7 @@ from zenith._loader import DataLoader as _CoreLoader
 from zenith._map_dataset import IterableDatasetLoader, MapDatasetLoader
 from zenith._stages import default_threads, user_fns
 from zenith.exceptions import ValidationError
+from zenith.text import Pack
 from zenith.vision import ImageTransform
 
 _warned: set[str] = set()
@@ -92,7 +93,10 @@ class DataLoader:
     for WebDataset shards ``image_size`` (images become ``uint8 [B, H, W, 3]`` tensors) and
     ``fields``, and ``image=zenith.vision.train(...)``/``eval(...)``: decode, crop, flip and
     normalize in Rust into one ``float32 [B, 3, H, W]`` tensor per batch (an ImageFolder
-    directory, WebDataset shards, or a Parquet/Arrow image column; see ``zenith.vision``).
+    directory, WebDataset shards, or a Parquet/Arrow image column; see ``zenith.vision``), and
+    ``tokens=zenith.text.pack(...)``: documents of token ids packed into ``int64 [B, seq_len]``
+    ``input_ids``, ``labels``, ``position_ids``, ``document_ids`` and ``attention_mask``
+    tensors (see ``zenith.text``).
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class DataLoader:
         map: Callable[..., Any] | None = None,
         transform: Callable[..., Any] | None = None,
         image: ImageTransform | None = None,
+        tokens: Pack | None = None,
     ) -> None:
         if sampler is not None or batch_sampler is not None:
             raise ValidationError(
@@ -171,6 +176,7 @@ class DataLoader:
                     "image_size": image_size,
                     "fields": fields,
                     "image": image,
+                    "tokens": tokens,
                 },
                 f"it applies to files and tables, and `dataset` is a {type(dataset).__name__}",
             )
@@ -232,6 +238,7 @@ class DataLoader:
                 map=map,
                 transform=transform,
                 image=image,
+                tokens=tokens,
             )
         self.batch_size = batch_size
         self.collate_fn = collate_fn

@@ -17,6 +17,7 @@ mod blocking;
 mod dlpack;
 mod errors;
 mod jobs;
+mod text;
 mod vision;
 
 use blocking::run_interruptible;
@@ -344,7 +345,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> BindingResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None, image=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None, image=None, tokens=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -369,6 +370,7 @@ impl Loader {
         fields: Option<Vec<String>>,
         table: Option<PyTable>,
         image: Option<vision::ImageSpec>,
+        tokens: Option<text::PackSpec>,
     ) -> BindingResult<Self> {
         let on_error = on_error.parse()?;
         let mut sample_stages: Vec<std::sync::Arc<dyn zenith_core::SampleStage>> = Vec::new();
@@ -399,6 +401,7 @@ impl Loader {
             )?,
             sample_stages,
             reuse_budget,
+            pack: tokens.map(|t| t.config()).transpose()?,
         };
         let inner = match table {
             // Arrow data in memory (anything with `__arrow_c_stream__`), imported without a copy.
@@ -416,8 +419,19 @@ impl Loader {
         })
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.len()
+    fn __len__(&self) -> PyResult<usize> {
+        if self.inner.is_packed() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "a packed loader (tokens=) has no length: its number of sequences depends on the documents",
+            ));
+        }
+        Ok(self.inner.len())
+    }
+
+    /// True when batches are packed token sequences (`tokens=`).
+    #[getter]
+    fn packed(&self) -> bool {
+        self.inner.is_packed()
     }
 
     /// Starts an iteration of the current epoch; `convert`, when given, is called on every
@@ -620,6 +634,7 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vision::vision_resized_crop, m)?)?;
     m.add_function(wrap_pyfunction!(vision::vision_check, m)?)?;
     m.add_function(wrap_pyfunction!(vision::vision_decode_bench, m)?)?;
+    m.add_function(wrap_pyfunction!(text::text_check, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
     jobs::register(m)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::collate::OutputField;
 use crate::error::{Error, Result};
 use crate::source::{DecodeOptions, Format};
-use crate::stage::SampleStage;
+use crate::stage::{PackConfig, SampleStage};
 
 /// What to do with a unit that fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,6 +117,9 @@ pub struct LoaderConfig {
     /// of the memory available, or `ZENITH_REUSE_BYTES`, shared by the ranks on this machine);
     /// `Some(0)`: never keep.
     pub reuse_budget: Option<usize>,
+    /// Sequence packing of a token column (see [`crate::stage::pack`]): batches become
+    /// `batch_size` sequences of `seq_len` tokens.
+    pub pack: Option<PackConfig>,
 }
 
 impl std::fmt::Debug for LoaderConfig {
@@ -140,6 +143,7 @@ impl std::fmt::Debug for LoaderConfig {
             .field("decode", &self.decode)
             .field("sample_stages", &stages)
             .field("reuse_budget", &self.reuse_budget)
+            .field("pack", &self.pack)
             .finish()
     }
 }
@@ -164,6 +168,7 @@ impl Default for LoaderConfig {
             decode: DecodeOptions::default(),
             sample_stages: Vec::new(),
             reuse_budget: None,
+            pack: None,
         }
     }
 }
@@ -194,6 +199,15 @@ impl LoaderConfig {
         }
         if self.shuffle_window == Some(0) {
             return Err(Error::invalid("shuffle_window", "must be at least 1 row"));
+        }
+        if let Some(pack) = &self.pack {
+            pack.validate()?;
+            if self.columns.is_some() {
+                return Err(Error::invalid(
+                    "columns",
+                    "a packed loader reads its token column (tokens=pack(column=...)) and returns the packed fields; leave columns unset",
+                ));
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{Field, FieldRef, Schema};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 
+use super::packing::{self, PackRun};
 use super::pipeline::{Producer, Settings, Shared};
 use super::stats::LoaderStats;
 use crate::collate::BatchColumn;
@@ -28,6 +29,11 @@ pub struct Batch {
     /// Per column, the source field it is as it is (`None` for stacks and casts): Arrow
     /// batches keep its metadata, extension type and nullability.
     pub source_fields: Arc<Vec<Option<FieldRef>>>,
+    /// For each skipped position inside the batch, the rows delivered before it (empty unless
+    /// units were skipped): with `positions`, the plan position of every row.
+    pub(crate) skipped_at: Vec<u32>,
+    /// A packed batch: the packer's `skip` after it (see [`crate::stage::pack`]).
+    pub(crate) carry: Option<u64>,
 }
 
 impl Batch {
@@ -74,32 +80,55 @@ pub enum Poll {
 /// A running iteration. Dropping it stops the pipeline and joins its threads.
 pub struct BatchIterator {
     rx: Option<Receiver<Result<Batch>>>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     progress: Arc<Mutex<Progress>>,
+    /// The packer's `skip` after the last packed batch delivered (a packed loader's state).
+    carry: Arc<Mutex<u64>>,
     done: bool,
 }
 
 impl BatchIterator {
-    /// Starts the producer thread over `segments` (the plan of this rank's epoch).
+    /// Starts the producer thread over `segments` (the plan of this rank's epoch) and, for a
+    /// packed loader, the packing thread after it.
     pub(crate) fn start(
         shared: Arc<Shared>,
         settings: Settings,
         segments: Vec<Segment>,
         progress: Arc<Mutex<Progress>>,
+        pack: Option<(PackRun, Arc<Mutex<u64>>)>,
     ) -> Result<BatchIterator> {
         let pool = crate::pool::build(settings.workers, "zenith-decode")?;
         let (tx, rx) = bounded(settings.prefetch);
         let producer = Producer::new(shared.clone(), pool, &settings, tx);
-        let handle = std::thread::Builder::new()
-            .name("zenith-loader".into())
-            .spawn(move || producer.run(segments))
-            .map_err(|e| Error::resource("the loader thread", e))?;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| Error::resource("the loader thread", e))
+        };
+        let mut handles = vec![spawn(
+            "zenith-loader",
+            Box::new(move || producer.run(segments)),
+        )?];
+        let (rx, carry) = match pack {
+            None => (rx, Arc::new(Mutex::new(0))),
+            Some((run, carry)) => {
+                let (out_tx, out_rx) = bounded(settings.prefetch);
+                let packing = shared.clone();
+                handles.push(spawn(
+                    "zenith-pack",
+                    Box::new(move || packing::run(run, packing, rx, out_tx)),
+                )?);
+                (out_rx, carry)
+            }
+        };
         Ok(BatchIterator {
             rx: Some(rx),
-            handle: Some(handle),
+            handles,
             shared,
             progress,
+            carry,
             done: false,
         })
     }
@@ -122,6 +151,9 @@ impl BatchIterator {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .consumed(batch.positions);
+                if let Some(skip) = batch.carry {
+                    *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = skip;
+                }
                 Poll::Ready(Some(Ok(batch)))
             }
             Ok(Err(e)) => {
@@ -139,6 +171,8 @@ impl BatchIterator {
     fn finish(&mut self, completed: bool) {
         self.done = true;
         if completed {
+            // A finished epoch carries nothing into the next one.
+            *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = 0;
             self.progress
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -160,7 +194,7 @@ impl BatchIterator {
     pub fn stop(&mut self) {
         self.shared.cancel.store(true, Ordering::SeqCst);
         self.rx.take();
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }

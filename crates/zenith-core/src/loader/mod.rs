@@ -21,10 +21,12 @@ use crate::collate::{self, FieldPlan, FieldSource, OutputField};
 use crate::dataset::{Dataset, Projection, UnitRef};
 use crate::error::{Error, Result};
 use crate::plan::{self, PlanInputs};
-use crate::stage::SampleChain;
+use crate::stage::pack::{PackState, PACK_STAGE};
+use crate::stage::{PackConfig, SampleChain};
 
 mod config;
 mod iter;
+mod packing;
 mod pipeline;
 mod reuse;
 mod state;
@@ -83,6 +85,12 @@ pub struct DataLoader {
     stats: Arc<LoaderStats>,
     /// Decoded units kept across epochs (`None`: the dataset streams every epoch).
     reuse: Option<Arc<DecodedUnits>>,
+    /// Sequence packing (`None`: batches of rows).
+    pack: Option<Arc<PackConfig>>,
+    /// The packer's `skip` after the last packed batch delivered, or from a loaded state.
+    carry: Arc<Mutex<u64>>,
+    /// The packer's `skip` of a loaded state, for the next iteration.
+    resume_skip: Mutex<Option<u64>>,
 }
 
 fn fields_of(schema: &Schema) -> Vec<OutputField> {
@@ -191,7 +199,40 @@ impl DataLoader {
     pub fn from_dataset(dataset: Dataset, config: LoaderConfig) -> Result<DataLoader> {
         config.validate()?;
         let dataset = Arc::new(dataset);
-        let chain = Arc::new(Self::wire(dataset, &config)?);
+        let pack = config.pack.clone().map(Arc::new);
+        let chain = match &pack {
+            None => Self::wire(dataset, &config)?,
+            Some(pack) => {
+                // The producer reads the token column alone; the packer makes the fields.
+                let column = dataset
+                    .schema()
+                    .field_with_name(&pack.column)
+                    .map(|f| f.data_type().clone())
+                    .map_err(|_| Error::UnknownColumn {
+                        path: dataset.files()[0].path().to_path_buf(),
+                        column: pack.column.clone(),
+                        available: dataset
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                pack.check_column(&column)?;
+                let read = LoaderConfig {
+                    columns: Some(vec![OutputField {
+                        name: pack.column.clone(),
+                        source: FieldSource::Column(pack.column.clone()),
+                        dtype: None,
+                    }]),
+                    output: OutputKind::Tensors,
+                    ..config.clone()
+                };
+                Self::wire(dataset, &read)?
+            }
+        };
+        let chain = Arc::new(chain);
         let row_bytes: usize = chain
             .fields
             .iter()
@@ -201,6 +242,9 @@ impl DataLoader {
             })
             .sum::<usize>()
             .max(1);
+        // Documents have no size before they are read: the shuffle's budget counts each as a
+        // sequence of 32-bit tokens.
+        let row_bytes = pack.as_ref().map_or(row_bytes, |p| p.seq_len * 4);
         let total = chain.dataset.num_rows();
         // Kept data would freeze what per-sample stages draw anew each epoch.
         let budget = config
@@ -243,6 +287,9 @@ impl DataLoader {
             progress: Arc::new(Mutex::new(progress)),
             stats: Arc::new(LoaderStats::default()),
             reuse,
+            pack,
+            carry: Arc::new(Mutex::new(0)),
+            resume_skip: Mutex::new(None),
         })
     }
 
@@ -338,7 +385,14 @@ impl DataLoader {
         plan::rows_per_rank(self.dataset().num_rows(), self.config.world_size)
     }
 
-    /// Batches this rank receives in a full epoch.
+    /// True when batches are packed sequences (`tokens=`): their number per epoch depends on
+    /// the documents and is not known before they are read (see [`DataLoader::len`]).
+    pub fn is_packed(&self) -> bool {
+        self.pack.is_some()
+    }
+
+    /// Batches this rank receives in a full epoch; for a packed loader, batches of
+    /// documents as read (the number of sequences is only known after reading them).
     pub fn len(&self) -> usize {
         let rows = self.rows_per_epoch();
         if self.config.drop_last {
@@ -361,6 +415,7 @@ impl DataLoader {
     /// Sets the epoch of the next iteration (from its start).
     pub fn set_epoch(&self, epoch: u64) {
         *self.lock() = Progress::start(epoch, self.config.world_size);
+        *self.resume_skip.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Counters summed over iterations.
@@ -370,26 +425,69 @@ impl DataLoader {
         s
     }
 
-    /// Names of the stages that keep a section in the state (none of today's stages do:
-    /// the plan's section is separate and per-sample stages are stateless).
+    /// Names of the stages that keep a section in the state: the packer (per-sample stages
+    /// are stateless and the plan's section is separate).
     fn stateful_stages(&self) -> Vec<&str> {
-        Vec::new()
+        self.pack.iter().map(|_| PACK_STAGE).collect()
     }
 
     /// The resume state: where this rank is in the current epoch.
     pub fn state(&self) -> LoaderState {
-        LoaderState::new(self.lock().state(&self.inputs), BTreeMap::new())
+        let plan = self.lock().state(&self.inputs);
+        let mut stages = BTreeMap::new();
+        if let Some(pack) = &self.pack {
+            let skip = *self.carry.lock().unwrap_or_else(|p| p.into_inner());
+            let section = PackState {
+                mode: pack.mode,
+                seq_len: pack.seq_len,
+                skip,
+            };
+            stages.insert(
+                PACK_STAGE.to_string(),
+                serde_json::to_value(section).unwrap_or_default(),
+            );
+        }
+        LoaderState::new(plan, stages)
     }
 
     /// Restores a state; the next iteration continues right after the rows it had consumed,
     /// also under another world size (the rest of the epoch is re-split) or thread count.
     pub fn load_state(&mut self, state: &LoaderState) -> Result<()> {
         state.check_stages(self.stateful_stages())?;
+        let skip = match &self.pack {
+            None => 0,
+            Some(pack) => {
+                let p = &state.plan;
+                let skip = match state.stages.get(PACK_STAGE) {
+                    Some(section) => PackState::from_section(section, pack)?.skip,
+                    None if p.rows == 0 && p.resumes.is_empty() => 0,
+                    None => {
+                        return Err(Error::invalid(
+                            "state",
+                            "the state has no \"pack\" section: it was saved by a loader without tokens=",
+                        ))
+                    }
+                };
+                let midway = p.rows > 0 || !p.resumes.is_empty() || skip > 0;
+                if midway && p.world_size != self.config.world_size {
+                    return Err(Error::invalid(
+                        "state",
+                        format!(
+                            "a packed loader resumes mid-epoch under the world size it was saved with ({}; this loader has {}): each rank's packer stopped at its own document",
+                            p.world_size, self.config.world_size
+                        ),
+                    ));
+                }
+                skip
+            }
+        };
+        *self.resume_skip.lock().unwrap_or_else(|p| p.into_inner()) = Some(skip);
         let (progress, inputs) =
             Progress::restore(&state.plan, &self.inputs, self.config.world_size)?;
         self.inputs = inputs;
         self.config.seed = inputs.seed;
         *self.lock() = progress;
+        *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = skip;
         Ok(())
     }
 
@@ -418,14 +516,35 @@ impl DataLoader {
                 .num_workers
                 .unwrap_or_else(crate::pool::default_loader_workers),
         );
+        let resume_skip = self
+            .resume_skip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or(0);
+        let pack = self.pack.as_ref().map(|config| {
+            *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = resume_skip;
+            let run = packing::PackRun {
+                config: config.clone(),
+                batch_size: self.config.batch_size,
+                drop_last: self.config.drop_last,
+                start: skip as u64,
+                skip: resume_skip,
+            };
+            (run, self.carry.clone())
+        });
         let settings = pipeline::Settings {
             workers,
             prefetch: self.config.prefetch.unwrap_or(8),
-            batch_size: self.config.batch_size,
-            drop_last: self.config.drop_last,
+            // A packer reads documents in batches of its own size and sends its sequences.
+            batch_size: match pack {
+                Some(_) => packing::DOCS_PER_READ,
+                None => self.config.batch_size,
+            },
+            drop_last: self.config.drop_last && pack.is_none(),
             lookahead_rows: self.inputs.window_rows,
         };
-        iter::BatchIterator::start(shared, settings, segments, self.progress.clone())
+        iter::BatchIterator::start(shared, settings, segments, self.progress.clone(), pack)
     }
 
     /// Iterates the current epoch as Arrow record batches (the Rust-facing form).
@@ -434,8 +553,14 @@ impl DataLoader {
     }
 
     /// The output field names, in order.
-    pub fn output_names(&self) -> &[String] {
-        &self.chain.names
+    pub fn output_names(&self) -> Vec<String> {
+        match &self.pack {
+            Some(_) => crate::stage::pack::PACK_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            None => self.chain.names.clone(),
+        }
     }
 
     /// The schema collation reads: the projected source columns after the per-sample stages.

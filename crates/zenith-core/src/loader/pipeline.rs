@@ -83,6 +83,8 @@ struct PendingBatch {
     chunks: Vec<(Arc<WindowData>, Vec<collate::Pick>)>,
     rows: usize,
     positions: usize,
+    /// Rows picked before each skipped position.
+    skipped_at: Vec<u32>,
 }
 
 /// The producer of one iteration.
@@ -185,6 +187,8 @@ fn build(shared: &Shared, pending: PendingBatch) -> Result<Batch> {
         columns,
         positions: pending.positions,
         source_fields: Arc::clone(&chain.source_fields),
+        skipped_at: pending.skipped_at,
+        carry: None,
     })
 }
 
@@ -342,6 +346,7 @@ impl Producer {
             for &pick in &wd.order[seg.from..seg.to.min(wd.order.len())] {
                 pending.positions += 1;
                 if wd.blocks[pick.0 as usize].is_none() {
+                    pending.skipped_at.push(pending.rows as u32);
                     continue;
                 }
                 picks.push((pick.0, pick.1 + wd.offsets[pick.0 as usize]));

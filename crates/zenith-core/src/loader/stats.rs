@@ -22,6 +22,9 @@ pub struct LoaderStats {
     pub(crate) wait_ns: AtomicU64,
     pub(crate) reused: AtomicU64,
     pub(crate) handover_ns: AtomicU64,
+    pub(crate) pack_ns: AtomicU64,
+    pub(crate) pack_tokens: AtomicU64,
+    pub(crate) pack_padding: AtomicU64,
     skipped_units: AtomicU64,
     skipped_rows: AtomicU64,
     skipped: Mutex<Vec<String>>,
@@ -51,6 +54,12 @@ pub struct StatsSnapshot {
     /// Seconds handing batches over to the consumer's arrays (counted by the front end that
     /// builds them: NumPy arrays, torch tensors, Arrow record batches).
     pub handover_s: f64,
+    /// Seconds laying documents into sequences (`tokens=`).
+    pub pack_s: f64,
+    /// Document tokens in delivered packed sequences.
+    pub packed_tokens: u64,
+    /// Padding positions in delivered packed sequences.
+    pub padding_tokens: u64,
     /// Unit slices served from decoded data kept from an earlier epoch.
     pub reused_units: u64,
     /// Bytes of decoded data kept for later epochs.
@@ -102,6 +111,9 @@ impl LoaderStats {
             collate_s: s(&self.collate_ns),
             wait_s: s(&self.wait_ns),
             handover_s: s(&self.handover_ns),
+            pack_s: s(&self.pack_ns),
+            packed_tokens: self.pack_tokens.load(Ordering::Relaxed),
+            padding_tokens: self.pack_padding.load(Ordering::Relaxed),
             reused_units: self.reused.load(Ordering::Relaxed),
             kept_bytes: 0,
             skipped_units: self.skipped_units.load(Ordering::Relaxed),

@@ -38,8 +38,10 @@
 //! Per-sample stages implement [`SampleStage`] and run on the decode threads, on each unit
 //! right after it is decoded, so their cost scales with the threads like decoding does.
 
+pub mod pack;
 pub mod vision;
 
+pub use pack::{PackConfig, PackMode, PackState};
 pub use vision::{ImageStage, VisionTransform};
 
 use std::sync::Arc;

@@ -1,0 +1,782 @@
+//! Sequence packing, the first regrouping stage: documents of tokens, in plan order, become
+//! fixed-length training sequences.
+//!
+//! Each row of the token column (`list<int>` of any integer width, or a fixed-size list) is
+//! one document; `bos_id` / `eos_id`, when set, are put before / after it. Three modes:
+//!
+//! - `concat`: the documents are one stream cut every `seq_len` tokens (the GPT pretraining
+//!   recipe); a document that does not fit continues at the start of the next sequence.
+//! - `pad`: one document per sequence, the rest padding; longer documents are cut and continue
+//!   in the next sequences.
+//! - `best_fit`: documents are cut into pieces of at most `seq_len` and a buffer of them (about
+//!   `buffer` sequences of tokens) is packed by best-fit decreasing: each piece, longest
+//!   first, goes into the open sequence with the least room that still holds it. The
+//!   sequences of a buffer are emitted in an order drawn from (seed, epoch, buffer start).
+//!
+//! Every batch holds `input_ids`, `labels`, `position_ids`, `document_ids` and
+//! `attention_mask`, all `int64 [B, seq_len]`. `labels[t]` is the token that follows position
+//! `t` in its document (already shifted: train with `cross_entropy(logits, labels,
+//! ignore_index=-100)`), and `-100` where the next token is another document's or padding.
+//! `position_ids` restart at 0 at the start of every document piece, `document_ids` number the
+//! pieces of a sequence from 0 (`-1` on padding), so variable-length attention can keep each
+//! document to itself.
+//!
+//! # State
+//!
+//! The packer's carry-over is recomputed, not stored: the plan's position in the state is the
+//! plan position of the first document not wholly delivered (for `best_fit`, the first
+//! document of the buffer being emitted), and the section `"pack"` holds how much of it was
+//! delivered (`skip`: tokens of that document, or sequences of that buffer). Resuming re-reads
+//! from that position and drops what was delivered, so the continued epoch has exactly the
+//! sequences of an uninterrupted one.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, Int64Array};
+use arrow_schema::DataType;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::collate::{BatchColumn, Tensor, TensorData};
+use crate::error::{Error, Result};
+
+/// The label of a position that must not be learned from (PyTorch's `ignore_index`).
+pub const IGNORE_INDEX: i64 = -100;
+
+/// The name of the packer's section in a loader's state.
+pub const PACK_STAGE: &str = "pack";
+
+/// The output fields of a packed batch, in order.
+pub const PACK_FIELDS: [&str; 5] = [
+    "input_ids",
+    "labels",
+    "position_ids",
+    "document_ids",
+    "attention_mask",
+];
+
+/// How documents are laid into sequences (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackMode {
+    /// One stream cut every `seq_len` tokens.
+    Concat,
+    /// Best-fit decreasing over a buffer of document pieces.
+    BestFit,
+    /// One document (piece) per sequence, padded.
+    Pad,
+}
+
+impl PackMode {
+    /// The mode's name, as `zenith.text.pack(mode=...)` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PackMode::Concat => "concat",
+            PackMode::BestFit => "best_fit",
+            PackMode::Pad => "pad",
+        }
+    }
+}
+
+impl FromStr for PackMode {
+    type Err = Error;
+
+    /// `"concat"`, `"best_fit"` or `"pad"`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "concat" => Ok(PackMode::Concat),
+            "best_fit" => Ok(PackMode::BestFit),
+            "pad" => Ok(PackMode::Pad),
+            other => Err(Error::invalid(
+                "mode",
+                format!("{other:?}; expected \"concat\", \"best_fit\" or \"pad\""),
+            )),
+        }
+    }
+}
+
+/// Settings of the packer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackConfig {
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// The token column (one document per row).
+    pub column: String,
+    /// How documents are laid into sequences.
+    pub mode: PackMode,
+    /// Appended to every document when set.
+    pub eos_id: Option<i64>,
+    /// Put before every document when set.
+    pub bos_id: Option<i64>,
+    /// The token of padding positions.
+    pub pad_id: i64,
+    /// `best_fit`: sequences' worth of tokens packed together.
+    pub buffer: usize,
+}
+
+/// Sequences' worth of tokens a `best_fit` buffer holds by default.
+pub const DEFAULT_BUFFER: usize = 256;
+
+impl PackConfig {
+    /// Checks the numbers.
+    pub fn validate(&self) -> Result<()> {
+        if self.seq_len < 2 {
+            return Err(Error::invalid("seq_len", "must be at least 2"));
+        }
+        if self.buffer == 0 {
+            return Err(Error::invalid("buffer", "must be at least 1 sequence"));
+        }
+        Ok(())
+    }
+
+    /// Checks that `data_type` (of the token column) holds token ids.
+    pub fn check_column(&self, data_type: &DataType) -> Result<()> {
+        let inner = match data_type {
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                f.data_type()
+            }
+            _ => data_type,
+        };
+        let integer = matches!(
+            inner,
+            DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+        );
+        if inner == data_type || !integer {
+            return Err(Error::invalid(
+                "tokens",
+                format!(
+                    "column {:?} is {data_type}; packing needs a list of integer token ids per row (list<int32>, list<uint16>, ...)",
+                    self.column
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The packer's section of a loader's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackState {
+    /// The mode the state was written under.
+    pub mode: PackMode,
+    /// The sequence length it was written under.
+    pub seq_len: usize,
+    /// Delivered tokens of the first document not wholly delivered (`concat`, `pad`), or
+    /// delivered sequences of the buffer being emitted (`best_fit`).
+    pub skip: u64,
+}
+
+impl PackState {
+    /// Reads the section, refusing one written under another mode or length.
+    pub fn from_section(value: &serde_json::Value, config: &PackConfig) -> Result<PackState> {
+        let state: PackState = serde_json::from_value(value.clone())
+            .map_err(|e| Error::invalid("state", format!("section \"pack\": {e}")))?;
+        if state.mode != config.mode || state.seq_len != config.seq_len {
+            return Err(Error::invalid(
+                "state",
+                format!(
+                    "the state was saved packing {:?} sequences of {} tokens; this loader packs {:?} sequences of {}",
+                    state.mode.name(), state.seq_len, config.mode.name(), config.seq_len
+                ),
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// One document: its plan position in the epoch and its tokens (with BOS/EOS).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Doc {
+    pub(crate) position: u64,
+    pub(crate) tokens: Vec<i64>,
+}
+
+/// Reads the documents of one batch of the token column. Row `i` is at plan position
+/// `positions(i)`; null rows are no document.
+pub(crate) fn docs_of(
+    column: &BatchColumn,
+    config: &PackConfig,
+    positions: &dyn Fn(usize) -> u64,
+) -> Result<Vec<Doc>> {
+    let wrap = |values: &[i64]| {
+        let mut t = Vec::with_capacity(values.len() + 2);
+        t.extend(config.bos_id);
+        t.extend_from_slice(values);
+        t.extend(config.eos_id);
+        t
+    };
+    let cast = |a: &ArrayRef| -> Result<Int64Array> {
+        let c = arrow_cast::cast(a, &DataType::Int64)
+            .map_err(|e| Error::invalid("tokens", format!("column {:?}: {e}", config.column)))?;
+        if c.null_count() > 0 {
+            return Err(Error::invalid(
+                "tokens",
+                format!("column {:?} holds a null token id", config.column),
+            ));
+        }
+        Ok(c.as_primitive::<arrow_array::types::Int64Type>().clone())
+    };
+    let mut docs = Vec::new();
+    match column {
+        BatchColumn::Tensor(t) if t.shape.len() == 2 => {
+            let width = t.shape[1];
+            let flat: Vec<i64> = match &t.data {
+                TensorData::I8(v) => v.iter().map(|&x| x.into()).collect(),
+                TensorData::I16(v) => v.iter().map(|&x| x.into()).collect(),
+                TensorData::I32(v) => v.iter().map(|&x| x.into()).collect(),
+                TensorData::I64(v) => v.clone(),
+                TensorData::U8(v) => v.iter().map(|&x| x.into()).collect(),
+                TensorData::U16(v) => v.iter().map(|&x| x.into()).collect(),
+                TensorData::U32(v) => v.iter().map(|&x| x.into()).collect(),
+                TensorData::U64(v) => v
+                    .iter()
+                    .map(|&x| i64::try_from(x))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| Error::invalid("tokens", "a token id above 2^63"))?,
+                _ => {
+                    return Err(Error::invalid(
+                        "tokens",
+                        format!("column {:?} is not of integers", config.column),
+                    ))
+                }
+            };
+            for (i, row) in flat.chunks(width.max(1)).enumerate().take(t.shape[0]) {
+                docs.push(Doc {
+                    position: positions(i),
+                    tokens: wrap(row),
+                });
+            }
+        }
+        BatchColumn::Arrow(a) => {
+            let (offsets, values): (Vec<usize>, ArrayRef) = match a.data_type() {
+                DataType::List(_) => {
+                    let l = a.as_list::<i32>();
+                    (
+                        l.value_offsets().iter().map(|&o| o as usize).collect(),
+                        l.values().clone(),
+                    )
+                }
+                DataType::LargeList(_) => {
+                    let l = a.as_list::<i64>();
+                    (
+                        l.value_offsets().iter().map(|&o| o as usize).collect(),
+                        l.values().clone(),
+                    )
+                }
+                other => {
+                    return Err(Error::invalid(
+                        "tokens",
+                        format!(
+                            "column {:?} is {other}, not a list of tokens",
+                            config.column
+                        ),
+                    ))
+                }
+            };
+            let values = cast(&values)?;
+            let values = values.values();
+            for i in 0..a.len() {
+                if a.is_null(i) {
+                    continue;
+                }
+                docs.push(Doc {
+                    position: positions(i),
+                    tokens: wrap(&values[offsets[i]..offsets[i + 1]]),
+                });
+            }
+        }
+        BatchColumn::Tensor(_) => {
+            return Err(Error::invalid(
+                "tokens",
+                format!(
+                    "column {:?} holds one number per row, not a list of tokens",
+                    config.column
+                ),
+            ))
+        }
+    }
+    Ok(docs)
+}
+
+/// The columns of one packed batch being filled, sequence by sequence.
+pub(crate) struct PackedBatch {
+    seq_len: usize,
+    /// Sequences finished.
+    pub(crate) rows: usize,
+    /// Tokens of the sequence being filled.
+    fill: usize,
+    /// Pieces in the sequence being filled.
+    pieces: i64,
+    input: Vec<i64>,
+    labels: Vec<i64>,
+    positions: Vec<i64>,
+    documents: Vec<i64>,
+    mask: Vec<i64>,
+    /// Padding positions.
+    pub(crate) padding: usize,
+}
+
+impl PackedBatch {
+    pub(crate) fn new(batch_size: usize, seq_len: usize) -> PackedBatch {
+        let n = batch_size * seq_len;
+        PackedBatch {
+            seq_len,
+            rows: 0,
+            fill: 0,
+            pieces: 0,
+            input: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            positions: Vec::with_capacity(n),
+            documents: Vec::with_capacity(n),
+            mask: Vec::with_capacity(n),
+            padding: 0,
+        }
+    }
+
+    /// Room left in the sequence being filled.
+    fn room(&self) -> usize {
+        self.seq_len - self.fill
+    }
+
+    /// Appends tokens `from..to` of `doc` to the sequence being filled as one piece.
+    fn piece(&mut self, doc: &[i64], from: usize, to: usize) {
+        debug_assert!(to - from <= self.room() && from < to);
+        self.input.extend_from_slice(&doc[from..to]);
+        self.labels.extend_from_slice(&doc[from + 1..to]);
+        self.labels
+            .push(doc.get(to).copied().unwrap_or(IGNORE_INDEX));
+        self.positions.extend(0..(to - from) as i64);
+        self.documents
+            .extend(std::iter::repeat_n(self.pieces, to - from));
+        self.mask.extend(std::iter::repeat_n(1, to - from));
+        self.fill += to - from;
+        self.pieces += 1;
+    }
+
+    /// Pads the sequence being filled to its length and starts the next one.
+    fn finish_sequence(&mut self, pad_id: i64) {
+        let n = self.room();
+        self.input.extend(std::iter::repeat_n(pad_id, n));
+        self.labels.extend(std::iter::repeat_n(IGNORE_INDEX, n));
+        // Padding is one run of positions, so that `cu_seqlens` makes it one segment.
+        self.positions.extend(0..n as i64);
+        self.documents.extend(std::iter::repeat_n(-1, n));
+        self.mask.extend(std::iter::repeat_n(0, n));
+        self.padding += n;
+        self.rows += 1;
+        self.fill = 0;
+        self.pieces = 0;
+    }
+
+    /// The batch's columns, named as [`PACK_FIELDS`].
+    pub(crate) fn columns(self) -> Vec<(String, BatchColumn)> {
+        let shape = vec![self.rows, self.seq_len];
+        [
+            self.input,
+            self.labels,
+            self.positions,
+            self.documents,
+            self.mask,
+        ]
+        .into_iter()
+        .zip(PACK_FIELDS)
+        .map(|(v, name)| {
+            (
+                name.to_string(),
+                BatchColumn::Tensor(Tensor {
+                    data: TensorData::I64(v),
+                    shape: shape.clone(),
+                }),
+            )
+        })
+        .collect()
+    }
+}
+
+/// A piece of a buffered document: (document in the buffer, first token, end).
+type Piece = (u32, u32, u32);
+
+/// The sequences of one `best_fit` buffer, each a list of pieces, in emission order.
+fn best_fit(docs: &[Doc], seq_len: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<Piece>> {
+    let mut pieces: Vec<Piece> = Vec::new();
+    for (d, doc) in docs.iter().enumerate() {
+        let n = doc.tokens.len();
+        let mut from = 0;
+        while from < n {
+            let to = (from + seq_len).min(n);
+            pieces.push((d as u32, from as u32, to as u32));
+            from = to;
+        }
+    }
+    // Longest first; equal lengths in document order (a stable sort).
+    pieces.sort_by_key(|&(_, a, b)| std::cmp::Reverse(b - a));
+    let mut bins: Vec<Vec<Piece>> = Vec::new();
+    // Open sequences by (room left, index): the least room that holds a piece is a range query.
+    let mut open: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for piece in pieces {
+        let len = (piece.2 - piece.1) as usize;
+        let found = open.range((len, 0)..).next().copied();
+        match found {
+            Some((room, i)) => {
+                open.remove(&(room, i));
+                bins[i].push(piece);
+                if room > len {
+                    open.insert((room - len, i));
+                }
+            }
+            None => {
+                bins.push(vec![piece]);
+                if seq_len > len {
+                    open.insert((seq_len - len, bins.len() - 1));
+                }
+            }
+        }
+    }
+    for bin in &mut bins {
+        bin.sort_unstable();
+    }
+    bins.shuffle(rng);
+    bins
+}
+
+/// What the packer does next with its documents.
+pub(crate) struct Packer {
+    config: Arc<PackConfig>,
+    seed: u64,
+    epoch: u64,
+    /// Documents read and not yet wholly delivered (`concat`, `pad`) or not yet buffered.
+    pending: VecDeque<Doc>,
+    /// Tokens of `pending[0]` already delivered (`concat`, `pad`).
+    offset: usize,
+    /// The plan position after the last document read.
+    next_position: u64,
+    /// `best_fit`: the buffer being emitted, its sequences and how many were emitted.
+    buffer: Vec<Doc>,
+    bins: Vec<Vec<Piece>>,
+    next_bin: usize,
+    /// Position of the buffer's first document.
+    buffer_start: u64,
+    /// From a restored state: what to drop at the resume position.
+    resume: Option<(u64, u64)>,
+}
+
+impl Packer {
+    /// A packer starting at plan position `start`; `skip` is the state's section there.
+    pub(crate) fn new(
+        config: Arc<PackConfig>,
+        seed: u64,
+        epoch: u64,
+        start: u64,
+        skip: u64,
+    ) -> Packer {
+        Packer {
+            config,
+            seed,
+            epoch,
+            pending: VecDeque::new(),
+            offset: 0,
+            next_position: start,
+            buffer: Vec::new(),
+            bins: Vec::new(),
+            next_bin: 0,
+            buffer_start: start,
+            resume: (skip > 0).then_some((start, skip)),
+        }
+    }
+
+    /// Takes the documents of one read batch; `positions` planned positions were consumed.
+    pub(crate) fn push(&mut self, docs: Vec<Doc>, positions: usize) {
+        self.next_position += positions as u64;
+        for doc in docs {
+            if doc.tokens.is_empty() {
+                continue;
+            }
+            if self.config.mode != PackMode::BestFit && self.pending.is_empty() {
+                if let Some((at, skip)) = self.resume.take() {
+                    if doc.position == at {
+                        self.offset = (skip as usize).min(doc.tokens.len());
+                        if self.offset == doc.tokens.len() {
+                            self.offset = 0;
+                            continue;
+                        }
+                    }
+                }
+            }
+            self.pending.push_back(doc);
+        }
+    }
+
+    /// Tokens read and waiting (what a streaming mode can still lay out).
+    fn pending_tokens(&self) -> usize {
+        self.pending.iter().map(|d| d.tokens.len()).sum::<usize>() - self.offset
+    }
+
+    /// True when [`Packer::sequence`] can lay out a sequence without more documents (or,
+    /// with `last`, once no more come).
+    pub(crate) fn ready(&self, last: bool) -> bool {
+        match self.config.mode {
+            PackMode::Concat => {
+                let t = self.pending_tokens();
+                t >= self.config.seq_len || (last && t > 0)
+            }
+            PackMode::Pad => !self.pending.is_empty(),
+            PackMode::BestFit => {
+                self.next_bin < self.bins.len()
+                    || self.pending_tokens() >= self.config.seq_len * self.config.buffer
+                    || (last && !self.pending.is_empty())
+            }
+        }
+    }
+
+    /// Lays out one sequence into `out`; call only when [`Packer::ready`].
+    pub(crate) fn sequence(&mut self, out: &mut PackedBatch) {
+        let pad = self.config.pad_id;
+        match self.config.mode {
+            PackMode::Concat => {
+                while out.room() > 0 {
+                    let Some(doc) = self.pending.front() else {
+                        break;
+                    };
+                    let to = (self.offset + out.room()).min(doc.tokens.len());
+                    out.piece(&doc.tokens, self.offset, to);
+                    self.offset = to;
+                    if to == doc.tokens.len() {
+                        self.pending.pop_front();
+                        self.offset = 0;
+                    }
+                }
+                out.finish_sequence(pad);
+            }
+            PackMode::Pad => {
+                if let Some(doc) = self.pending.front() {
+                    let to = (self.offset + out.room()).min(doc.tokens.len());
+                    out.piece(&doc.tokens, self.offset, to);
+                    self.offset = to;
+                    if to == doc.tokens.len() {
+                        self.pending.pop_front();
+                        self.offset = 0;
+                    }
+                }
+                out.finish_sequence(pad);
+            }
+            PackMode::BestFit => {
+                if self.next_bin >= self.bins.len() {
+                    self.fill_buffer();
+                }
+                if let Some(bin) = self.bins.get(self.next_bin) {
+                    for &(d, from, to) in bin {
+                        out.piece(&self.buffer[d as usize].tokens, from as usize, to as usize);
+                    }
+                    self.next_bin += 1;
+                }
+                out.finish_sequence(pad);
+                if self.next_bin >= self.bins.len() {
+                    // The buffer is spent: the next state restarts at the next buffer.
+                    self.buffer.clear();
+                    self.bins.clear();
+                    self.next_bin = 0;
+                    self.buffer_start = self.front_position();
+                }
+            }
+        }
+    }
+
+    /// The position of the first pending document, or the next to be read.
+    fn front_position(&self) -> u64 {
+        self.pending
+            .front()
+            .map_or(self.next_position, |d| d.position)
+    }
+
+    /// `best_fit`: takes about `buffer` sequences of tokens from the pending documents and
+    /// packs them.
+    fn fill_buffer(&mut self) {
+        let target = self.config.seq_len * self.config.buffer;
+        let mut tokens = 0;
+        self.buffer.clear();
+        self.buffer_start = self.front_position();
+        while tokens < target {
+            let Some(doc) = self.pending.pop_front() else {
+                break;
+            };
+            tokens += doc.tokens.len();
+            self.buffer.push(doc);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(crate::plan::mix(&[
+            self.seed,
+            self.epoch,
+            self.buffer_start,
+            0x7061_636b,
+        ]));
+        self.bins = best_fit(&self.buffer, self.config.seq_len, &mut rng);
+        self.next_bin = 0;
+        if let Some((at, skip)) = self.resume.take() {
+            if at == self.buffer_start {
+                self.next_bin = (skip as usize).min(self.bins.len());
+            }
+        }
+    }
+
+    /// Where a state taken now restarts: the plan position to re-read from and the section's
+    /// `skip` there.
+    pub(crate) fn carry(&self) -> (u64, u64) {
+        match self.config.mode {
+            PackMode::BestFit if !self.bins.is_empty() => (self.buffer_start, self.next_bin as u64),
+            PackMode::BestFit => (self.front_position(), 0),
+            _ => (self.front_position(), self.offset as u64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(mode: PackMode, seq_len: usize) -> Arc<PackConfig> {
+        Arc::new(PackConfig {
+            seq_len,
+            column: "ids".into(),
+            mode,
+            eos_id: Some(0),
+            bos_id: None,
+            pad_id: -1,
+            buffer: 4,
+        })
+    }
+
+    fn docs(lengths: &[usize]) -> Vec<Doc> {
+        let mut next = 1;
+        lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut tokens: Vec<i64> = (next..next + n as i64 - 1).collect();
+                next += n as i64;
+                tokens.push(0);
+                Doc {
+                    position: i as u64,
+                    tokens,
+                }
+            })
+            .collect()
+    }
+
+    /// Packs every document, `batch` sequences per batch; returns the batches' columns.
+    fn pack_all(packer: &mut Packer, batch: usize, seq_len: usize) -> Vec<Vec<Vec<i64>>> {
+        let mut out = Vec::new();
+        while packer.ready(true) {
+            let mut b = PackedBatch::new(batch, seq_len);
+            while b.rows < batch && packer.ready(true) {
+                packer.sequence(&mut b);
+            }
+            out.push(
+                b.columns()
+                    .into_iter()
+                    .map(|(_, c)| match c {
+                        BatchColumn::Tensor(Tensor {
+                            data: TensorData::I64(v),
+                            ..
+                        }) => v,
+                        _ => unreachable!(),
+                    })
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn concat_cuts_the_stream_and_labels_the_next_token_of_the_same_document() {
+        let mut p = Packer::new(config(PackMode::Concat, 4), 0, 0, 0, 0);
+        // Documents [1, 2, 0] and [4, 5, 6, 7, 0].
+        p.push(docs(&[3, 5]), 2);
+        let batches = pack_all(&mut p, 2, 4);
+        assert_eq!(batches.len(), 1);
+        let [input, labels, positions, documents, mask] = &batches[0][..] else {
+            panic!()
+        };
+        assert_eq!(input, &[1, 2, 0, 4, 5, 6, 7, 0]);
+        assert_eq!(labels, &[2, 0, -100, 5, 6, 7, 0, -100]);
+        assert_eq!(positions, &[0, 1, 2, 0, 0, 1, 2, 3]);
+        assert_eq!(documents, &[0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(mask, &[1; 8]);
+    }
+
+    #[test]
+    fn pad_puts_one_document_per_sequence_and_cuts_long_ones() {
+        let mut p = Packer::new(config(PackMode::Pad, 4), 0, 0, 0, 0);
+        p.push(docs(&[2, 6]), 2);
+        let batches = pack_all(&mut p, 3, 4);
+        let [input, labels, _, documents, mask] = &batches[0][..] else {
+            panic!()
+        };
+        assert_eq!(input, &[1, 0, -1, -1, 3, 4, 5, 6, 7, 0, -1, -1]);
+        assert_eq!(
+            labels,
+            &[0, -100, -100, -100, 4, 5, 6, 7, 0, -100, -100, -100]
+        );
+        assert_eq!(documents, &[0, 0, -1, -1, 0, 0, 0, 0, 0, 0, -1, -1]);
+        assert_eq!(mask, &[1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn best_fit_fills_the_tightest_room_and_keeps_every_token_once() {
+        let lengths = [5, 3, 2, 7, 1, 4, 6, 2, 8, 3];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let bins = best_fit(&docs(&lengths), 8, &mut rng);
+        let mut seen: Vec<(u32, u32, u32)> = bins.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        let expected: Vec<(u32, u32, u32)> = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (i as u32, 0, n as u32))
+            .collect();
+        assert_eq!(seen, expected);
+        for bin in &bins {
+            assert!(bin.iter().map(|p| p.2 - p.1).sum::<u32>() <= 8);
+        }
+        // 41 tokens in sequences of 8: best-fit decreasing needs the minimum, six.
+        assert_eq!(bins.len(), 6);
+    }
+
+    #[test]
+    fn a_restart_from_the_carry_gives_the_rest_of_the_same_sequences() {
+        let lengths = [9, 3, 14, 2, 7, 1, 5, 11, 4, 6, 3, 8, 2, 13];
+        for mode in [PackMode::Concat, PackMode::Pad, PackMode::BestFit] {
+            let cfg = config(mode, 6);
+            let mut whole = Packer::new(cfg.clone(), 3, 1, 0, 0);
+            whole.push(docs(&lengths), lengths.len());
+            let all = pack_all(&mut whole, 2, 6);
+            // Stop after each batch, restart from the carry, and compare the rest.
+            let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0);
+            p.push(docs(&lengths), lengths.len());
+            for stop in 1..all.len() {
+                let mut b = PackedBatch::new(2, 6);
+                while b.rows < 2 && p.ready(true) {
+                    p.sequence(&mut b);
+                }
+                let (at, skip) = p.carry();
+                let mut q = Packer::new(cfg.clone(), 3, 1, at, skip);
+                let rest: Vec<Doc> = docs(&lengths)
+                    .into_iter()
+                    .filter(|d| d.position >= at)
+                    .collect();
+                let n = rest.len();
+                q.push(rest, n);
+                assert_eq!(pack_all(&mut q, 2, 6), all[stop..], "{mode:?} stop {stop}");
+            }
+        }
+    }
+}

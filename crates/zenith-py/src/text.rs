@@ -1,0 +1,43 @@
+//! `zenith.text`'s packing, as the engine runs it: the spec a Python `Pack` carries.
+
+use pyo3::prelude::*;
+use zenith_core::stage::{PackConfig, PackMode};
+
+use crate::errors::BindingResult;
+
+/// The attributes of a `zenith.text.Pack`.
+#[derive(FromPyObject)]
+pub(crate) struct PackSpec {
+    seq_len: usize,
+    column: String,
+    mode: String,
+    eos_id: Option<i64>,
+    bos_id: Option<i64>,
+    pad_id: i64,
+    buffer: usize,
+}
+
+impl PackSpec {
+    /// The engine's packing settings (checked when the loader opens).
+    pub(crate) fn config(&self) -> zenith_core::Result<PackConfig> {
+        let mode: PackMode = self.mode.parse()?;
+        let config = PackConfig {
+            seq_len: self.seq_len,
+            column: self.column.clone(),
+            mode,
+            eos_id: self.eos_id,
+            bos_id: self.bos_id,
+            pad_id: self.pad_id,
+            buffer: self.buffer,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Checks a `zenith.text.Pack` (the same rules the loader applies when it opens).
+#[pyfunction]
+pub(crate) fn text_check(spec: PackSpec) -> BindingResult<()> {
+    spec.config()?;
+    Ok(())
+}

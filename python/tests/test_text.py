@@ -1,0 +1,347 @@
+"""Sequence packing (``zenith.text.pack``): the exact sequences of each mode against a Python
+reference, the labels, positions and document ids of every token, each token delivered once per
+epoch, resume at random points with another thread count (and under a rank split), the token
+column types real files hold, and clear errors for the rest."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import zenith
+import zenith.torch
+from zenith.exceptions import ValidationError, ZenithError
+
+EOS = 0
+PAD = -1
+
+
+def documents(n: int, seed: int = 0, longest: int = 60) -> list[list[int]]:
+    """``n`` documents of 1..longest tokens; every token id is unique (document * 1000 + j + 1),
+    so each token can be traced back to its document and place."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, longest, n)
+    return [[d * 1000 + j + 1 for j in range(int(k))] for d, k in enumerate(lengths)]
+
+
+def write(path: Path, docs: list[list[int]], type_: pa.DataType | None = None, rows: int = 40) -> Path:
+    type_ = type_ or pa.list_(pa.int32())
+    pq.write_table(pa.table({"input_ids": pa.array(docs, type_)}), path, row_group_size=rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[int]]]:
+    docs = documents(400)
+    root = tmp_path_factory.mktemp("tokens")
+    write(root / "a.parquet", docs[:250])
+    write(root / "b.parquet", docs[250:])
+    return root, docs
+
+
+def loader(path: Path, mode: str, seq_len: int = 16, **kw: Any) -> zenith.DataLoader:
+    buffer = kw.pop("buffer", 8)
+    tokens = zenith.text.pack(seq_len=seq_len, mode=mode, eos_id=EOS, pad_id=PAD, buffer=buffer)
+    kw.setdefault("batch_size", 4)
+    return zenith.DataLoader(str(path), tokens=tokens, **kw)
+
+
+def stacked(batches: list[dict[str, Any]], field: str) -> np.ndarray:
+    return np.concatenate([np.asarray(b[field]) for b in batches])
+
+
+def reference(docs: list[list[int]], mode: str, seq_len: int) -> dict[str, np.ndarray]:
+    """What concat and pad packing must give for documents in this order."""
+    seqs: list[list[tuple[int, int, int, int]]] = [[]]  # (token, label, position, document)
+
+    def room() -> int:
+        return seq_len - len(seqs[-1])
+
+    for doc in docs:
+        doc = [*doc, EOS]
+        at = 0
+        while at < len(doc):
+            if room() == 0 or (mode == "pad" and seqs[-1]):
+                seqs.append([])
+            n = min(room(), len(doc) - at)
+            index = len({t[3] for t in seqs[-1]})
+            for j in range(at, at + n):
+                label = doc[j + 1] if j + 1 < len(doc) else -100
+                seqs[-1].append((doc[j], label, j - at, index))
+            at += n
+    out: dict[str, list[list[int]]] = {k: [] for k in zenith.text.FIELDS}
+    for s in seqs:
+        pad = seq_len - len(s)
+        out["input_ids"].append([t[0] for t in s] + [PAD] * pad)
+        out["labels"].append([t[1] for t in s] + [-100] * pad)
+        out["position_ids"].append([t[2] for t in s] + list(range(pad)))
+        out["document_ids"].append([t[3] for t in s] + [-1] * pad)
+        out["attention_mask"].append([1] * len(s) + [0] * pad)
+    return {k: np.array(v, dtype=np.int64) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("mode", ["concat", "pad"])
+def test_sequences_match_the_reference_packing_of_the_documents_in_file_order(
+    corpus: tuple[Path, list[list[int]]], mode: str
+) -> None:
+    root, docs = corpus
+    batches = list(loader(root, mode, shuffle=False, num_workers=2))
+    assert all(b["input_ids"].shape == (4, 16) for b in batches[:-1])
+    expected = reference(docs, mode, 16)
+    for field in zenith.text.FIELDS:
+        got = stacked(batches, field)
+        assert got.dtype == np.int64, field
+        np.testing.assert_array_equal(got, expected[field], err_msg=field)
+
+
+def check_sequences(batches: list[dict[str, Any]], docs: list[list[int]]) -> None:
+    """Every token of every document once, each piece a contiguous run of its document with
+    the right labels, positions and document ids; padding masked."""
+    inp, lab = stacked(batches, "input_ids"), stacked(batches, "labels")
+    pos, doc_ids = stacked(batches, "position_ids"), stacked(batches, "document_ids")
+    mask = stacked(batches, "attention_mask")
+    by_id = {t: (d, j) for d, doc in enumerate(docs) for j, t in enumerate(doc)}
+    seen: list[tuple[int, int]] = []
+    # An EOS that opens a piece (the rest of a cut document) names no document: counted.
+    lone_eos = 0
+    for s in range(inp.shape[0]):
+        last = None  # (document, place, document id in the sequence) of the previous token
+        for t in range(inp.shape[1]):
+            if mask[s, t] == 0:
+                assert (inp[s, t], lab[s, t], doc_ids[s, t]) == (PAD, -100, -1)
+                last = None
+                continue
+            tok = int(inp[s, t])
+            ends_last = last is not None and last[0] >= 0 and last[1] == len(docs[last[0]]) - 1
+            if tok == EOS and not ends_last:
+                assert (lab[s, t], pos[s, t]) == (-100, 0)
+                assert doc_ids[s, t] == (0 if last is None else last[2] + 1)
+                lone_eos += 1
+                last = (-1, -1, doc_ids[s, t])
+                continue
+            if tok == EOS:
+                assert lab[s, t] == -100
+                d, j = last[0], len(docs[last[0]])
+            else:
+                d, j = by_id[tok]
+                want = docs[d][j + 1] if j + 1 < len(docs[d]) else EOS
+                assert lab[s, t] == want, (s, t)
+            seen.append((d, j))
+            if last is not None and last[0] == d and last[1] == j - 1:
+                assert pos[s, t] == pos[s, t - 1] + 1 and doc_ids[s, t] == last[2]
+                piece = last[2]
+            else:
+                assert pos[s, t] == 0, (s, t)
+                piece = doc_ids[s, t]
+                assert piece == (0 if last is None else last[2] + 1)
+            last = (d, j, piece)
+    expected = [(d, j) for d, doc in enumerate(docs) for j in range(len(doc) + 1)]
+    missing = sorted(set(expected) - set(seen))
+    assert len(missing) == lone_eos and all(j == len(docs[d]) for d, j in missing)
+    assert sorted(seen + missing) == expected
+
+
+@pytest.mark.parametrize("mode", ["concat", "pad", "best_fit"])
+def test_every_token_comes_once_per_epoch_with_its_labels_and_positions(
+    corpus: tuple[Path, list[list[int]]], mode: str
+) -> None:
+    root, docs = corpus
+    dl = loader(root, mode, seed=3, num_workers=2)
+    first = list(dl)
+    check_sequences(first, docs)
+    second = list(dl)
+    check_sequences(second, docs)
+    assert not np.array_equal(stacked(first, "input_ids")[:8], stacked(second, "input_ids")[:8])
+    stats = dl.stats()
+    real = sum(len(d) + 1 for d in docs)
+    assert stats["packed_tokens"] == 2 * real
+    positions = stacked(first, "input_ids").size + stacked(second, "input_ids").size
+    assert stats["padding_tokens"] == positions - 2 * real
+
+
+def test_best_fit_keeps_padding_under_five_percent_on_a_realistic_length_mix(
+    tmp_path: Path,
+) -> None:
+    # Document lengths of web text: log-normal, median ~120 tokens, a long tail past 2,000.
+    rng = np.random.default_rng(7)
+    lengths = np.clip(rng.lognormal(4.8, 1.1, 3000).astype(int), 1, 4000)
+    docs = [np.full(n, 5, np.int32) for n in lengths]
+    pq.write_table(pa.table({"input_ids": pa.array(docs, pa.list_(pa.int32()))}), tmp_path / "r.parquet")
+    padding = {}
+    for mode in ["pad", "best_fit"]:
+        dl = loader(tmp_path / "r.parquet", mode, seq_len=512, buffer=64)
+        list(dl)
+        s = dl.stats()
+        assert s["packed_tokens"] == int(lengths.sum()) + len(lengths)
+        padding[mode] = s["padding_tokens"] / (s["padding_tokens"] + s["packed_tokens"])
+    assert padding["best_fit"] < 0.05 and padding["pad"] > 0.5, padding
+
+
+def run_with_stops(
+    root: Path, mode: str, stops: list[int], workers: list[int], **kw: Any
+) -> list[dict[str, Any]]:
+    """An epoch interrupted after each count in ``stops`` and resumed from its state (through
+    JSON) on a new loader with the next thread count."""
+    out: list[dict[str, Any]] = []
+    state = None
+    for i, stop in enumerate([*stops, None]):
+        dl = loader(root, mode, num_workers=workers[i % len(workers)], **kw)
+        if state is not None:
+            dl.load_state_dict(json.loads(json.dumps(state)))
+        it = iter(dl)
+        for n, batch in enumerate(it):
+            out.append(batch)
+            if stop is not None and n + 1 == stop:
+                break
+        state = dl.state_dict()
+        if hasattr(it, "close"):
+            it.close()
+    return out
+
+
+@pytest.mark.parametrize("mode", ["concat", "pad", "best_fit"])
+def test_a_resumed_epoch_gives_the_sequences_of_an_uninterrupted_one(
+    corpus: tuple[Path, list[list[int]]], mode: str
+) -> None:
+    root, _ = corpus
+    whole = list(loader(root, mode, seed=5, num_workers=1))
+    rng = random.Random(f"resume {mode}")
+    for trial in range(4):
+        stops = [rng.randint(1, 12) for _ in range(rng.randint(1, 4))]
+        got = run_with_stops(root, mode, stops, [2, 1, 3], seed=5)
+        assert len(got) == len(whole), (trial, stops)
+        for field in zenith.text.FIELDS:
+            np.testing.assert_array_equal(
+                stacked(got, field), stacked(whole, field), err_msg=f"{stops} {field}"
+            )
+
+
+def test_ranks_pack_their_own_documents_and_resume_under_their_world_size(
+    corpus: tuple[Path, list[list[int]]],
+) -> None:
+    root, docs = corpus
+    per_rank = []
+    for rank in range(2):
+        kw = {"seed": 2, "rank": rank, "world_size": 2}
+        whole = list(loader(root, "best_fit", **kw))
+        resumed = run_with_stops(root, "best_fit", [3, 5], [1, 2], **kw)
+        np.testing.assert_array_equal(stacked(resumed, "input_ids"), stacked(whole, "input_ids"))
+        per_rank.append(set(stacked(whole, "input_ids").ravel().tolist()) - {EOS, PAD})
+    assert not per_rank[0] & per_rank[1]
+    everything = {t for d in docs for t in d}
+    assert len(per_rank[0] | per_rank[1]) == len(everything)  # 400 documents split evenly
+
+
+def test_a_mid_epoch_state_under_another_world_size_is_refused(
+    corpus: tuple[Path, list[list[int]]],
+) -> None:
+    root, _ = corpus
+    dl = loader(root, "concat", rank=0, world_size=2)
+    it = iter(dl)
+    next(it)
+    state = dl.state_dict()
+    it.close()
+    assert state["stages"]["pack"]["mode"] == "concat"
+    other = loader(root, "concat", rank=0, world_size=4)
+    saved_under = r"resumes mid-epoch under the world size it was saved with \(2; this loader has 4\)"
+    with pytest.raises(ValidationError, match=saved_under):
+        other.load_state_dict(state)
+    with pytest.raises(ValidationError, match='packing "concat" sequences of 16 tokens; this loader packs "pad"'):
+        loader(root, "pad", rank=0, world_size=2).load_state_dict(state)
+    # At an epoch's end the state carries nothing: any world size continues.
+    done = loader(root, "concat")
+    list(done)
+    loader(root, "concat", world_size=4).load_state_dict(done.state_dict())
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        pa.list_(pa.uint16()),
+        pa.list_(pa.int64()),
+        pa.large_list(pa.uint32()),
+    ],
+    ids=str,
+)
+def test_token_columns_of_every_integer_width(tmp_path: Path, type_: pa.DataType) -> None:
+    docs = [[(d * 7 + j) % 60000 + 1 for j in range(d % 23 + 1)] for d in range(120)]
+    write(tmp_path / "t.parquet", docs, type_)
+    batches = list(loader(tmp_path / "t.parquet", "concat", shuffle=False))
+    expected = reference(docs, "concat", 16)
+    np.testing.assert_array_equal(stacked(batches, "input_ids"), expected["input_ids"])
+
+
+def test_fixed_size_token_rows_and_bos(tmp_path: Path) -> None:
+    docs = np.arange(1, 1 + 30 * 5, dtype=np.int32).reshape(30, 5)
+    table = pa.table({"ids": pa.FixedSizeListArray.from_arrays(pa.array(docs.ravel()), 5)})
+    pq.write_table(table, tmp_path / "f.parquet")
+    tokens = zenith.text.pack(seq_len=7, column="ids", bos_id=9999, mode="pad", pad_id=PAD)
+    dl = zenith.DataLoader(str(tmp_path / "f.parquet"), batch_size=8, shuffle=False, tokens=tokens)
+    inp = stacked(list(dl), "input_ids")
+    assert inp.shape == (30, 7)
+    np.testing.assert_array_equal(inp[:, 0], 9999)
+    np.testing.assert_array_equal(inp[:, 1:6], docs)
+    np.testing.assert_array_equal(inp[:, 6], PAD)
+
+
+def test_the_torch_loader_gives_int64_tensors_and_cu_seqlens(
+    corpus: tuple[Path, list[list[int]]],
+) -> None:
+    root, _ = corpus
+    tokens = zenith.text.pack(seq_len=32, mode="best_fit", eos_id=EOS, pad_id=PAD)
+    dl = zenith.torch.DataLoader(str(root), batch_size=4, tokens=tokens)
+    batch = next(iter(dl))
+    assert set(batch) == set(zenith.text.FIELDS)
+    assert all(isinstance(v, torch.Tensor) and v.dtype == torch.int64 for v in batch.values())
+    cu = zenith.text.cu_seqlens(batch["position_ids"])
+    assert cu.dtype == torch.int32 and cu[0] == 0 and cu[-1] == 4 * 32
+    lengths = torch.diff(cu)
+    # Each segment is a run of one document (or of padding) within one sequence.
+    flat_docs = batch["document_ids"].flatten()
+    for start, n in zip(cu[:-1].tolist(), lengths.tolist(), strict=True):
+        assert len(set(flat_docs[start : start + n].tolist())) == 1
+        assert batch["position_ids"].flatten()[start : start + n].tolist() == list(range(n))
+    np.testing.assert_array_equal(
+        zenith.text.cu_seqlens(batch["position_ids"].numpy()), cu.numpy()
+    )
+    with pytest.raises(TypeError, match="packed loader"):
+        len(dl)
+
+
+def test_bad_packing_arguments_and_columns_are_named(
+    corpus: tuple[Path, list[list[int]]], tmp_path: Path
+) -> None:
+    root, _ = corpus
+    with pytest.raises(ValidationError, match='`mode`: "greedy"'):
+        zenith.text.pack(mode="greedy")
+    with pytest.raises(ValidationError, match="`seq_len`: must be at least 2"):
+        zenith.text.pack(seq_len=1)
+    with pytest.raises(ValidationError, match="`seq_len`: expected an int"):
+        zenith.text.pack(seq_len="2048")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"`tokens`: expected zenith\.text\.pack"):
+        zenith.DataLoader(str(root), tokens={"seq_len": 8})  # type: ignore[arg-type]
+    with pytest.raises(ZenithError, match=r'column "text"; available columns: input_ids'):
+        zenith.DataLoader(str(root), tokens=zenith.text.pack(column="text"))
+    pq.write_table(pa.table({"input_ids": ["a b", "c"]}), tmp_path / "s.parquet")
+    with pytest.raises(ValidationError, match='column "input_ids" is Utf8; packing needs a list of integer'):
+        zenith.DataLoader(str(tmp_path / "s.parquet"), tokens=zenith.text.pack())
+    with pytest.raises(ValidationError, match="leave columns unset"):
+        zenith.DataLoader(str(root), columns=["input_ids"], tokens=zenith.text.pack())
+    with pytest.raises(ValidationError, match="use transform= on the whole batch"):
+        zenith.DataLoader(str(root), map=lambda s: s, tokens=zenith.text.pack())
+
+
+def test_null_documents_are_no_documents_and_null_tokens_are_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "n.parquet", [[1, 2], None, [3]])  # type: ignore[list-item]
+    batches = list(loader(tmp_path / "n.parquet", "concat", shuffle=False))
+    np.testing.assert_array_equal(stacked(batches, "input_ids")[0, :5], [1, 2, EOS, 3, EOS])
+    write(tmp_path / "m.parquet", [[1, None, 2]])  # type: ignore[list-item]
+    with pytest.raises(ValidationError, match="null token id"):
+        list(loader(tmp_path / "m.parquet", "concat"))
