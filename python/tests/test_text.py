@@ -345,3 +345,74 @@ def test_null_documents_are_no_documents_and_null_tokens_are_an_error(tmp_path: 
     write(tmp_path / "m.parquet", [[1, None, 2]])  # type: ignore[list-item]
     with pytest.raises(ValidationError, match="null token id"):
         list(loader(tmp_path / "m.parquet", "concat"))
+
+
+def write_megatron(prefix: Path, docs: list[list[int]], dtype: type = np.uint16) -> None:
+    """A Megatron-LM indexed dataset (``prefix.bin`` + ``prefix.idx``), laid out as its
+    ``IndexedDatasetBuilder`` writes it: header, sequence lengths, byte pointers, document
+    indices."""
+    codes = {np.uint8: 1, np.int8: 2, np.int16: 3, np.int32: 4, np.int64: 5, np.uint16: 8}
+    arrays = [np.asarray(d, dtype) for d in docs]
+    prefix.with_suffix(".bin").write_bytes(b"".join(a.tobytes() for a in arrays))
+    lengths = np.array([len(a) for a in arrays], np.int32)
+    pointers = np.concatenate([[0], np.cumsum(lengths[:-1], dtype=np.int64)]) * np.dtype(dtype).itemsize
+    header = b"MMIDIDX\x00\x00" + np.uint64(1).tobytes() + bytes([codes[dtype]])
+    header += np.uint64(len(arrays)).tobytes() + np.uint64(len(arrays) + 1).tobytes()
+    documents = np.arange(len(arrays) + 1, dtype=np.int64)
+    body = lengths.tobytes() + pointers.astype(np.int64).tobytes() + documents.tobytes()
+    prefix.with_suffix(".idx").write_bytes(header + body)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32])
+def test_a_megatron_indexed_dataset_reads_one_document_per_sequence(tmp_path: Path, dtype: type) -> None:
+    docs = [[(d * 13 + j) % 30000 + 1 for j in range(d % 37 + 1)] for d in range(300)]
+    write_megatron(tmp_path / "corpus_text_document", docs, dtype)
+    # The directory holds the .bin and its .idx: the index is read with its file.
+    dl = loader(tmp_path, "pad", shuffle=False)
+    expected = reference(docs, "pad", 16)
+    for field in zenith.text.FIELDS:
+        np.testing.assert_array_equal(stacked(list(dl), field), expected[field], err_msg=field)
+    got = zenith.load(str(tmp_path / "corpus_text_document.bin"))
+    assert got.num_rows == 300
+    assert got.column("input_ids").to_pylist()[:3] == docs[:3]
+
+
+def test_a_flat_token_file_is_one_stream_cut_into_sequences(tmp_path: Path) -> None:
+    # nanoGPT's train.bin: uint16 tokens, documents separated by their EOS in the stream.
+    stream = np.random.default_rng(4).integers(1, 50000, 16 * 50 + 5).astype(np.uint16)
+    (tmp_path / "train.bin").write_bytes(stream.tobytes())
+    # Rows of seq_len tokens: "pad" keeps each row one sequence (the short last one padded).
+    tokens = zenith.text.pack(seq_len=16, mode="pad")
+    dl = zenith.DataLoader(str(tmp_path / "train.bin"), batch_size=8, seed=1, tokens=tokens)
+    batches = list(dl)
+    inp = stacked(batches, "input_ids")
+    assert inp.shape == (51, 16)
+    rows = {tuple(r) for r in inp[np.asarray(stacked(batches, "attention_mask")).all(1)].tolist()}
+    assert rows == {tuple(stream[i : i + 16].tolist()) for i in range(0, 16 * 50, 16)}
+    labels = stacked(batches, "labels")
+    full = np.asarray(stacked(batches, "attention_mask")).all(1)
+    np.testing.assert_array_equal(labels[full, :-1], inp[full, 1:])
+    np.testing.assert_array_equal(labels[:, -1], -100)
+    short = inp[~full]
+    assert short.shape == (1, 16) and short[0, :5].tolist() == stream[-5:].tolist()
+    # uint32 files say so; a size that is no whole number of tokens is a FormatError.
+    wide = np.arange(1, 70001, dtype=np.uint32)
+    (tmp_path / "wide").mkdir()
+    (tmp_path / "wide" / "w.bin").write_bytes(wide.tobytes())
+    tokens32 = zenith.text.pack(seq_len=1000, dtype="uint32")
+    wide_dl = zenith.DataLoader(str(tmp_path / "wide"), batch_size=7, shuffle=False, tokens=tokens32)
+    got = stacked(list(wide_dl), "input_ids")
+    np.testing.assert_array_equal(got.ravel(), wide)
+    (tmp_path / "odd.bin").write_bytes(b"\x01\x00\x02")
+    with pytest.raises(zenith.FormatError, match=r"odd\.bin: byte 2: 3 bytes are not a whole number of uint16 tokens"):
+        zenith.DataLoader(str(tmp_path / "odd.bin"), tokens=tokens)
+    with pytest.raises(ValidationError, match="dtype"):
+        zenith.text.pack(dtype="complex64")
+
+
+def test_a_broken_megatron_index_is_a_format_error_naming_it(tmp_path: Path) -> None:
+    write_megatron(tmp_path / "c", [[1, 2, 3], [4, 5]])
+    idx = (tmp_path / "c.idx").read_bytes()
+    (tmp_path / "c.idx").write_bytes(idx[:30])
+    with pytest.raises(zenith.FormatError, match=r"c\.idx: header: 2 sequences do not fit"):
+        zenith.DataLoader(str(tmp_path), tokens=zenith.text.pack())

@@ -11,7 +11,11 @@ declared with :func:`pack` and passed as ``tokens=`` to ``zenith.DataLoader`` or
 
 Each row of the token column (``list<int32>``, ``list<int64>``, ``list<uint16>``,
 ``list<uint32>``, their ``large_list`` forms or a fixed-size list) is one document, read in the
-loader's shuffled plan order; ``bos_id``/``eos_id`` are put before/after each document when
+loader's shuffled plan order. Flat token files (``.bin``, as nanoGPT and Megatron-LM write
+them) are read too: with a Megatron-LM ``.idx`` beside a ``.bin`` each indexed sequence is a
+document; without one the file is a stream of ``uint16`` tokens (``dtype=`` for another
+width) cut into documents of ``seq_len`` tokens, whose EOS tokens are already in the stream (leave
+``eos_id`` unset). Their column is ``input_ids``; ``bos_id``/``eos_id`` are put before/after each document when
 given. Modes:
 
 - ``"concat"``: the documents form one stream cut every ``seq_len`` tokens (no padding but at
@@ -79,6 +83,9 @@ class Pack:
         pad_id: the token of padding positions.
         buffer: ``best_fit``: sequences' worth of tokens packed together (more: less
             padding, more memory and a longer re-read on resume).
+        dtype: the token width of ``.bin`` token files without a Megatron ``.idx``
+            (``"uint16"``, nanoGPT's, by default; ``"uint32"`` for vocabularies past 65,536);
+            an index says its own.
     """
 
     seq_len: int
@@ -88,6 +95,7 @@ class Pack:
     bos_id: int | None = None
     pad_id: int = 0
     buffer: int = 256
+    dtype: str | None = None
 
 
 def pack(
@@ -98,6 +106,7 @@ def pack(
     bos_id: int | None = None,
     pad_id: int = 0,
     buffer: int = 256,
+    dtype: str | None = None,
 ) -> Pack:
     """Declares sequence packing of the token column ``column`` into ``seq_len``-token
     sequences (see :class:`Pack` for each argument and the module doc for the batch)."""
@@ -116,7 +125,9 @@ def pack(
         raise ValidationError(f"invalid argument `column`: expected a name, got {column!r}")
     if not isinstance(mode, str):
         raise ValidationError(f"invalid argument `mode`: expected a name, got {mode!r}")
-    spec = Pack(seq_len, column, mode, eos_id, bos_id, pad_id, buffer)
+    if dtype is not None and not isinstance(dtype, str):
+        raise ValidationError(f"invalid argument `dtype`: expected a name, got {dtype!r}")
+    spec = Pack(seq_len, column, mode, eos_id, bos_id, pad_id, buffer, dtype)
     # The engine checks ranges and names (one set of rules for every front): run it now, so a
     # bad spec fails where it is declared.
     _zenith.text_check(spec)

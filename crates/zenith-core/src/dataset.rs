@@ -74,7 +74,29 @@ impl Dataset {
             Some(f) => f,
             None => detect_common_format(&paths)?,
         };
-        let first = paths[0].open(format, options)?;
+        // A token file's Megatron index is read with it, not as a file of its own.
+        let mut indexes = std::collections::HashMap::new();
+        let paths: Vec<Location> = if format == Format::Tokens {
+            let (idx, bins): (Vec<Location>, Vec<Location>) = paths
+                .into_iter()
+                .partition(|p| crate::source::tokens::is_index(&p.path()));
+            for i in idx {
+                indexes.insert(i.path().with_extension("bin"), i);
+            }
+            if bins.is_empty() {
+                return Err(Error::EmptySource {
+                    path: specs.join(", "),
+                });
+            }
+            bins
+        } else {
+            paths
+        };
+        let open = |p: &Location, options: &DecodeOptions| match format {
+            Format::Tokens => p.open_tokens(indexes.get(&p.path()), options),
+            _ => p.open(format, options),
+        };
+        let first = open(&paths[0], options)?;
         let mut rest_options = options.clone();
         if format == Format::Csv && rest_options.csv_schema.is_none() {
             rest_options.csv_schema = Some(first.schema());
@@ -82,7 +104,7 @@ impl Dataset {
         let open_rest = || {
             paths[1..]
                 .par_iter()
-                .map(|p| p.open(format, &rest_options))
+                .map(|p| open(p, &rest_options))
                 .collect::<Result<Vec<_>>>()
         };
         // Opening an object waits on the network, not the CPU: open many at once.

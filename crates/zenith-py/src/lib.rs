@@ -82,6 +82,8 @@ fn decode_options(
         fields,
         tar_unit_bytes: None,
         map_local: false,
+        token_dtype: None,
+        token_chunk: None,
     })
 }
 
@@ -378,6 +380,11 @@ impl Loader {
             sample_stages.push(std::sync::Arc::new(spec.stage()?));
         }
         let output: OutputKind = output.parse()?;
+        let token_dtype = tokens
+            .as_ref()
+            .map(|t| t.file_dtype())
+            .transpose()?
+            .flatten();
         let config = LoaderConfig {
             batch_size,
             shuffle,
@@ -403,6 +410,8 @@ impl Loader {
             reuse_budget,
             pack: tokens.map(|t| t.config()).transpose()?,
         };
+        let mut config = config;
+        config.decode.token_dtype = token_dtype;
         let inner = match table {
             // Arrow data in memory (anything with `__arrow_c_stream__`), imported without a copy.
             Some(table) => {

@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 use zenith_core::stage::{PackConfig, PackMode};
+use zenith_core::DType;
 
 use crate::errors::BindingResult;
 
@@ -15,6 +16,7 @@ pub(crate) struct PackSpec {
     bos_id: Option<i64>,
     pad_id: i64,
     buffer: usize,
+    dtype: Option<String>,
 }
 
 impl PackSpec {
@@ -31,7 +33,13 @@ impl PackSpec {
             buffer: self.buffer,
         };
         config.validate()?;
+        self.file_dtype()?;
         Ok(config)
+    }
+
+    /// The token width of `.bin` files without an index, when given.
+    pub(crate) fn file_dtype(&self) -> zenith_core::Result<Option<DType>> {
+        self.dtype.as_deref().map(DType::parse).transpose()
     }
 }
 

@@ -188,8 +188,12 @@ fn window_sizes(config: &LoaderConfig, total: usize, row_bytes: usize) -> (usize
 
 impl DataLoader {
     /// Opens the dataset, plans the stages and checks the configuration.
-    pub fn new(sources: &[String], config: LoaderConfig) -> Result<DataLoader> {
+    pub fn new(sources: &[String], mut config: LoaderConfig) -> Result<DataLoader> {
         config.validate()?;
+        if let Some(pack) = &config.pack {
+            // A token file without an index is cut into rows of one sequence.
+            config.decode.token_chunk = config.decode.token_chunk.or(Some(pack.seq_len));
+        }
         let dataset = Dataset::open(sources, config.format, &config.decode)?;
         Self::from_dataset(dataset, config)
     }

@@ -23,21 +23,24 @@ pub enum Format {
     ImageFolder,
     /// WebDataset tar shards (`.tar`, gzip-compressed `.tar.gz` / `.tgz`).
     WebDataset,
+    /// Flat token files (`.bin`, with a Megatron-LM `.idx` beside it or without).
+    Tokens,
 }
 
 impl Format {
     /// Every format, in the order `zenith.info()` lists them.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Parquet,
         Format::Csv,
         Format::Ipc,
         Format::IpcStream,
         Format::WebDataset,
         Format::ImageFolder,
+        Format::Tokens,
     ];
 
     /// Parses a user-given format name (`parquet`, `csv`, `arrow`/`ipc`/`feather`, `arrows`/`ipc_stream`,
-    /// `webdataset`/`wds`/`tar`, `imagefolder`).
+    /// `webdataset`/`wds`/`tar`, `imagefolder`, `tokens`/`bin`).
     pub fn parse(name: &str) -> Result<Format> {
         match name.to_ascii_lowercase().as_str() {
             "parquet" | "pq" => Ok(Format::Parquet),
@@ -46,6 +49,7 @@ impl Format {
             "arrows" | "ipc_stream" | "stream" => Ok(Format::IpcStream),
             "webdataset" | "wds" | "tar" => Ok(Format::WebDataset),
             "imagefolder" | "image_folder" => Ok(Format::ImageFolder),
+            "tokens" | "bin" | "megatron" => Ok(Format::Tokens),
             other => Err(Error::invalid(
                 "format",
                 format!(
@@ -65,6 +69,7 @@ impl Format {
             Format::IpcStream => "arrows",
             Format::WebDataset => "webdataset",
             Format::ImageFolder => "imagefolder",
+            Format::Tokens => "tokens",
         }
     }
 }
@@ -79,6 +84,10 @@ const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 
 /// Detects the format of one file from its first bytes, falling back to its extension.
 pub fn detect_format(path: &Path) -> Result<Format> {
+    // Token files have no header: their first tokens could look like any magic.
+    if detect_extension(path) == Some(Format::Tokens) {
+        return Ok(Format::Tokens);
+    }
     let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut head))
@@ -163,6 +172,7 @@ pub fn detect_extension(path: &Path) -> Option<Format> {
         "arrow" | "feather" | "ipc" => Some(Format::Ipc),
         "arrows" | "stream" => Some(Format::IpcStream),
         "tar" | "tgz" => Some(Format::WebDataset),
+        "bin" | "idx" => Some(Format::Tokens),
         "gz" if super::webdataset::is_gzip_path(path) => Some(Format::WebDataset),
         _ => None,
     }
@@ -203,7 +213,8 @@ mod tests {
     fn extension_fallback_and_names() {
         assert_eq!(detect_extension(Path::new("x/y.CSV")), Some(Format::Csv));
         assert_eq!(detect_extension(Path::new("y.feather")), Some(Format::Ipc));
-        assert_eq!(detect_extension(Path::new("y.bin")), None);
+        assert_eq!(detect_extension(Path::new("y.bin")), Some(Format::Tokens));
+        assert_eq!(detect_extension(Path::new("y.idx")), Some(Format::Tokens));
         assert_eq!(
             detect_extension(Path::new("s/shard-0001.tar")),
             Some(Format::WebDataset)

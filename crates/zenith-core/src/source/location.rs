@@ -63,6 +63,33 @@ impl Location {
         )
     }
 
+    /// Opens a token file with its Megatron index: the `.idx` beside a local file, or the
+    /// `index` object listed with it.
+    pub fn open_tokens(
+        &self,
+        index: Option<&Location>,
+        options: &DecodeOptions,
+    ) -> Result<Arc<dyn FileReader>> {
+        let (Location::Object(o), Some(Location::Object(idx))) = (self, index) else {
+            return self.open(Format::Tokens, options);
+        };
+        super::guard(
+            &self.path(),
+            || "opening".to_string(),
+            || {
+                let idx_path = PathBuf::from(idx.url());
+                let file = super::tokens::TokenFile::from_parts(
+                    &self.path(),
+                    o.get_all()?,
+                    Some((idx_path.as_path(), idx.get_all()?)),
+                    options.token_dtype,
+                    options.token_chunk,
+                )?;
+                Ok(Arc::new(file) as Arc<dyn FileReader>)
+            },
+        )
+    }
+
     fn open_unguarded(
         &self,
         format: Format,
@@ -88,6 +115,13 @@ impl Location {
                     &self.path(),
                     o.get_all()?,
                     options,
+                )?),
+                Format::Tokens => Arc::new(super::tokens::TokenFile::from_parts(
+                    &self.path(),
+                    o.get_all()?,
+                    None,
+                    options.token_dtype,
+                    options.token_chunk,
                 )?),
                 Format::ImageFolder => {
                     return Err(Error::invalid(
@@ -183,7 +217,7 @@ mod tests {
                 w.write(b).unwrap();
                 w.finish().unwrap();
             }
-            Format::WebDataset | Format::ImageFolder => {
+            Format::WebDataset | Format::ImageFolder | Format::Tokens => {
                 unreachable!("tar shards and image folders are written by their own tests")
             }
         }

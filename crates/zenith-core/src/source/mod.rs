@@ -16,6 +16,7 @@ mod parquet_compat;
 mod parquet_list;
 mod parquet_plain;
 pub mod statistics;
+pub mod tokens;
 pub mod webdataset;
 
 use std::path::Path;
@@ -87,6 +88,10 @@ pub struct DecodeOptions {
     pub map_local: bool,
     /// Object-storage settings (credentials, endpoint, retries) for `s3://`, `gs://`, `az://`.
     pub storage: crate::store::StorageOptions,
+    /// Token files without an index: the token width (default `uint16`).
+    pub token_dtype: Option<crate::dtype::DType>,
+    /// Token files without an index: tokens per row (default a packer's `seq_len`, else 2048).
+    pub token_chunk: Option<usize>,
 }
 
 /// Opens one file as the given format.
@@ -102,6 +107,11 @@ pub fn open_file(
         Format::IpcStream => Arc::new(ipc::IpcStreamFile::open_stream(path)?),
         Format::WebDataset => Arc::new(webdataset::TarShard::open(path, options)?),
         Format::ImageFolder => Arc::new(imagefolder::ImageFolder::open(path)?),
+        Format::Tokens => Arc::new(tokens::TokenFile::open(
+            path,
+            options.token_dtype,
+            options.token_chunk,
+        )?),
     })
 }
 
