@@ -84,10 +84,6 @@ const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 
 /// Detects the format of one file from its first bytes, falling back to its extension.
 pub fn detect_format(path: &Path) -> Result<Format> {
-    // Token files have no header: their first tokens could look like any magic.
-    if detect_extension(path) == Some(Format::Tokens) {
-        return Ok(Format::Tokens);
-    }
     let mut head = [0u8; 512];
     let n = std::fs::File::open(path)
         .and_then(|mut f| read_up_to(&mut f, &mut head))
