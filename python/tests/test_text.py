@@ -338,6 +338,19 @@ def test_bad_packing_arguments_and_columns_are_named(
         zenith.DataLoader(str(root), map=lambda s: s, tokens=zenith.text.pack())
 
 
+def test_a_subset_of_fields_holds_the_same_values(corpus: tuple[Path, list[list[int]]]) -> None:
+    root, _ = corpus
+    full = list(loader(root, "best_fit", seed=9))
+    tokens = zenith.text.pack(seq_len=16, mode="best_fit", eos_id=EOS, pad_id=PAD, buffer=8,
+                              fields=["labels", "input_ids"])
+    some = list(zenith.DataLoader(str(root), batch_size=4, seed=9, tokens=tokens))
+    assert list(some[0]) == ["input_ids", "labels"]
+    for field in ["input_ids", "labels"]:
+        np.testing.assert_array_equal(stacked(some, field), stacked(full, field))
+    with pytest.raises(ValidationError, match='`fields`: "mask" is not a packed field'):
+        zenith.text.pack(fields=["mask"])
+
+
 def test_null_documents_are_no_documents_and_null_tokens_are_an_error(tmp_path: Path) -> None:
     write(tmp_path / "n.parquet", [[1, 2], None, [3]])  # type: ignore[list-item]
     batches = list(loader(tmp_path / "n.parquet", "concat", shuffle=False))

@@ -83,6 +83,9 @@ class Pack:
         pad_id: the token of padding positions.
         buffer: ``best_fit``: sequences' worth of tokens packed together (more: less
             padding, more memory and a longer re-read on resume).
+        fields: the fields each batch holds, some of :data:`FIELDS` in that order (all when
+            ``None``); e.g. ``("input_ids", "labels")`` when the model needs no positions,
+            document ids or mask, which saves filling them.
         dtype: the token width of ``.bin`` token files without a Megatron ``.idx``
             (``"uint16"``, nanoGPT's, by default; ``"uint32"`` for vocabularies past 65,536);
             an index says its own.
@@ -96,6 +99,7 @@ class Pack:
     pad_id: int = 0
     buffer: int = 256
     dtype: str | None = None
+    fields: tuple[str, ...] | None = None
 
 
 def pack(
@@ -107,6 +111,7 @@ def pack(
     pad_id: int = 0,
     buffer: int = 256,
     dtype: str | None = None,
+    fields: tuple[str, ...] | list[str] | None = None,
 ) -> Pack:
     """Declares sequence packing of the token column ``column`` into ``seq_len``-token
     sequences (see :class:`Pack` for each argument and the module doc for the batch)."""
@@ -127,7 +132,13 @@ def pack(
         raise ValidationError(f"invalid argument `mode`: expected a name, got {mode!r}")
     if dtype is not None and not isinstance(dtype, str):
         raise ValidationError(f"invalid argument `dtype`: expected a name, got {dtype!r}")
-    spec = Pack(seq_len, column, mode, eos_id, bos_id, pad_id, buffer, dtype)
+    if fields is not None:
+        if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+            raise ValidationError(
+                f"invalid argument `fields`: expected a list of field names, got {fields!r}"
+            )
+        fields = tuple(fields)
+    spec = Pack(seq_len, column, mode, eos_id, bos_id, pad_id, buffer, dtype, fields)
     # The engine checks ranges and names (one set of rules for every front): run it now, so a
     # bad spec fails where it is declared.
     _zenith.text_check(spec)

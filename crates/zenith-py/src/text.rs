@@ -17,6 +17,7 @@ pub(crate) struct PackSpec {
     pad_id: i64,
     buffer: usize,
     dtype: Option<String>,
+    fields: Option<Vec<String>>,
 }
 
 impl PackSpec {
@@ -31,6 +32,7 @@ impl PackSpec {
             bos_id: self.bos_id,
             pad_id: self.pad_id,
             buffer: self.buffer,
+            fields: self.fields.clone().unwrap_or_default(),
         };
         config.validate()?;
         self.file_dtype()?;

@@ -251,9 +251,12 @@ impl DataLoader {
         let row_bytes = pack.as_ref().map_or(row_bytes, |p| p.seq_len * 4);
         let total = chain.dataset.num_rows();
         // Kept data would freeze what per-sample stages draw anew each epoch.
-        let budget = config
-            .reuse_budget
-            .unwrap_or_else(|| reuse::default_reuse_budget_for(config.world_size));
+        // A packed loader streams by default: token corpora are read an epoch or a few, and
+        // what the shuffle holds should be the memory it takes.
+        let budget = config.reuse_budget.unwrap_or_else(|| match pack {
+            Some(_) => 0,
+            None => reuse::default_reuse_budget_for(config.world_size),
+        });
         let fits = row_bytes.saturating_mul(total) <= budget;
         let reuse = (chain.samples.is_empty() && budget > 0 && fits)
             .then(|| Arc::new(DecodedUnits::new(budget)));
@@ -559,10 +562,7 @@ impl DataLoader {
     /// The output field names, in order.
     pub fn output_names(&self) -> Vec<String> {
         match &self.pack {
-            Some(_) => crate::stage::pack::PACK_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            Some(pack) => pack.field_names(),
             None => self.chain.names.clone(),
         }
     }

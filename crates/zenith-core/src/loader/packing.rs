@@ -60,9 +60,10 @@ pub(crate) fn run(
     let mut base = run.start;
     let mut delivered_to = run.start;
     let mut last = false;
-    let source_fields = Arc::new(vec![None; crate::stage::pack::PACK_FIELDS.len()]);
+    let wanted = config.wanted();
+    let source_fields = Arc::new(vec![None; config.field_names().len()]);
     loop {
-        let mut out = PackedBatch::new(run.batch_size, config.seq_len);
+        let mut out = PackedBatch::new(run.batch_size, config.seq_len, wanted);
         while out.rows < run.batch_size {
             while !last && !packer.ready(false) {
                 let Ok(read) = inner.recv() else {

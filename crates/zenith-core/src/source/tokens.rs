@@ -33,10 +33,19 @@ pub const TOKENS_COLUMN: &str = "input_ids";
 
 const MEGATRON_MAGIC: &[u8] = b"MMIDIDX\x00\x00";
 
+/// Where a token file's bytes are.
+enum Data {
+    /// In memory (an object fetched whole).
+    Bytes(Bytes),
+    /// A local file, read with positioned reads per unit (a map would count every page an
+    /// epoch touched towards the process's resident memory).
+    File(std::fs::File, u64),
+}
+
 /// A token file: its bytes, its element type, and each row's (byte offset, tokens).
 pub struct TokenFile {
     path: PathBuf,
-    data: Bytes,
+    data: Data,
     dtype: DType,
     rows: Vec<(u64, u32)>,
     units: Vec<UnitMeta>,
@@ -176,6 +185,18 @@ impl TokenFile {
         dtype: Option<DType>,
         chunk: Option<usize>,
     ) -> Result<TokenFile> {
+        let len = data.len() as u64;
+        TokenFile::with_data(path, Data::Bytes(data), len, index, dtype, chunk)
+    }
+
+    fn with_data(
+        path: &Path,
+        data: Data,
+        data_len: u64,
+        index: Option<(&Path, Bytes)>,
+        dtype: Option<DType>,
+        chunk: Option<usize>,
+    ) -> Result<TokenFile> {
         let (dtype, rows) = match index {
             Some((idx, bytes)) => {
                 let (found, rows) = parse_index(&bytes, idx)?;
@@ -193,14 +214,14 @@ impl TokenFile {
                 let size = found.size() as u64;
                 for (i, &(ptr, len)) in rows.iter().enumerate() {
                     let end = ptr.checked_add(u64::from(len) * size);
-                    if ptr % size != 0 || end.is_none_or(|e| e > data.len() as u64) {
+                    if ptr % size != 0 || end.is_none_or(|e| e > data_len) {
                         return Err(Error::format(
                             idx,
                             format!("sequence {i}"),
                             format!(
                                 "{len} tokens at byte {ptr} do not lie in {} ({} bytes)",
                                 path.display(),
-                                data.len()
+                                data_len
                             ),
                         ));
                     }
@@ -222,18 +243,18 @@ impl TokenFile {
                     ));
                 }
                 let size = dtype.size();
-                if data.len() % size != 0 {
+                let data_len = data_len as usize;
+                if data_len % size != 0 {
                     return Err(Error::format(
                         path,
-                        format!("byte {}", data.len() - data.len() % size),
+                        format!("byte {}", data_len - data_len % size),
                         format!(
-                            "{} bytes are not a whole number of {} tokens: truncated, or another token_dtype",
-                            data.len(),
+                            "{data_len} bytes are not a whole number of {} tokens: truncated, or another token_dtype",
                             dtype.name()
                         ),
                     ));
                 }
-                let tokens = data.len() / size;
+                let tokens = data_len / size;
                 let chunk = chunk.unwrap_or(DEFAULT_CHUNK).max(1);
                 let rows = (0..tokens)
                     .step_by(chunk)
@@ -275,14 +296,30 @@ impl TokenFile {
 
     /// Opens a local token file, with its index when `name.idx` exists beside it.
     pub fn open(path: &Path, dtype: Option<DType>, chunk: Option<usize>) -> Result<TokenFile> {
-        let data = super::map_file(path)?;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let idx = index_path(path);
         let index = if idx.is_file() {
             Some(super::map_file(&idx)?)
         } else {
             None
         };
-        TokenFile::from_parts(path, data, index.map(|b| (idx.as_path(), b)), dtype, chunk)
+        let index = index.map(|b| (idx.as_path(), b));
+        TokenFile::with_data(path, Data::File(file, len), len, index, dtype, chunk)
+    }
+
+    /// Bytes `range` of the file.
+    fn bytes(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
+        match &self.data {
+            Data::Bytes(b) => Ok(b.slice(range.start as usize..range.end as usize)),
+            Data::File(f, _) => {
+                use std::os::unix::fs::FileExt;
+                let mut out = vec![0u8; (range.end - range.start) as usize];
+                f.read_exact_at(&mut out, range.start)
+                    .map_err(|e| Error::io(&self.path, e))?;
+                Ok(Bytes::from(out))
+            }
+        }
     }
 }
 
@@ -311,12 +348,21 @@ impl FileReader for TokenFile {
         let size = self.dtype.size();
         let rows = &self.rows[first..end];
         let total: usize = rows.iter().map(|&(_, l)| l as usize).sum();
+        // One read of the span the unit's rows lie in (in order and adjacent, as writers lay
+        // them out), then each row's bytes from it.
+        let lo = rows.iter().map(|&(p, _)| p).min().unwrap_or(0);
+        let hi = rows
+            .iter()
+            .map(|&(p, l)| p + u64::from(l) * size as u64)
+            .max()
+            .unwrap_or(0);
+        let span = self.bytes(lo..hi)?;
         let mut bytes: Vec<u8> = Vec::with_capacity(total * size);
         let mut offsets: Vec<i32> = Vec::with_capacity(rows.len() + 1);
         offsets.push(0);
         for &(ptr, len) in rows {
-            let from = ptr as usize;
-            bytes.extend_from_slice(&self.data[from..from + len as usize * size]);
+            let from = (ptr - lo) as usize;
+            bytes.extend_from_slice(&span[from..from + len as usize * size]);
             let next = i64::from(*offsets.last().unwrap_or(&0)) + i64::from(len);
             offsets.push(i32::try_from(next).map_err(|_| {
                 Error::format(
@@ -380,7 +426,10 @@ impl FileReader for TokenFile {
     }
 
     fn file_bytes(&self) -> u64 {
-        self.data.len() as u64
+        match &self.data {
+            Data::Bytes(b) => b.len() as u64,
+            Data::File(_, len) => *len,
+        }
     }
 }
 

@@ -35,7 +35,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, Int64Array};
+use arrow_array::{Array, ArrayRef};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::DataType;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -117,6 +118,8 @@ pub struct PackConfig {
     pub pad_id: i64,
     /// `best_fit`: sequences' worth of tokens packed together.
     pub buffer: usize,
+    /// The fields each batch holds, a subset of [`PACK_FIELDS`] (all when empty).
+    pub fields: Vec<String>,
 }
 
 /// Sequences' worth of tokens a `best_fit` buffer holds by default.
@@ -131,7 +134,30 @@ impl PackConfig {
         if self.buffer == 0 {
             return Err(Error::invalid("buffer", "must be at least 1 sequence"));
         }
+        for f in &self.fields {
+            if !PACK_FIELDS.contains(&f.as_str()) {
+                return Err(Error::invalid(
+                    "fields",
+                    format!("{f:?} is not a packed field; expected some of {PACK_FIELDS:?}"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Which of [`PACK_FIELDS`] the batches hold.
+    pub fn wanted(&self) -> [bool; 5] {
+        PACK_FIELDS.map(|f| self.fields.is_empty() || self.fields.iter().any(|g| g == f))
+    }
+
+    /// The names of the fields the batches hold, in order.
+    pub fn field_names(&self) -> Vec<String> {
+        PACK_FIELDS
+            .iter()
+            .zip(self.wanted())
+            .filter(|(_, w)| *w)
+            .map(|(f, _)| f.to_string())
+            .collect()
     }
 
     /// Checks that `data_type` (of the token column) holds token ids.
@@ -196,11 +222,79 @@ impl PackState {
     }
 }
 
-/// One document: its plan position in the epoch and its tokens (with BOS/EOS).
+/// One document: its plan position in the epoch and its tokens, a slice of its read batch's
+/// (converted) token buffer with BOS/EOS around it, so that reading copies no token.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Doc {
     pub(crate) position: u64,
-    pub(crate) tokens: Vec<i64>,
+    values: ScalarBuffer<i64>,
+    bos: Option<i64>,
+    eos: Option<i64>,
+}
+
+impl Doc {
+    /// A document of `values` with the configured BOS/EOS.
+    pub(crate) fn new(position: u64, values: ScalarBuffer<i64>, config: &PackConfig) -> Doc {
+        Doc {
+            position,
+            values,
+            bos: config.bos_id,
+            eos: config.eos_id,
+        }
+    }
+
+    /// Tokens, BOS and EOS included.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len() + usize::from(self.bos.is_some()) + usize::from(self.eos.is_some())
+    }
+
+    /// Token `i` (BOS and EOS included), if there is one.
+    fn get(&self, i: usize) -> Option<i64> {
+        let head = usize::from(self.bos.is_some());
+        if i < head {
+            return self.bos;
+        }
+        match self.values.get(i - head) {
+            Some(&v) => Some(v),
+            None if i - head == self.values.len() => self.eos,
+            None => None,
+        }
+    }
+
+    /// Appends tokens `from..to` (BOS and EOS included) to `out`.
+    fn extend(&self, from: usize, to: usize, out: &mut Vec<i64>) {
+        if from >= to {
+            return;
+        }
+        let head = usize::from(self.bos.is_some());
+        let n = self.values.len();
+        if from < head {
+            out.extend(self.bos);
+        }
+        let (a, b) = (from.max(head) - head, (to - head).min(n));
+        if a < b {
+            out.extend_from_slice(&self.values[a..b]);
+        }
+        if to > head + n {
+            out.extend(self.eos);
+        }
+    }
+}
+
+/// The token values of a list column's child as one `i64` buffer (a cast where needed).
+fn values_i64(values: &ArrayRef, config: &PackConfig) -> Result<ScalarBuffer<i64>> {
+    let cast = arrow_cast::cast(values, &DataType::Int64)
+        .map_err(|e| Error::invalid("tokens", format!("column {:?}: {e}", config.column)))?;
+    if cast.null_count() > 0 {
+        return Err(Error::invalid(
+            "tokens",
+            format!("column {:?} holds a null token id", config.column),
+        ));
+    }
+    Ok(cast
+        .as_primitive::<arrow_array::types::Int64Type>()
+        .values()
+        .clone())
 }
 
 /// Reads the documents of one batch of the token column. Row `i` is at plan position
@@ -210,53 +304,22 @@ pub(crate) fn docs_of(
     config: &PackConfig,
     positions: &dyn Fn(usize) -> u64,
 ) -> Result<Vec<Doc>> {
-    let wrap = |values: &[i64]| {
-        let mut t = Vec::with_capacity(values.len() + 2);
-        t.extend(config.bos_id);
-        t.extend_from_slice(values);
-        t.extend(config.eos_id);
-        t
-    };
-    let cast = |a: &ArrayRef| -> Result<Int64Array> {
-        let c = arrow_cast::cast(a, &DataType::Int64)
-            .map_err(|e| Error::invalid("tokens", format!("column {:?}: {e}", config.column)))?;
-        if c.null_count() > 0 {
-            return Err(Error::invalid(
-                "tokens",
-                format!("column {:?} holds a null token id", config.column),
-            ));
-        }
-        Ok(c.as_primitive::<arrow_array::types::Int64Type>().clone())
-    };
     let mut docs = Vec::new();
     match column {
         BatchColumn::Tensor(t) if t.shape.len() == 2 => {
             let width = t.shape[1];
-            let flat: Vec<i64> = match &t.data {
-                TensorData::I8(v) => v.iter().map(|&x| x.into()).collect(),
-                TensorData::I16(v) => v.iter().map(|&x| x.into()).collect(),
-                TensorData::I32(v) => v.iter().map(|&x| x.into()).collect(),
-                TensorData::I64(v) => v.clone(),
-                TensorData::U8(v) => v.iter().map(|&x| x.into()).collect(),
-                TensorData::U16(v) => v.iter().map(|&x| x.into()).collect(),
-                TensorData::U32(v) => v.iter().map(|&x| x.into()).collect(),
-                TensorData::U64(v) => v
-                    .iter()
-                    .map(|&x| i64::try_from(x))
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|_| Error::invalid("tokens", "a token id above 2^63"))?,
-                _ => {
-                    return Err(Error::invalid(
-                        "tokens",
-                        format!("column {:?} is not of integers", config.column),
-                    ))
-                }
-            };
-            for (i, row) in flat.chunks(width.max(1)).enumerate().take(t.shape[0]) {
-                docs.push(Doc {
-                    position: positions(i),
-                    tokens: wrap(row),
-                });
+            let values: ArrayRef = t.to_arrow();
+            let flat = values
+                .as_fixed_size_list_opt()
+                .map(|l| l.values().clone())
+                .unwrap_or(values);
+            let values = values_i64(&flat, config)?;
+            for i in 0..t.shape[0] {
+                docs.push(Doc::new(
+                    positions(i),
+                    values.slice(i * width, width),
+                    config,
+                ));
             }
         }
         BatchColumn::Arrow(a) => {
@@ -285,16 +348,19 @@ pub(crate) fn docs_of(
                     ))
                 }
             };
-            let values = cast(&values)?;
-            let values = values.values();
+            // Only the values the rows use (a sliced list keeps its parent's values).
+            let (lo, hi) = (offsets[0], offsets[offsets.len() - 1]);
+            let values = values_i64(&values.slice(lo, hi - lo), config)?;
             for i in 0..a.len() {
                 if a.is_null(i) {
                     continue;
                 }
-                docs.push(Doc {
-                    position: positions(i),
-                    tokens: wrap(&values[offsets[i]..offsets[i + 1]]),
-                });
+                let (from, to) = (offsets[i] - lo, offsets[i + 1] - lo);
+                docs.push(Doc::new(
+                    positions(i),
+                    values.slice(from, to - from),
+                    config,
+                ));
             }
         }
         BatchColumn::Tensor(_) => {
@@ -324,23 +390,26 @@ pub(crate) struct PackedBatch {
     positions: Vec<i64>,
     documents: Vec<i64>,
     mask: Vec<i64>,
+    /// Which of [`PACK_FIELDS`] are filled.
+    wanted: [bool; 5],
     /// Padding positions.
     pub(crate) padding: usize,
 }
 
 impl PackedBatch {
-    pub(crate) fn new(batch_size: usize, seq_len: usize) -> PackedBatch {
-        let n = batch_size * seq_len;
+    pub(crate) fn new(batch_size: usize, seq_len: usize, wanted: [bool; 5]) -> PackedBatch {
+        let n = |i: usize| if wanted[i] { batch_size * seq_len } else { 0 };
         PackedBatch {
             seq_len,
             rows: 0,
             fill: 0,
             pieces: 0,
-            input: Vec::with_capacity(n),
-            labels: Vec::with_capacity(n),
-            positions: Vec::with_capacity(n),
-            documents: Vec::with_capacity(n),
-            mask: Vec::with_capacity(n),
+            input: Vec::with_capacity(n(0)),
+            labels: Vec::with_capacity(n(1)),
+            positions: Vec::with_capacity(n(2)),
+            documents: Vec::with_capacity(n(3)),
+            mask: Vec::with_capacity(n(4)),
+            wanted,
             padding: 0,
         }
     }
@@ -351,16 +420,26 @@ impl PackedBatch {
     }
 
     /// Appends tokens `from..to` of `doc` to the sequence being filled as one piece.
-    fn piece(&mut self, doc: &[i64], from: usize, to: usize) {
+    fn piece(&mut self, doc: &Doc, from: usize, to: usize) {
         debug_assert!(to - from <= self.room() && from < to);
-        self.input.extend_from_slice(&doc[from..to]);
-        self.labels.extend_from_slice(&doc[from + 1..to]);
-        self.labels
-            .push(doc.get(to).copied().unwrap_or(IGNORE_INDEX));
-        self.positions.extend(0..(to - from) as i64);
-        self.documents
-            .extend(std::iter::repeat_n(self.pieces, to - from));
-        self.mask.extend(std::iter::repeat_n(1, to - from));
+        let [input, labels, positions, documents, mask] = self.wanted;
+        if input {
+            doc.extend(from, to, &mut self.input);
+        }
+        if labels {
+            doc.extend(from + 1, to, &mut self.labels);
+            self.labels.push(doc.get(to).unwrap_or(IGNORE_INDEX));
+        }
+        if positions {
+            self.positions.extend(0..(to - from) as i64);
+        }
+        if documents {
+            self.documents
+                .extend(std::iter::repeat_n(self.pieces, to - from));
+        }
+        if mask {
+            self.mask.extend(std::iter::repeat_n(1, to - from));
+        }
         self.fill += to - from;
         self.pieces += 1;
     }
@@ -368,21 +447,33 @@ impl PackedBatch {
     /// Pads the sequence being filled to its length and starts the next one.
     fn finish_sequence(&mut self, pad_id: i64) {
         let n = self.room();
-        self.input.extend(std::iter::repeat_n(pad_id, n));
-        self.labels.extend(std::iter::repeat_n(IGNORE_INDEX, n));
-        // Padding is one run of positions, so that `cu_seqlens` makes it one segment.
-        self.positions.extend(0..n as i64);
-        self.documents.extend(std::iter::repeat_n(-1, n));
-        self.mask.extend(std::iter::repeat_n(0, n));
+        let [input, labels, positions, documents, mask] = self.wanted;
+        if input {
+            self.input.extend(std::iter::repeat_n(pad_id, n));
+        }
+        if labels {
+            self.labels.extend(std::iter::repeat_n(IGNORE_INDEX, n));
+        }
+        if positions {
+            // Padding is one run of positions, so that `cu_seqlens` makes it one segment.
+            self.positions.extend(0..n as i64);
+        }
+        if documents {
+            self.documents.extend(std::iter::repeat_n(-1, n));
+        }
+        if mask {
+            self.mask.extend(std::iter::repeat_n(0, n));
+        }
         self.padding += n;
         self.rows += 1;
         self.fill = 0;
         self.pieces = 0;
     }
 
-    /// The batch's columns, named as [`PACK_FIELDS`].
+    /// The batch's columns, named as [`PACK_FIELDS`] (the wanted ones).
     pub(crate) fn columns(self) -> Vec<(String, BatchColumn)> {
         let shape = vec![self.rows, self.seq_len];
+        let wanted = self.wanted;
         [
             self.input,
             self.labels,
@@ -392,7 +483,9 @@ impl PackedBatch {
         ]
         .into_iter()
         .zip(PACK_FIELDS)
-        .map(|(v, name)| {
+        .zip(wanted)
+        .filter(|(_, w)| *w)
+        .map(|((v, name), _)| {
             (
                 name.to_string(),
                 BatchColumn::Tensor(Tensor {
@@ -412,7 +505,7 @@ type Piece = (u32, u32, u32);
 fn best_fit(docs: &[Doc], seq_len: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<Piece>> {
     let mut pieces: Vec<Piece> = Vec::new();
     for (d, doc) in docs.iter().enumerate() {
-        let n = doc.tokens.len();
+        let n = doc.len();
         let mut from = 0;
         while from < n {
             let to = (from + seq_len).min(n);
@@ -460,6 +553,8 @@ pub(crate) struct Packer {
     pending: VecDeque<Doc>,
     /// Tokens of `pending[0]` already delivered (`concat`, `pad`).
     offset: usize,
+    /// Tokens of the pending documents.
+    pending_len: usize,
     /// The plan position after the last document read.
     next_position: u64,
     /// `best_fit`: the buffer being emitted, its sequences and how many were emitted.
@@ -487,6 +582,7 @@ impl Packer {
             epoch,
             pending: VecDeque::new(),
             offset: 0,
+            pending_len: 0,
             next_position: start,
             buffer: Vec::new(),
             bins: Vec::new(),
@@ -500,27 +596,28 @@ impl Packer {
     pub(crate) fn push(&mut self, docs: Vec<Doc>, positions: usize) {
         self.next_position += positions as u64;
         for doc in docs {
-            if doc.tokens.is_empty() {
+            if doc.len() == 0 {
                 continue;
             }
             if self.config.mode != PackMode::BestFit && self.pending.is_empty() {
                 if let Some((at, skip)) = self.resume.take() {
                     if doc.position == at {
-                        self.offset = (skip as usize).min(doc.tokens.len());
-                        if self.offset == doc.tokens.len() {
+                        self.offset = (skip as usize).min(doc.len());
+                        if self.offset == doc.len() {
                             self.offset = 0;
                             continue;
                         }
                     }
                 }
             }
+            self.pending_len += doc.len();
             self.pending.push_back(doc);
         }
     }
 
     /// Tokens read and waiting (what a streaming mode can still lay out).
     fn pending_tokens(&self) -> usize {
-        self.pending.iter().map(|d| d.tokens.len()).sum::<usize>() - self.offset
+        self.pending_len - self.offset
     }
 
     /// True when [`Packer::sequence`] can lay out a sequence without more documents (or,
@@ -549,10 +646,11 @@ impl Packer {
                     let Some(doc) = self.pending.front() else {
                         break;
                     };
-                    let to = (self.offset + out.room()).min(doc.tokens.len());
-                    out.piece(&doc.tokens, self.offset, to);
+                    let to = (self.offset + out.room()).min(doc.len());
+                    out.piece(doc, self.offset, to);
                     self.offset = to;
-                    if to == doc.tokens.len() {
+                    if to == doc.len() {
+                        self.pending_len -= to;
                         self.pending.pop_front();
                         self.offset = 0;
                     }
@@ -561,10 +659,11 @@ impl Packer {
             }
             PackMode::Pad => {
                 if let Some(doc) = self.pending.front() {
-                    let to = (self.offset + out.room()).min(doc.tokens.len());
-                    out.piece(&doc.tokens, self.offset, to);
+                    let to = (self.offset + out.room()).min(doc.len());
+                    out.piece(doc, self.offset, to);
                     self.offset = to;
-                    if to == doc.tokens.len() {
+                    if to == doc.len() {
+                        self.pending_len -= to;
                         self.pending.pop_front();
                         self.offset = 0;
                     }
@@ -577,7 +676,7 @@ impl Packer {
                 }
                 if let Some(bin) = self.bins.get(self.next_bin) {
                     for &(d, from, to) in bin {
-                        out.piece(&self.buffer[d as usize].tokens, from as usize, to as usize);
+                        out.piece(&self.buffer[d as usize], from as usize, to as usize);
                     }
                     self.next_bin += 1;
                 }
@@ -611,7 +710,8 @@ impl Packer {
             let Some(doc) = self.pending.pop_front() else {
                 break;
             };
-            tokens += doc.tokens.len();
+            tokens += doc.len();
+            self.pending_len -= doc.len();
             self.buffer.push(doc);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(crate::plan::mix(&[
@@ -653,6 +753,7 @@ mod tests {
             bos_id: None,
             pad_id: -1,
             buffer: 4,
+            fields: Vec::new(),
         })
     }
 
@@ -662,13 +763,9 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                let mut tokens: Vec<i64> = (next..next + n as i64 - 1).collect();
+                let values: Vec<i64> = (next..next + n as i64 - 1).collect();
                 next += n as i64;
-                tokens.push(0);
-                Doc {
-                    position: i as u64,
-                    tokens,
-                }
+                Doc::new(i as u64, values.into(), &config(PackMode::Concat, 2))
             })
             .collect()
     }
@@ -677,7 +774,7 @@ mod tests {
     fn pack_all(packer: &mut Packer, batch: usize, seq_len: usize) -> Vec<Vec<Vec<i64>>> {
         let mut out = Vec::new();
         while packer.ready(true) {
-            let mut b = PackedBatch::new(batch, seq_len);
+            let mut b = PackedBatch::new(batch, seq_len, [true; 5]);
             while b.rows < batch && packer.ready(true) {
                 packer.sequence(&mut b);
             }
@@ -695,6 +792,29 @@ mod tests {
             );
         }
         out
+    }
+
+    #[test]
+    fn a_document_reads_its_bos_values_and_eos_as_one_run() {
+        let cfg = PackConfig {
+            bos_id: Some(7),
+            ..(*config(PackMode::Concat, 4)).clone()
+        };
+        let doc = Doc::new(0, vec![1i64, 2, 3].into(), &cfg);
+        assert_eq!(doc.len(), 5);
+        let run = |a, b| {
+            let mut v = Vec::new();
+            doc.extend(a, b, &mut v);
+            v
+        };
+        assert_eq!(run(0, 5), [7, 1, 2, 3, 0]);
+        assert_eq!(run(1, 4), [1, 2, 3]);
+        assert_eq!(run(3, 5), [3, 0]);
+        assert_eq!(run(4, 4), Vec::<i64>::new());
+        assert_eq!(
+            (doc.get(0), doc.get(4), doc.get(5)),
+            (Some(7), Some(0), None)
+        );
     }
 
     #[test]
@@ -763,7 +883,7 @@ mod tests {
             let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0);
             p.push(docs(&lengths), lengths.len());
             for stop in 1..all.len() {
-                let mut b = PackedBatch::new(2, 6);
+                let mut b = PackedBatch::new(2, 6, [true; 5]);
                 while b.rows < 2 && p.ready(true) {
                     p.sequence(&mut b);
                 }
