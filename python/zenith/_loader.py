@@ -64,14 +64,15 @@ class DataLoader:
             ``memory_budget``, else a window sized from it.
         memory_budget: bytes the shuffle may hold (default 200 MB: windows of 100 MB of rows).
         reuse_budget: bytes of decoded data (in output layout) kept after the first epoch so that
-            later epochs only permute and gather, used only when the whole dataset fits; default
+            later epochs only permute and gather, used only when the whole dataset fits (a
+            packed loader, ``tokens=``, keeps none unless this is given); default
             a quarter of the memory available (``ZENITH_REUSE_BYTES`` overrides) shared by the
             ranks on this machine (``LOCAL_WORLD_SIZE``, else ``world_size``), 0 never keeps.
             Order, rank split, shuffle and ``state_dict`` are the same either way.
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``,
             ``imagefolder``, ``tokens``: flat ``.bin`` token files, detected by their name when
-            their first bytes are no other format's; see ``zenith.text``). A single local directory of class directories of images
-            (``root/<class>/<image>``) is read as an ImageFolder without it: columns ``image``
+            their first bytes are no other format's; see ``zenith.text``). A single local
+            directory of class directories of images (``root/<class>/<image>``) is read as an ImageFolder without it: columns ``image``
             (the file's bytes) and ``label`` (``int64``, classes sorted by name, as torchvision's
             ``ImageFolder``), each image one unit.
         storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
