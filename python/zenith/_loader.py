@@ -72,9 +72,10 @@ class DataLoader:
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``,
             ``imagefolder``, ``tokens``: flat ``.bin`` token files, detected by their name when
             their first bytes are no other format's; see ``zenith.text``). A single local
-            directory of class directories of images (``root/<class>/<image>``) is read as an ImageFolder without it: columns ``image``
-            (the file's bytes) and ``label`` (``int64``, classes sorted by name, as torchvision's
-            ``ImageFolder``), each image one unit.
+            directory of class directories of images (``root/<class>/<image>``) is read as an
+            ImageFolder without it: columns ``image`` (the file's bytes) and ``label``
+            (``int64``, classes sorted by name, as torchvision's ``ImageFolder``), each image
+            one unit.
         storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
             (see ``zenith.load``); they override the environment.
         image_size: WebDataset: decode image fields to ``uint8 [B, H, W, 3]`` batches of this
