@@ -18,6 +18,7 @@ import os
 from zenith import _zenith, text, vision
 from zenith._io import info, load
 from zenith._loader import DataLoader
+from zenith._mix import Mix, mix
 from zenith._webdataset import write_webdataset
 from zenith.exceptions import (
     FormatError,
@@ -39,6 +40,7 @@ __all__ = [
     "DataLoader",
     "FormatError",
     "JobError",
+    "Mix",
     "ResourceError",
     "SchemaError",
     "SourceError",
@@ -52,6 +54,7 @@ __all__ = [
     "jobs",
     "load",
     "logs",
+    "mix",
     "result",
     "status",
     "submit",
