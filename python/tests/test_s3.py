@@ -6,6 +6,7 @@ credentials and missing keys; paginated listing; ranged Parquet reads."""
 from __future__ import annotations
 
 import collections
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -307,3 +308,36 @@ def test_object_reads_in_forked_child(s3: S3Server, datasets: dict[str, Path],
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_rows_and_sum, (url("forked/"), s3.options())).get(timeout=60)
     assert got == expected
+
+
+def test_text_and_json_lines_from_s3_are_tokenized_like_local_files(
+    s3: S3Server, faults: FaultProxy, tmp_path: Path
+) -> None:
+    # A word-level tokenizer written here (its ids are the words' places in the vocabulary).
+    words = ["[UNK]", "<eos>", *(f"w{i}" for i in range(50))]
+    tokenizer = tmp_path / "tokenizer.json"
+    tokenizer.write_text(json.dumps({
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+        "normalizer": None, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {w: i for i, w in enumerate(words)},
+                  "unk_token": "[UNK]"},
+    }))
+    rng = np.random.default_rng(3)
+    docs = [" ".join(f"w{j}" for j in rng.integers(0, 50, rng.integers(1, 30))) for _ in range(200)]
+    folder = s3.bucket(BUCKET) / "text"
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_text("\n".join(docs[:120]) + "\n")
+    with (folder / "b.jsonl").open("w") as f:
+        for d in docs[120:]:
+            f.write(json.dumps({"text": d}) + "\n")
+    want = [t for d in docs for t in [*(int(w[1:]) + 2 for w in d.split()), 1]]
+    split = sum(len(d.split()) + 1 for d in docs[:120])
+    for key, (start, end) in (("text/a.txt", (0, split)), ("text/b.jsonl", (split, len(want)))):
+        dl = zenith.DataLoader(url(key), batch_size=2, shuffle=False,
+                               storage_options=via_proxy(s3, faults),
+                               tokens=zenith.text.pack(16, tokenizer=tokenizer, eos_id="<eos>"))
+        got = list(dl)
+        ids = np.concatenate([b["input_ids"] for b in got])
+        mask = np.concatenate([b["attention_mask"] for b in got])
+        assert ids[mask == 1].tolist() == want[start:end], key

@@ -429,3 +429,32 @@ def test_a_broken_megatron_index_is_a_format_error_naming_it(tmp_path: Path) -> 
     (tmp_path / "c.idx").write_bytes(idx[:30])
     with pytest.raises(zenith.FormatError, match=r"c\.idx: header: 2 sequences do not fit"):
         zenith.DataLoader(str(tmp_path), tokens=zenith.text.pack())
+
+
+def test_npy_token_shards_are_streams_of_the_width_their_header_says(tmp_path: Path) -> None:
+    # Token shards saved with np.save (uint16 as nanoGPT-style FineWeb shards, uint32, 2-D).
+    rng = np.random.default_rng(8)
+    shards = [rng.integers(1, 60000, 3000).astype(np.uint16),
+              rng.integers(1, 200_000, 2500).astype(np.uint32).reshape(50, 50)]
+    (tmp_path / "a").mkdir()
+    np.save(tmp_path / "a" / "shard_000.npy", shards[0])
+    (tmp_path / "b").mkdir()
+    np.save(tmp_path / "b" / "shard_001.npy", shards[1])
+    for folder, shard in (("a", shards[0]), ("b", shards[1])):
+        dl = zenith.DataLoader(str(tmp_path / folder), batch_size=3, shuffle=False,
+                               tokens=zenith.text.pack(seq_len=128, mode="concat"))
+        batches = list(dl)
+        ids = stacked(batches, "input_ids")[stacked(batches, "attention_mask") == 1]
+        np.testing.assert_array_equal(ids, shard.ravel().astype(np.int64))
+        assert zenith.info(str(tmp_path / folder))["format"] == "tokens"
+    with pytest.raises(ValidationError, match=r"shard_001\.npy holds uint32 tokens, not uint16"):
+        zenith.DataLoader(str(tmp_path / "b"), tokens=zenith.text.pack(dtype="uint16"))
+    raw = (tmp_path / "a" / "shard_000.npy").read_bytes()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "c.npy").write_bytes(raw[:-10])
+    cut = r"c\.npy: header: shape \[3000\] of uint16 needs 6000 bytes after the header, the file has 5990"
+    with pytest.raises(zenith.FormatError, match=cut):
+        zenith.DataLoader(str(tmp_path / "cut"), tokens=zenith.text.pack())
+    np.save(tmp_path / "cut" / "c.npy", np.ones(4, np.float32))
+    with pytest.raises(zenith.FormatError, match=r"an array of float32; token files hold integer ids"):
+        zenith.DataLoader(str(tmp_path / "cut"), tokens=zenith.text.pack())

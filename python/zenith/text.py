@@ -15,8 +15,9 @@ loader's shuffled plan order. Flat token files (``.bin``, as nanoGPT and Megatro
 them) are read too: with a Megatron-LM ``.idx`` beside a ``.bin`` each indexed sequence is a
 document; without one the file is a stream of ``uint16`` tokens (``dtype=`` for another
 width) cut into documents of ``seq_len`` tokens, whose EOS tokens are already in the stream (leave
-``eos_id`` unset). Their column is ``input_ids``; ``bos_id``/``eos_id`` are put before/after each document when
-given. Modes:
+``eos_id`` unset); NumPy ``.npy`` token shards (``np.save`` of an integer array, any shape) are
+such a stream too, of the width their header says. Their column is ``input_ids``;
+``bos_id``/``eos_id`` are put before/after each document when given. Modes:
 
 - ``"concat"``: the documents form one stream cut every ``seq_len`` tokens (no padding but at
   the end of an epoch); a document that does not fit continues in the next sequence.
@@ -41,6 +42,15 @@ Every batch holds ``int64 [B, seq_len]`` arrays:
 :func:`cu_seqlens` turns ``position_ids`` into the cumulative sequence lengths that
 flash-attention's variable-length functions take.
 
+Text is tokenized on the fly with ``tokenizer=`` (a ``tokenizer.json``, loaded by Hugging
+Face's ``tokenizers`` crate in Rust, no download): the rows of ``text_column`` (``.txt`` lines,
+JSON Lines fields, string columns of Parquet, Arrow or CSV; local or in object storage) become
+the documents, on the decode threads, with the ids the Python ``tokenizers`` package gives::
+
+    dl = zenith.torch.DataLoader("corpus/*.jsonl", batch_size=8,
+                                 tokens=zenith.text.pack(2048, tokenizer="tokenizer.json",
+                                                         eos_id="<|endoftext|>"))
+
 ``state_dict()`` is a few numbers: the plan position of the first document not wholly
 delivered and how much of it (or of the best-fit buffer) was. A resumed pass gives exactly the
 sequences of an uninterrupted one, with any ``num_workers``; mid-epoch it resumes under the
@@ -49,13 +59,14 @@ world size it was saved with.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from zenith import _zenith
 from zenith.exceptions import ValidationError
 
-__all__ = ["IGNORE_INDEX", "Pack", "cu_seqlens", "pack"]
+__all__ = ["IGNORE_INDEX", "Pack", "cu_seqlens", "encode", "pack"]
 
 IGNORE_INDEX: int = -100
 """The label of positions not learned from (PyTorch's ``cross_entropy`` ``ignore_index``)."""
@@ -88,7 +99,15 @@ class Pack:
             document ids or mask, which saves filling them.
         dtype: the token width of ``.bin`` token files without a Megatron ``.idx``
             (``"uint16"``, nanoGPT's, by default; ``"uint32"`` for vocabularies past 65,536);
-            an index says its own.
+            an index or an ``.npy`` header says its own.
+        tokenizer: a ``tokenizer.json`` file (as Hugging Face's ``tokenizers`` saves it,
+            ``tokenizer.save(path)`` or a model's own): the documents are the rows of the text
+            column ``text_column``, tokenized in Rust on the decode threads into ``column``.
+            Its truncation and padding settings are not applied (the packer cuts and pads).
+        text_column: the text column tokenized when ``tokenizer`` is given (``"text"``: a
+            ``.txt`` file's lines, a JSON Lines field, a Parquet/Arrow/CSV string column).
+        add_special_tokens: let the tokenizer's post-processor add its special tokens to each
+            document (e.g. Llama's BOS); off by default, ``bos_id``/``eos_id`` add them here.
     """
 
     seq_len: int
@@ -100,27 +119,58 @@ class Pack:
     buffer: int = 256
     dtype: str | None = None
     fields: tuple[str, ...] | None = None
+    tokenizer: str | None = None
+    text_column: str = "text"
+    add_special_tokens: bool = False
 
 
 def pack(
     seq_len: int = 2048,
     column: str = "input_ids",
     mode: str = "concat",
-    eos_id: int | None = None,
-    bos_id: int | None = None,
-    pad_id: int = 0,
+    eos_id: int | str | None = None,
+    bos_id: int | str | None = None,
+    pad_id: int | str = 0,
     buffer: int = 256,
     dtype: str | None = None,
     fields: tuple[str, ...] | list[str] | None = None,
+    tokenizer: str | os.PathLike[str] | None = None,
+    text_column: str = "text",
+    add_special_tokens: bool = False,
 ) -> Pack:
     """Declares sequence packing of the token column ``column`` into ``seq_len``-token
-    sequences (see :class:`Pack` for each argument and the module doc for the batch)."""
+    sequences (see :class:`Pack` for each argument and the module doc for the batch).
+
+    With ``tokenizer=``, the documents are text tokenized in Rust first, and ``eos_id``,
+    ``bos_id`` and ``pad_id`` may be given as tokens (``eos_id="<|endoftext|>"``), looked up
+    in its vocabulary."""
+    # Token ids, once the names a tokenizer resolves are looked up (checked below).
+    eos: Any = eos_id
+    bos: Any = bos_id
+    pad: Any = pad_id
+    if tokenizer is not None:
+        if not isinstance(tokenizer, (str, os.PathLike)):
+            raise ValidationError(
+                f"invalid argument `tokenizer`: expected the path of a tokenizer.json, got {tokenizer!r}"
+            )
+        tokenizer = os.fspath(tokenizer)
+        if not isinstance(text_column, str):
+            raise ValidationError(
+                f"invalid argument `text_column`: expected a name, got {text_column!r}"
+            )
+        eos = _token_id(tokenizer, "eos_id", eos_id)
+        bos = _token_id(tokenizer, "bos_id", bos_id)
+        pad = _token_id(tokenizer, "pad_id", pad_id)
+    if not isinstance(add_special_tokens, bool):
+        raise ValidationError(
+            f"invalid argument `add_special_tokens`: expected a bool, got {add_special_tokens!r}"
+        )
     for name, value, optional in (
         ("seq_len", seq_len, False),
         ("buffer", buffer, False),
-        ("pad_id", pad_id, False),
-        ("eos_id", eos_id, True),
-        ("bos_id", bos_id, True),
+        ("pad_id", pad, False),
+        ("eos_id", eos, True),
+        ("bos_id", bos, True),
     ):
         if value is None and optional:
             continue
@@ -138,11 +188,37 @@ def pack(
                 f"invalid argument `fields`: expected a list of field names, got {fields!r}"
             )
         fields = tuple(fields)
-    spec = Pack(seq_len, column, mode, eos_id, bos_id, pad_id, buffer, dtype, fields)
+    spec = Pack(
+        seq_len, column, mode, eos, bos, pad, buffer, dtype, fields,
+        tokenizer, text_column, add_special_tokens,
+    )
     # The engine checks ranges and names (one set of rules for every front): run it now, so a
     # bad spec fails where it is declared.
     _zenith.text_check(spec)
     return spec
+
+
+def _token_id(tokenizer: str, name: str, value: Any) -> Any:
+    """``value``, or the id of the token ``value`` names in the tokenizer's vocabulary."""
+    if not isinstance(value, str):
+        return value
+    found = _zenith.text_token_id(tokenizer, value)
+    if found is None:
+        raise ValidationError(
+            f"invalid argument `{name}`: {value!r} is not a token of {tokenizer}"
+        )
+    return found
+
+
+def encode(
+    tokenizer: str | os.PathLike[str], texts: list[str], add_special_tokens: bool = False
+) -> list[list[int]]:
+    """The token ids of each of ``texts`` under ``tokenizer`` (a ``tokenizer.json``), as the
+    loader's tokenizing stage makes them (the Python ``tokenizers`` package gives the same
+    ids for the same file)."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise ValidationError(f"invalid argument `texts`: expected a list of str, got {texts!r}")
+    return _zenith.text_encode(os.fspath(tokenizer), list(texts), add_special_tokens)
 
 
 def pack_spec(tokens: Any) -> Pack | None:

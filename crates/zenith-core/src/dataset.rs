@@ -98,7 +98,7 @@ impl Dataset {
         };
         let first = open(&paths[0], options)?;
         let mut rest_options = options.clone();
-        if format == Format::Csv && rest_options.csv_schema.is_none() {
+        if matches!(format, Format::Csv | Format::JsonLines) && rest_options.csv_schema.is_none() {
             rest_options.csv_schema = Some(first.schema());
         }
         let open_rest = || {

@@ -379,6 +379,9 @@ impl Loader {
         if let Some(spec) = &image {
             sample_stages.push(std::sync::Arc::new(spec.stage()?));
         }
+        if let Some(stage) = tokens.as_ref().map(|t| t.tokenize_stage()).transpose()? {
+            sample_stages.extend(stage.map(|s| std::sync::Arc::new(s) as _));
+        }
         let output: OutputKind = output.parse()?;
         let token_dtype = tokens
             .as_ref()
@@ -644,6 +647,8 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vision::vision_check, m)?)?;
     m.add_function(wrap_pyfunction!(vision::vision_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(text::text_check, m)?)?;
+    m.add_function(wrap_pyfunction!(text::text_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(text::text_token_id, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
     jobs::register(m)?;

@@ -1,7 +1,7 @@
 //! `zenith.text`'s packing, as the engine runs it: the spec a Python `Pack` carries.
 
 use pyo3::prelude::*;
-use zenith_core::stage::{PackConfig, PackMode};
+use zenith_core::stage::{PackConfig, PackMode, TokenizeConfig, TokenizeStage};
 use zenith_core::DType;
 
 use crate::errors::BindingResult;
@@ -18,6 +18,9 @@ pub(crate) struct PackSpec {
     buffer: usize,
     dtype: Option<String>,
     fields: Option<Vec<String>>,
+    tokenizer: Option<std::path::PathBuf>,
+    text_column: String,
+    add_special_tokens: bool,
 }
 
 impl PackSpec {
@@ -39,15 +42,75 @@ impl PackSpec {
         Ok(config)
     }
 
+    /// The tokenizing stage that makes the token column from text, when a tokenizer is given
+    /// (it loads the tokenizer file).
+    pub(crate) fn tokenize_stage(&self) -> zenith_core::Result<Option<TokenizeStage>> {
+        self.tokenizer
+            .as_ref()
+            .map(|path| {
+                TokenizeStage::open(TokenizeConfig {
+                    tokenizer: path.clone(),
+                    text_column: self.text_column.clone(),
+                    output: self.column.clone(),
+                    add_special_tokens: self.add_special_tokens,
+                })
+            })
+            .transpose()
+    }
+
     /// The token width of `.bin` files without an index, when given.
     pub(crate) fn file_dtype(&self) -> zenith_core::Result<Option<DType>> {
         self.dtype.as_deref().map(DType::parse).transpose()
     }
 }
 
-/// Checks a `zenith.text.Pack` (the same rules the loader applies when it opens).
+/// Checks a `zenith.text.Pack` (the same rules the loader applies when it opens, and that its
+/// tokenizer file loads).
 #[pyfunction]
-pub(crate) fn text_check(spec: PackSpec) -> BindingResult<()> {
+pub(crate) fn text_check(py: Python<'_>, spec: PackSpec) -> BindingResult<()> {
     spec.config()?;
+    py.detach(|| spec.tokenize_stage())?;
     Ok(())
+}
+
+/// The token ids of `texts` under the tokenizer file `tokenizer` (the stage's own encoding,
+/// for tests and the benchmark's reference), on the calling thread.
+#[pyfunction]
+#[pyo3(signature = (tokenizer, texts, add_special_tokens=false))]
+pub(crate) fn text_encode(
+    py: Python<'_>,
+    tokenizer: std::path::PathBuf,
+    texts: Vec<String>,
+    add_special_tokens: bool,
+) -> BindingResult<Vec<Vec<u32>>> {
+    Ok(py.detach(|| {
+        let stage = TokenizeStage::open(TokenizeConfig {
+            tokenizer,
+            text_column: String::new(),
+            output: String::new(),
+            add_special_tokens,
+        })?;
+        texts
+            .iter()
+            .map(|t| stage.encode(t))
+            .collect::<zenith_core::Result<Vec<_>>>()
+    })?)
+}
+
+/// The id of `token` in the tokenizer file's vocabulary, or None.
+#[pyfunction]
+pub(crate) fn text_token_id(
+    py: Python<'_>,
+    tokenizer: std::path::PathBuf,
+    token: String,
+) -> BindingResult<Option<u32>> {
+    Ok(py.detach(|| {
+        TokenizeStage::open(TokenizeConfig {
+            tokenizer,
+            text_column: String::new(),
+            output: String::new(),
+            add_special_tokens: false,
+        })
+        .map(|stage| stage.token_id(&token))
+    })?)
 }

@@ -207,16 +207,19 @@ impl DataLoader {
         let chain = match &pack {
             None => Self::wire(dataset, &config)?,
             Some(pack) => {
-                // The producer reads the token column alone; the packer makes the fields.
-                let column = dataset
-                    .schema()
+                // The producer reads the token column alone (or what a stage makes it from,
+                // e.g. the text a tokenizer reads); the packer makes the fields.
+                let mut staged = dataset.schema();
+                for stage in &config.sample_stages {
+                    staged = stage.output_schema(&staged)?;
+                }
+                let column = staged
                     .field_with_name(&pack.column)
                     .map(|f| f.data_type().clone())
                     .map_err(|_| Error::UnknownColumn {
                         path: dataset.files()[0].path().to_path_buf(),
                         column: pack.column.clone(),
-                        available: dataset
-                            .schema()
+                        available: staged
                             .fields()
                             .iter()
                             .map(|f| f.name().as_str())

@@ -23,13 +23,17 @@ pub enum Format {
     ImageFolder,
     /// WebDataset tar shards (`.tar`, gzip-compressed `.tar.gz` / `.tgz`).
     WebDataset,
-    /// Flat token files (`.bin`, with a Megatron-LM `.idx` beside it or without).
+    /// Flat token files (`.bin`, with a Megatron-LM `.idx` beside it or without; `.npy`).
     Tokens,
+    /// Plain text, one row per line in a `text` column (`.txt`).
+    Text,
+    /// JSON Lines, one object per line (`.jsonl`, `.ndjson`, `.json`).
+    JsonLines,
 }
 
 impl Format {
     /// Every format, in the order `zenith.info()` lists them.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 9] = [
         Format::Parquet,
         Format::Csv,
         Format::Ipc,
@@ -37,10 +41,12 @@ impl Format {
         Format::WebDataset,
         Format::ImageFolder,
         Format::Tokens,
+        Format::Text,
+        Format::JsonLines,
     ];
 
     /// Parses a user-given format name (`parquet`, `csv`, `arrow`/`ipc`/`feather`, `arrows`/`ipc_stream`,
-    /// `webdataset`/`wds`/`tar`, `imagefolder`, `tokens`/`bin`).
+    /// `webdataset`/`wds`/`tar`, `imagefolder`, `tokens`/`bin`, `text`/`txt`, `json`/`jsonl`).
     pub fn parse(name: &str) -> Result<Format> {
         match name.to_ascii_lowercase().as_str() {
             "parquet" | "pq" => Ok(Format::Parquet),
@@ -50,6 +56,8 @@ impl Format {
             "webdataset" | "wds" | "tar" => Ok(Format::WebDataset),
             "imagefolder" | "image_folder" => Ok(Format::ImageFolder),
             "tokens" | "bin" | "megatron" => Ok(Format::Tokens),
+            "text" | "txt" => Ok(Format::Text),
+            "json" | "jsonl" | "ndjson" | "jsonlines" => Ok(Format::JsonLines),
             other => Err(Error::invalid(
                 "format",
                 format!(
@@ -70,6 +78,8 @@ impl Format {
             Format::WebDataset => "webdataset",
             Format::ImageFolder => "imagefolder",
             Format::Tokens => "tokens",
+            Format::Text => "text",
+            Format::JsonLines => "json",
         }
     }
 }
@@ -152,6 +162,8 @@ pub fn detect_magic(head: &[u8]) -> Option<Format> {
         Some(Format::Ipc)
     } else if head.starts_with(IPC_CONTINUATION) {
         Some(Format::IpcStream)
+    } else if head.starts_with(b"\x93NUMPY") {
+        Some(Format::Tokens)
     } else if head.get(TAR_MAGIC_OFFSET..TAR_MAGIC_OFFSET + TAR_MAGIC.len()) == Some(TAR_MAGIC) {
         Some(Format::WebDataset)
     } else {
@@ -164,11 +176,13 @@ pub fn detect_extension(path: &Path) -> Option<Format> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     match ext.as_str() {
         "parquet" | "pq" => Some(Format::Parquet),
-        "csv" | "tsv" | "txt" => Some(Format::Csv),
+        "csv" | "tsv" => Some(Format::Csv),
+        "txt" => Some(Format::Text),
+        "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
         "arrow" | "feather" | "ipc" => Some(Format::Ipc),
         "arrows" | "stream" => Some(Format::IpcStream),
         "tar" | "tgz" => Some(Format::WebDataset),
-        "bin" | "idx" => Some(Format::Tokens),
+        "bin" | "idx" | "npy" => Some(Format::Tokens),
         "gz" if super::webdataset::is_gzip_path(path) => Some(Format::WebDataset),
         _ => None,
     }
@@ -199,6 +213,7 @@ mod tests {
             Some(Format::IpcStream)
         );
         assert_eq!(detect_magic(b"a,b,c\n"), None);
+        assert_eq!(detect_magic(b"\x93NUMPY\x01\x00"), Some(Format::Tokens));
         let mut tar_head = vec![0u8; 512];
         tar_head[257..263].copy_from_slice(b"ustar\0");
         assert_eq!(detect_magic(&tar_head), Some(Format::WebDataset));
@@ -211,6 +226,12 @@ mod tests {
         assert_eq!(detect_extension(Path::new("y.feather")), Some(Format::Ipc));
         assert_eq!(detect_extension(Path::new("y.bin")), Some(Format::Tokens));
         assert_eq!(detect_extension(Path::new("y.idx")), Some(Format::Tokens));
+        assert_eq!(detect_extension(Path::new("c.txt")), Some(Format::Text));
+        assert_eq!(
+            detect_extension(Path::new("c.JSONL")),
+            Some(Format::JsonLines)
+        );
+        assert_eq!(Format::parse("jsonl").unwrap().name(), "json");
         assert_eq!(
             detect_extension(Path::new("s/shard-0001.tar")),
             Some(Format::WebDataset)

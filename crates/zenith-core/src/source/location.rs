@@ -123,6 +123,12 @@ impl Location {
                     options.token_dtype,
                     options.token_chunk,
                 )?),
+                Format::Text | Format::JsonLines => Arc::new(super::lines::LinesFile::from_bytes(
+                    &self.path(),
+                    o.get_all()?,
+                    format,
+                    options,
+                )?),
                 Format::ImageFolder => {
                     return Err(Error::invalid(
                         "format",
@@ -217,7 +223,12 @@ mod tests {
                 w.write(b).unwrap();
                 w.finish().unwrap();
             }
-            Format::WebDataset | Format::ImageFolder | Format::Tokens => {
+            Format::JsonLines => {
+                let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+                w.write(b).unwrap();
+                w.finish().unwrap();
+            }
+            Format::WebDataset | Format::ImageFolder | Format::Tokens | Format::Text => {
                 unreachable!("tar shards and image folders are written by their own tests")
             }
         }
@@ -255,6 +266,7 @@ mod tests {
             (Format::Csv, "csv"),
             (Format::Ipc, "arrow"),
             (Format::IpcStream, "arrows"),
+            (Format::JsonLines, "jsonl"),
         ] {
             let mut local_specs = Vec::new();
             for (i, n) in [(0, 1000), (1, 450)] {

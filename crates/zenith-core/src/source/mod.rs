@@ -8,6 +8,7 @@ pub(crate) mod image_decode;
 pub mod imagefolder;
 pub mod ipc;
 pub(crate) mod jpeg_scaled;
+pub mod lines;
 pub mod listing;
 pub mod location;
 pub(crate) mod npy;
@@ -69,11 +70,11 @@ pub trait FileReader: Send + Sync {
 /// Reader options that change how files are decoded.
 #[derive(Debug, Clone, Default)]
 pub struct DecodeOptions {
-    /// Explicit CSV schema; inferred from the first file when `None`.
+    /// Explicit schema of CSV and JSON Lines files; inferred from the first file when `None`.
     pub csv_schema: Option<SchemaRef>,
     /// CSV delimiter (default `,`).
     pub csv_delimiter: Option<u8>,
-    /// Target bytes per CSV work unit (default 4 MiB).
+    /// Target bytes per work unit of CSV, text and JSON Lines files (default 4 MiB).
     pub csv_unit_bytes: Option<usize>,
     /// WebDataset: decode `jpg`/`jpeg`/`png`/`webp` fields to RGB `uint8 [height, width, 3]`
     /// (center-crop to the aspect ratio, then resize); raw bytes when `None`.
@@ -112,6 +113,9 @@ pub fn open_file(
             options.token_dtype,
             options.token_chunk,
         )?),
+        Format::Text | Format::JsonLines => {
+            Arc::new(lines::LinesFile::open(path, format, options)?)
+        }
     })
 }
 

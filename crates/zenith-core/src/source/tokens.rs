@@ -7,6 +7,8 @@
 //!   width with `token_dtype`), cut into rows of `token_chunk` tokens (a packed loader's
 //!   `seq_len` by default); the documents' EOS tokens are already in the stream.
 //!
+//! - A NumPy `.npy` array of integers is one stream too, of the width its header says.
+//!
 //! The one column, `input_ids`, is `list<uint16>` (or the index's or given width). Units are
 //! runs of rows of about [`UNIT_TOKENS`] tokens.
 
@@ -175,6 +177,64 @@ fn parse_index(index: &[u8], idx: &Path) -> Result<(DType, Vec<(u64, u32)>)> {
     Ok((dtype, rows))
 }
 
+/// The token type and the first value byte of a `.npy` token file (`None` for a file that is
+/// not one): a C-order array of integers, read as one stream whatever its shape.
+fn npy_header(path: &Path, data: &Data, data_len: u64) -> Result<Option<(DType, u64)>> {
+    let mut head = [0u8; 4096];
+    let n = match data {
+        Data::Bytes(b) => {
+            let n = b.len().min(head.len());
+            head[..n].copy_from_slice(&b[..n]);
+            n
+        }
+        Data::File(f, _) => {
+            use std::os::unix::fs::FileExt;
+            let want = (data_len as usize).min(head.len());
+            f.read_exact_at(&mut head[..want], 0)
+                .map_err(|e| Error::io(path, e))?;
+            want
+        }
+    };
+    if !head[..n].starts_with(b"\x93NUMPY") {
+        return Ok(None);
+    }
+    let header =
+        super::npy::parse_header(&head[..n]).map_err(|e| Error::format(path, "header", e))?;
+    if !matches!(
+        header.dtype,
+        DType::U8 | DType::U16 | DType::U32 | DType::I16 | DType::I32 | DType::I64
+    ) {
+        return Err(Error::format(
+            path,
+            "header",
+            format!(
+                "an array of {}; token files hold integer ids (uint16, uint32, int32, int64)",
+                header.dtype.name()
+            ),
+        ));
+    }
+    let values = header
+        .shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+    let offset = header.data_offset as u64;
+    let expected = values.and_then(|v| v.checked_mul(header.dtype.size() as u64));
+    if expected != Some(data_len.saturating_sub(offset)) {
+        return Err(Error::format(
+            path,
+            "header",
+            format!(
+                "shape {:?} of {} needs {} bytes after the header, the file has {}: truncated",
+                header.shape,
+                header.dtype.name(),
+                expected.map_or("more than 2^64".to_string(), |e| e.to_string()),
+                data_len.saturating_sub(offset)
+            ),
+        ));
+    }
+    Ok(Some((header.dtype, offset)))
+}
+
 impl TokenFile {
     /// Opens a token file from its bytes and, when there is one, its index's bytes.
     /// `dtype` and `chunk` apply to a file without an index.
@@ -229,6 +289,25 @@ impl TokenFile {
                 (found, rows)
             }
             None => {
+                // A NumPy array (`.npy`, as nanoGPT-style shard writers save token shards):
+                // its header says the width; the values after it are the stream.
+                let (dtype, header) = match npy_header(path, &data, data_len)? {
+                    Some((found, offset)) => {
+                        if let Some(given) = dtype.filter(|d| *d != found) {
+                            return Err(Error::invalid(
+                                "token_dtype",
+                                format!(
+                                    "{} holds {} tokens, not {}",
+                                    path.display(),
+                                    found.name(),
+                                    given.name()
+                                ),
+                            ));
+                        }
+                        (Some(found), offset)
+                    }
+                    None => (dtype, 0),
+                };
                 let dtype = dtype.unwrap_or(DType::U16);
                 if !matches!(
                     dtype,
@@ -243,7 +322,7 @@ impl TokenFile {
                     ));
                 }
                 let size = dtype.size();
-                let data_len = data_len as usize;
+                let data_len = (data_len - header) as usize;
                 if data_len % size != 0 {
                     return Err(Error::format(
                         path,
@@ -258,7 +337,7 @@ impl TokenFile {
                 let chunk = chunk.unwrap_or(DEFAULT_CHUNK).max(1);
                 let rows = (0..tokens)
                     .step_by(chunk)
-                    .map(|t| ((t * size) as u64, (chunk.min(tokens - t)) as u32))
+                    .map(|t| (header + (t * size) as u64, (chunk.min(tokens - t)) as u32))
                     .collect();
                 (dtype, rows)
             }

@@ -39,9 +39,11 @@
 //! right after it is decoded, so their cost scales with the threads like decoding does.
 
 pub mod pack;
+pub mod tokenize;
 pub mod vision;
 
 pub use pack::{PackConfig, PackMode, PackState};
+pub use tokenize::{TokenizeConfig, TokenizeStage};
 pub use vision::{ImageStage, VisionTransform};
 
 use std::sync::Arc;
