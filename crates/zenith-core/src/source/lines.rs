@@ -416,14 +416,7 @@ impl FileReader for LinesFile {
                 "unit index out of range",
             )
         })?;
-        let schema = match projection {
-            Some(cols) => Arc::new(
-                self.schema
-                    .project(cols)
-                    .map_err(|e| Error::schema(&self.path, e))?,
-            ),
-            None => self.schema.clone(),
-        };
+        let schema = super::project_schema(&self.path, &self.schema, projection)?;
         match self.format {
             Format::JsonLines => self.read_json(range, schema),
             _ => {

@@ -119,6 +119,23 @@ pub fn open_file(
     })
 }
 
+/// `schema` keeping the `projection` column indices (all when `None`); `path` names the file in
+/// the error of an index past its columns.
+pub(crate) fn project_schema(
+    path: &Path,
+    schema: &SchemaRef,
+    projection: Option<&[usize]>,
+) -> Result<SchemaRef> {
+    Ok(match projection {
+        Some(cols) => Arc::new(
+            schema
+                .project(cols)
+                .map_err(|e| crate::Error::schema(path, e))?,
+        ),
+        None => schema.clone(),
+    })
+}
+
 /// Maps a file into memory read-only. Zero-length files map to an empty buffer.
 pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
     let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;

@@ -142,14 +142,7 @@ impl FileReader for CsvFile {
                 "unit index out of range",
             )
         })?;
-        let out_schema = match projection {
-            Some(cols) => Arc::new(
-                self.schema
-                    .project(cols)
-                    .map_err(|e| Error::schema(&self.path, e))?,
-            ),
-            None => self.schema.clone(),
-        };
+        let out_schema = super::project_schema(&self.path, &self.schema, projection)?;
         let bytes = &self.data[range.start..range.end];
         if let Some(batch) = decode_fast(
             bytes,
