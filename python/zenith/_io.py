@@ -41,11 +41,13 @@ def load(
         path: a file, directory (recursive, sorted, hidden files ignored), glob, brace pattern
             (``shards/train-{0000..0127}.tar``), or a list.
         columns: columns to keep, in this order (all when ``None``).
-        format: ``parquet``, ``csv``, ``arrow`` (IPC file/Feather), ``arrows`` (IPC stream) or
-            ``webdataset`` (tar shards, also ``.tar.gz``/``.tgz``); detected from magic bytes,
-            then the extension, when ``None``.
+        format: ``parquet``, ``csv``, ``arrow`` (IPC file/Feather), ``arrows`` (IPC stream),
+            ``webdataset`` (tar shards, also ``.tar.gz``/``.tgz``), ``json`` (JSON Lines:
+            ``.jsonl``, ``.ndjson``, ``.json``), ``text`` (``.txt``, a ``text`` row per line) or
+            ``tokens`` (``.bin``/``.npy`` token files); detected from magic bytes, then the
+            extension, when ``None``.
         filter: an optional ``pyarrow.compute.Expression`` applied to the loaded table.
-        schema: explicit ``pyarrow.Schema`` for CSV (overrides inference).
+        schema: explicit ``pyarrow.Schema`` for CSV and JSON Lines (overrides inference).
         delimiter: CSV delimiter (default ``,``).
         cache: serve a repeated read of unchanged small files from memory.
         storage_options: object-storage settings for ``s3://``, ``gs://`` and ``az://`` paths

@@ -70,8 +70,10 @@ class DataLoader:
             ranks on this machine (``LOCAL_WORLD_SIZE``, else ``world_size``), 0 never keeps.
             Order, rank split, shuffle and ``state_dict`` are the same either way.
         format: format override (``parquet``, ``csv``, ``arrow``, ``arrows``, ``webdataset``,
-            ``imagefolder``, ``tokens``: flat ``.bin`` token files, detected by their name when
-            their first bytes are no other format's; see ``zenith.text``). A single local
+            ``imagefolder``, ``json`` (JSON Lines), ``text`` (a ``text`` row per line of
+            ``.txt`` files), ``tokens``: flat ``.bin`` token files, detected by their name when
+            their first bytes are no other format's, and ``.npy`` token shards; see
+            ``zenith.text``). A single local
             directory of class directories of images (``root/<class>/<image>``) is read as an
             ImageFolder without it: columns ``image`` (the file's bytes) and ``label``
             (``int64``, classes sorted by name, as torchvision's ``ImageFolder``), each image
