@@ -22,6 +22,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use rayon::prelude::*;
 
+use super::csv::RecordRange;
 use super::{DecodeOptions, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 
@@ -34,24 +35,13 @@ const INFER_RECORDS: usize = 1000;
 /// The column of a text file.
 pub const TEXT_COLUMN: &str = "text";
 
-/// A range of whole lines, `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct LineRange {
-    start: usize,
-    end: usize,
-    /// Rows in the range.
-    rows: usize,
-    /// 1-based number of the range's first line in the file.
-    first_line: usize,
-}
-
 /// An opened text or JSON Lines file.
 pub struct LinesFile {
     path: PathBuf,
     format: Format,
     data: Bytes,
     schema: SchemaRef,
-    ranges: Vec<LineRange>,
+    ranges: Vec<RecordRange>,
     units: Vec<UnitMeta>,
 }
 
@@ -75,7 +65,7 @@ fn count_rows(part: &[u8], format: Format) -> (usize, usize) {
 }
 
 /// Cuts `data` into ranges of about `target` bytes that end after a newline (or at the end).
-fn split_lines(data: &[u8], target: usize, format: Format) -> Vec<LineRange> {
+fn split_lines(data: &[u8], target: usize, format: Format) -> Vec<RecordRange> {
     let mut bounds = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
@@ -99,7 +89,7 @@ fn split_lines(data: &[u8], target: usize, format: Format) -> Vec<LineRange> {
     let mut ranges = Vec::with_capacity(bounds.len());
     for ((start, end), (rows, lines)) in bounds.into_iter().zip(counts) {
         if rows > 0 {
-            ranges.push(LineRange {
+            ranges.push(RecordRange {
                 start,
                 end,
                 rows,
@@ -138,13 +128,7 @@ impl LinesFile {
         };
         let target = options.csv_unit_bytes.unwrap_or(DEFAULT_UNIT_BYTES).max(1);
         let ranges = split_lines(&data, target, format);
-        let units = ranges
-            .iter()
-            .map(|r| UnitMeta {
-                rows: r.rows,
-                bytes: (r.end - r.start) as u64,
-            })
-            .collect();
+        let units = super::csv::units_of(&ranges);
         Ok(LinesFile {
             path: path.to_path_buf(),
             format,
@@ -156,7 +140,7 @@ impl LinesFile {
     }
 
     /// The lines of a range, for messages: "line 7" or "lines 7-12".
-    fn where_(&self, range: &LineRange) -> String {
+    fn where_(&self, range: &RecordRange) -> String {
         let (_, lines) = count_rows(&self.data[range.start..range.end], Format::Text);
         match lines {
             0 | 1 => format!("line {}", range.first_line),
@@ -165,7 +149,7 @@ impl LinesFile {
     }
 
     /// A text range's lines as one string column.
-    fn read_text(&self, range: &LineRange) -> Result<RecordBatch> {
+    fn read_text(&self, range: &RecordRange) -> Result<RecordBatch> {
         let part = &self.data[range.start..range.end];
         if let Err(e) = std::str::from_utf8(part) {
             let line =
@@ -209,7 +193,7 @@ impl LinesFile {
     }
 
     /// A JSON Lines range decoded by `arrow_json` against the (projected) schema.
-    fn read_json(&self, range: &LineRange, schema: SchemaRef) -> Result<RecordBatch> {
+    fn read_json(&self, range: &RecordRange, schema: SchemaRef) -> Result<RecordBatch> {
         let part = &self.data[range.start..range.end];
         let error = |e: &dyn std::fmt::Display| Error::format(&self.path, self.where_(range), e);
         let mut decoder = arrow_json::ReaderBuilder::new(schema.clone())

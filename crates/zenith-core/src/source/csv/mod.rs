@@ -90,13 +90,7 @@ impl CsvFile {
         };
         let unit_bytes = options.csv_unit_bytes.unwrap_or(DEFAULT_UNIT_BYTES).max(1);
         let ranges = split_records(&data, header_end, unit_bytes);
-        let units = ranges
-            .iter()
-            .map(|r| UnitMeta {
-                rows: r.rows,
-                bytes: (r.end - r.start) as u64,
-            })
-            .collect();
+        let units = units_of(&ranges);
         Ok(CsvFile {
             path: path.to_path_buf(),
             data,
@@ -156,6 +150,17 @@ impl FileReader for CsvFile {
         }
         self.read_unit_arrow(range, bytes, projection, out_schema)
     }
+}
+
+/// The work units of record ranges: each range's rows and bytes.
+pub(crate) fn units_of(ranges: &[RecordRange]) -> Vec<UnitMeta> {
+    ranges
+        .iter()
+        .map(|r| UnitMeta {
+            rows: r.rows,
+            bytes: (r.end - r.start) as u64,
+        })
+        .collect()
 }
 
 /// Whether a column keeps null spellings as text (pyarrow's `strings_can_be_null=False`).
