@@ -17,13 +17,15 @@ seq_len 2048, B=8, in a fresh process (its peak RSS is its own), for at most ``-
   (untimed, once, its time reported) then torch's ``DataLoader(shuffle=True)`` over
   ``with_format("torch")``.
 
-Peers are tried at each of ``--workers``; the best rate is kept. Run: ``python
+Peers are tried at each of ``--workers``; the best rate is kept. litdata is not in
+requirements-dev.txt: ``pip install litdata`` first. Run: ``python
 bench/text_benchmark.py --tokens 200000000`` (writes ``bench/results/text.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -289,6 +291,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
         return
+    if importlib.util.find_spec("litdata") is None:
+        sys.exit("bench/text_benchmark.py compares with litdata: pip install litdata (it is not in "
+                 "requirements-dev.txt)")
     root = make_corpus(args.tokens)
     meta = json.loads((root / "done.json").read_text())
     _, litdata_s = prepare_litdata(root)
