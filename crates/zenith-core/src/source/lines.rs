@@ -20,7 +20,6 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use rayon::prelude::*;
 
 use super::csv::RecordRange;
 use super::{DecodeOptions, FileReader, Format, UnitMeta};
@@ -77,28 +76,8 @@ fn split_lines(data: &[u8], target: usize, format: Format) -> Vec<RecordRange> {
         bounds.push((pos, end));
         pos = end;
     }
-    let count = |&(s, e): &(usize, usize)| count_rows(&data[s..e], format);
-    let pool = (bounds.len() > 1)
-        .then(crate::pool::global)
-        .and_then(Result::ok);
-    let counts: Vec<(usize, usize)> = match pool {
-        Some(pool) => pool.install(|| bounds.par_iter().map(count).collect()),
-        None => bounds.iter().map(count).collect(),
-    };
-    let mut line = 1;
-    let mut ranges = Vec::with_capacity(bounds.len());
-    for ((start, end), (rows, lines)) in bounds.into_iter().zip(counts) {
-        if rows > 0 {
-            ranges.push(RecordRange {
-                start,
-                end,
-                rows,
-                first_line: line,
-            });
-        }
-        line += lines;
-    }
-    ranges
+    let counts = super::csv::count_bounds(&bounds, |&(s, e)| count_rows(&data[s..e], format));
+    super::csv::ranges_of(bounds, counts, 1)
 }
 
 impl LinesFile {

@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use fast::decode_fast;
 use nulls::null_regex;
 use split::find_record_end;
+pub(crate) use split::{count_bounds, ranges_of};
 pub use split::{split_records, RecordRange};
 
 const DEFAULT_UNIT_BYTES: usize = 4 << 20;

@@ -61,20 +61,39 @@ pub fn split_records(data: &[u8], start: usize, target: usize) -> Vec<RecordRang
         let unterminated = e == data.len() && data[e - 1] != b'\n';
         Some(memchr::memchr_iter(b'\n', part).count() + usize::from(unterminated))
     };
-    // Counting serially gives the same answer when no pool can be had.
-    let pool = (bounds.len() > 1)
-        .then(crate::pool::global)
-        .and_then(Result::ok);
-    let counts: Option<Vec<usize>> = match pool {
-        Some(pool) => pool.install(|| bounds.par_iter().map(count).collect()),
-        None => bounds.iter().map(count).collect(),
-    };
+    let counts: Option<Vec<usize>> = count_bounds(&bounds, count).into_iter().collect();
     let Some(counts) = counts else {
         return split_quoted(data, start, target);
     };
-    let mut line = 2usize;
+    // A CSV record is one line here (no quotes); the header is line 1.
+    ranges_of(bounds, counts.into_iter().map(|r| (r, r)).collect(), 2)
+}
+
+/// `count` of every byte range, in parallel on the shared pool when there are several
+/// (serially when no pool can be had: the same answer).
+pub(crate) fn count_bounds<T: Send>(
+    bounds: &[(usize, usize)],
+    count: impl Fn(&(usize, usize)) -> T + Sync + Send,
+) -> Vec<T> {
+    let pool = (bounds.len() > 1)
+        .then(crate::pool::global)
+        .and_then(Result::ok);
+    match pool {
+        Some(pool) => pool.install(|| bounds.par_iter().map(count).collect()),
+        None => bounds.iter().map(count).collect(),
+    }
+}
+
+/// The record ranges of byte ranges whose (records, lines) are `counts`; ranges without a
+/// record are left out, and lines are numbered from `first_line`.
+pub(crate) fn ranges_of(
+    bounds: Vec<(usize, usize)>,
+    counts: Vec<(usize, usize)>,
+    first_line: usize,
+) -> Vec<RecordRange> {
+    let mut line = first_line;
     let mut ranges = Vec::with_capacity(bounds.len());
-    for ((start, end), rows) in bounds.into_iter().zip(counts) {
+    for ((start, end), (rows, lines)) in bounds.into_iter().zip(counts) {
         if rows > 0 {
             ranges.push(RecordRange {
                 start,
@@ -83,7 +102,7 @@ pub fn split_records(data: &[u8], start: usize, target: usize) -> Vec<RecordRang
                 first_line: line,
             });
         }
-        line += rows;
+        line += lines;
     }
     ranges
 }
