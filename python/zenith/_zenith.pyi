@@ -30,7 +30,7 @@ __all__ = [
     "storage_stats",
     "text_check",
     "text_encode",
-    "text_token_id",
+    "text_token_ids",
     "validate_command",
     "validate_name",
     "validate_path",
@@ -171,7 +171,7 @@ def text_check(spec: Any) -> None: ...
 def text_encode(
     tokenizer: str | PathLike[str], texts: list[str], add_special_tokens: bool = False
 ) -> list[list[int]]: ...
-def text_token_id(tokenizer: str | PathLike[str], token: str) -> int | None: ...
+def text_token_ids(tokenizer: str | PathLike[str], tokens: list[str]) -> list[int | None]: ...
 def vision_decode_bench(
     images: list[bytes], spec: Any, seed: int, threads: int
 ) -> tuple[float, float]: ...

@@ -158,9 +158,7 @@ def pack(
             raise ValidationError(
                 f"invalid argument `text_column`: expected a name, got {text_column!r}"
             )
-        eos = _token_id(tokenizer, "eos_id", eos_id)
-        bos = _token_id(tokenizer, "bos_id", bos_id)
-        pad = _token_id(tokenizer, "pad_id", pad_id)
+        eos, bos, pad = _token_ids(tokenizer, {"eos_id": eos_id, "bos_id": bos_id, "pad_id": pad_id})
     if not isinstance(add_special_tokens, bool):
         raise ValidationError(
             f"invalid argument `add_special_tokens`: expected a bool, got {add_special_tokens!r}"
@@ -198,16 +196,19 @@ def pack(
     return spec
 
 
-def _token_id(tokenizer: str, name: str, value: Any) -> Any:
-    """``value``, or the id of the token ``value`` names in the tokenizer's vocabulary."""
-    if not isinstance(value, str):
-        return value
-    found = _zenith.text_token_id(tokenizer, value)
-    if found is None:
-        raise ValidationError(
-            f"invalid argument `{name}`: {value!r} is not a token of {tokenizer}"
-        )
-    return found
+def _token_ids(tokenizer: str, values: dict[str, Any]) -> list[Any]:
+    """Each of ``values``, or the id of the token it names in the tokenizer's vocabulary (the
+    file loaded once for all the names)."""
+    names = {arg: v for arg, v in values.items() if isinstance(v, str)}
+    if not names:
+        return list(values.values())
+    found = dict(zip(names, _zenith.text_token_ids(tokenizer, list(names.values())), strict=True))
+    for arg, token in names.items():
+        if found[arg] is None:
+            raise ValidationError(
+                f"invalid argument `{arg}`: {token!r} is not a token of {tokenizer}"
+            )
+    return [found.get(arg, v) for arg, v in values.items()]
 
 
 def encode(

@@ -648,7 +648,7 @@ fn _zenith(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vision::vision_decode_bench, m)?)?;
     m.add_function(wrap_pyfunction!(text::text_check, m)?)?;
     m.add_function(wrap_pyfunction!(text::text_encode, m)?)?;
-    m.add_function(wrap_pyfunction!(text::text_token_id, m)?)?;
+    m.add_function(wrap_pyfunction!(text::text_token_ids, m)?)?;
     m.add_class::<Loader>()?;
     m.add_class::<LoaderIter>()?;
     jobs::register(m)?;

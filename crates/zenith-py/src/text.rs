@@ -97,13 +97,14 @@ pub(crate) fn text_encode(
     })?)
 }
 
-/// The id of `token` in the tokenizer file's vocabulary, or None.
+/// The ids of `tokens` in the tokenizer file's vocabulary (None for a token it lacks); the
+/// file is loaded once for all of them.
 #[pyfunction]
-pub(crate) fn text_token_id(
+pub(crate) fn text_token_ids(
     py: Python<'_>,
     tokenizer: std::path::PathBuf,
-    token: String,
-) -> BindingResult<Option<u32>> {
+    tokens: Vec<String>,
+) -> BindingResult<Vec<Option<u32>>> {
     Ok(py.detach(|| {
         TokenizeStage::open(TokenizeConfig {
             tokenizer,
@@ -111,6 +112,6 @@ pub(crate) fn text_token_id(
             output: String::new(),
             add_special_tokens: false,
         })
-        .map(|stage| stage.token_id(&token))
+        .map(|stage| tokens.iter().map(|t| stage.token_id(t)).collect())
     })?)
 }
