@@ -239,22 +239,88 @@ def test_ranks_pack_their_own_documents_and_resume_under_their_world_size(
     assert len(per_rank[0] | per_rank[1]) == len(everything)  # 400 documents split evenly
 
 
-def test_a_mid_epoch_state_under_another_world_size_is_refused(
+def run_generation(
+    root: Path, mode: str, world: int, states: list[dict[str, Any]] | None, stops: list[int | None], **kw: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Ranks ``0..world`` each continue from the list ``states`` (through JSON) and stop after
+    their count in ``stops`` (``None``: the epoch's end); returns their batches and states."""
+    batches: list[dict[str, Any]] = []
+    saved = []
+    for rank, stop in enumerate(stops):
+        dl = loader(root, mode, rank=rank, world_size=world, **kw)
+        if states is not None:
+            dl.load_state_dict(json.loads(json.dumps(states)))
+        it = iter(dl)
+        for n, batch in enumerate(it):
+            batches.append(batch)
+            if stop is not None and n + 1 == stop:
+                break
+        saved.append(dl.state_dict())
+        it.close()
+    return batches, saved
+
+
+@pytest.mark.parametrize("mode", ["concat", "pad", "best_fit"])
+def test_an_epoch_resumed_under_other_world_sizes_delivers_every_token_once(
+    corpus: tuple[Path, list[list[int]]], mode: str
+) -> None:
+    root, docs = corpus
+    rng = random.Random(f"worlds {mode}")
+    for trial in range(5):
+        worlds = [rng.choice([1, 2, 3, 4]) for _ in range(rng.randint(2, 3))]
+        # The documents of an uninterrupted epoch under the first world size (a split that is
+        # not even leaves the last documents of the epoch's order out).
+        whole = [b for r in range(worlds[0]) for b in loader(root, mode, seed=trial, rank=r, world_size=worlds[0])]
+        present = set(stacked(whole, "input_ids").ravel().tolist())
+        kept = [d for d in docs if d[0] in present]
+        got: list[dict[str, Any]] = []
+        states = None
+        for g, world in enumerate(worlds):
+            last = g == len(worlds) - 1
+            # Each rank stops where it likes (some past their end), with its own thread count.
+            stops = [None if last else rng.randint(1, 30 // world) for _ in range(world)]
+            workers = rng.choice([1, 2, 3])
+            batches, states = run_generation(root, mode, world, states, stops, seed=trial, num_workers=workers)
+            got += batches
+        check_sequences(got, kept)
+
+
+def test_a_list_of_states_under_the_same_world_size_gives_each_rank_its_own_sequences(
     corpus: tuple[Path, list[list[int]]],
 ) -> None:
     root, _ = corpus
-    dl = loader(root, "concat", rank=0, world_size=2)
-    it = iter(dl)
-    next(it)
-    state = dl.state_dict()
-    it.close()
-    assert state["stages"]["pack"]["mode"] == "concat"
+    whole = [list(loader(root, "best_fit", seed=4, rank=r, world_size=2)) for r in range(2)]
+    first, states = run_generation(root, "best_fit", 2, None, [3, 6], seed=4)
+    assert [s["plan"]["rank"] for s in states] == [0, 1]
+    np.testing.assert_array_equal(
+        stacked(first, "input_ids"), stacked(whole[0][:3] + whole[1][:6], "input_ids")
+    )
+    for rank in range(2):
+        dl = loader(root, "best_fit", seed=4, rank=rank, world_size=2, num_workers=3)
+        dl.load_state_dict(states[::-1])  # any order: each state names its rank
+        rest = list(dl)
+        done = [3, 6][rank]
+        np.testing.assert_array_equal(stacked(rest, "input_ids"), stacked(whole[rank][done:], "input_ids"))
+
+
+def test_a_mid_epoch_state_of_one_rank_under_another_world_size_is_refused(
+    corpus: tuple[Path, list[list[int]]],
+) -> None:
+    root, _ = corpus
+    _, states = run_generation(root, "concat", 2, None, [1, 2])
+    assert states[0]["stages"]["pack"]["mode"] == "concat"
     other = loader(root, "concat", rank=0, world_size=4)
-    saved_under = r"resumes mid-epoch under the world size it was saved with \(2; this loader has 4\)"
-    with pytest.raises(ValidationError, match=saved_under):
-        other.load_state_dict(state)
+    need_all = r"under another world size \(saved under 2, this loader has 4\) from the states of all 2 ranks"
+    with pytest.raises(ValidationError, match=need_all):
+        other.load_state_dict(states[0])
+    with pytest.raises(ValidationError, match="1 states for a run of world size 2"):
+        other.load_state_dict(states[:1])
+    with pytest.raises(ValidationError, match="rank 0 is given twice"):
+        other.load_state_dict([states[0], states[0]])
+    with pytest.raises(ValidationError, match="a non-empty list"):
+        other.load_state_dict([])
     with pytest.raises(ValidationError, match='packing "concat" sequences of 16 tokens; this loader packs "pad"'):
-        loader(root, "pad", rank=0, world_size=2).load_state_dict(state)
+        loader(root, "pad", rank=0, world_size=2).load_state_dict(states[0])
     # At an epoch's end the state carries nothing: any world size continues.
     done = loader(root, "concat")
     list(done)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -116,7 +116,8 @@ class DataLoader:
 
     Each completed pass advances the epoch; ``set_epoch`` sets it explicitly. ``state_dict()``
     taken mid-epoch and given to ``load_state_dict`` makes the next pass continue with no row
-    lost or repeated, also with another ``num_workers`` or ``world_size``.
+    lost or repeated, also with another ``num_workers`` or ``world_size`` (for a packed loader,
+    from the list of every rank's state).
     """
 
     def __init__(
@@ -337,11 +338,25 @@ class DataLoader:
         state: dict[str, Any] = json.loads(self._inner.state_json())
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continues from ``state`` on the next pass."""
-        if not isinstance(state, dict):
-            raise ValidationError("invalid argument `state`: expected the dict from state_dict()")
-        self._inner.load_state_json(json.dumps(state))
+    def load_state_dict(self, state: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
+        """Continues from ``state`` on the next pass.
+
+        ``state`` is this rank's ``state_dict()``, or the list of the ``state_dict()`` of every
+        rank of the run that saved them (gathered, e.g., with
+        ``torch.distributed.all_gather_object``). Ranks of a packed loader (``tokens=``) stop
+        at their own documents, so continuing its epoch under another ``world_size`` needs that
+        list; batches of rows keep the ranks in step, and one rank's state is enough.
+        """
+        if isinstance(state, dict):
+            text = json.dumps(state)
+        elif isinstance(state, (list, tuple)) and state and all(isinstance(s, dict) for s in state):
+            text = json.dumps(list(state))
+        else:
+            raise ValidationError(
+                "invalid argument `state`: expected the dict from state_dict(), or a non-empty "
+                "list of the dicts of every rank"
+            )
+        self._inner.load_state_json(text)
         self._delivered = None
 
     def stats(self) -> dict[str, Any]:

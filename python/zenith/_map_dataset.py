@@ -20,7 +20,7 @@ torch's DataLoader with worker processes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -219,8 +219,8 @@ class MapDatasetLoader:
         """Resume state as of the last batch delivered."""
         return self._delivered if self._delivered is not None else self._index.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continues from ``state`` on the next pass."""
+    def load_state_dict(self, state: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
+        """Continues from ``state`` (one rank's, or the list of every rank's) on the next pass."""
         self._index.load_state_dict(state)
         self._delivered = None
 
@@ -321,7 +321,7 @@ class IterableDatasetLoader:
             "map-style Dataset (__len__ and __getitem__) or files for exact resume"
         )
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
         """Refused, as ``state_dict``."""
         del state
         self.state_dict()

@@ -53,8 +53,9 @@ the documents, on the decode threads, with the ids the Python ``tokenizers`` pac
 
 ``state_dict()`` is a few numbers: the plan position of the first document not wholly
 delivered and how much of it (or of the best-fit buffer) was. A resumed pass gives exactly the
-sequences of an uninterrupted one, with any ``num_workers``; mid-epoch it resumes under the
-world size it was saved with.
+sequences of an uninterrupted one, with any ``num_workers``. Under another world size, give
+``load_state_dict`` the list of every rank's ``state_dict()``: each partly delivered document
+or best-fit buffer is continued by one new rank and every token still comes once per epoch.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ process group, so every rank reads its own share and all ranks get the same numb
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -361,8 +361,9 @@ class DataLoader:
         """Resume state (see ``zenith.DataLoader.state_dict``)."""
         return self._loader.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continues from ``state`` on the next pass."""
+    def load_state_dict(self, state: dict[str, Any] | Sequence[dict[str, Any]]) -> None:
+        """Continues from ``state`` (one rank's, or the list of every rank's) on the next pass
+        (see ``zenith.DataLoader.load_state_dict``)."""
         self._loader.load_state_dict(state)
 
     def stats(self) -> dict[str, Any]:

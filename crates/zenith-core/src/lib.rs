@@ -29,10 +29,10 @@ pub use dataset::{Dataset, Projection, UnitRef};
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Result};
 pub use loader::{
-    Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind, Poll,
-    StatsSnapshot,
+    merge_states, Batch, BatchIterator, DataLoader, LoaderConfig, LoaderState, OnError, OutputKind,
+    Poll, StatsSnapshot,
 };
-pub use plan::PlanState;
+pub use plan::{PlanState, Resume, Stop};
 pub use read::{
     info, load_arrow_ipc, load_csv, load_parquet, read, read_many, ColumnStatistics, DatasetInfo,
     FileInfo, ReadOptions, StatValue,

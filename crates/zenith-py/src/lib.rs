@@ -512,10 +512,15 @@ impl Loader {
         serde_json::to_string(&self.inner.state()).map_err(|e| ZenithError::new_err(e.to_string()))
     }
 
-    /// Restores a state from its JSON string.
+    /// Restores a state from its JSON string: one state, or a list of the states of all
+    /// ranks of a run (merged, so that another world size continues it).
     fn load_state_json(&mut self, state: &str) -> BindingResult<()> {
-        let state: LoaderState =
-            serde_json::from_str(state).map_err(|e| zenith_core::Error::invalid("state", e))?;
+        let invalid = |e| zenith_core::Error::invalid("state", e);
+        if state.trim_start().starts_with('[') {
+            let states: Vec<LoaderState> = serde_json::from_str(state).map_err(invalid)?;
+            return Ok(self.inner.load_states(&states)?);
+        }
+        let state: LoaderState = serde_json::from_str(state).map_err(invalid)?;
         Ok(self.inner.load_state(&state)?)
     }
 

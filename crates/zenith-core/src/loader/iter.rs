@@ -15,7 +15,7 @@ use super::stats::LoaderStats;
 use crate::collate::BatchColumn;
 use crate::error::{Error, Result};
 use crate::plan::state::Progress;
-use crate::plan::Segment;
+use crate::plan::{Segment, Stop};
 
 /// One batch: named columns of equal length.
 #[derive(Debug, Clone)]
@@ -32,8 +32,8 @@ pub struct Batch {
     /// For each skipped position inside the batch, the rows delivered before it (empty unless
     /// units were skipped): with `positions`, the plan position of every row.
     pub(crate) skipped_at: Vec<u32>,
-    /// A packed batch: the packer's `skip` after it (see [`crate::stage::pack`]).
-    pub(crate) carry: Option<u64>,
+    /// A packed batch: where the packer stands after it (see [`crate::stage::pack`]).
+    pub(crate) carry: Option<Stop>,
 }
 
 impl Batch {
@@ -83,8 +83,8 @@ pub struct BatchIterator {
     handles: Vec<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     progress: Arc<Mutex<Progress>>,
-    /// The packer's `skip` after the last packed batch delivered (a packed loader's state).
-    carry: Arc<Mutex<u64>>,
+    /// Where the packer stood after the last packed batch delivered (a packed loader's state).
+    carry: Arc<Mutex<Stop>>,
     done: bool,
 }
 
@@ -96,7 +96,7 @@ impl BatchIterator {
         settings: Settings,
         segments: Vec<Segment>,
         progress: Arc<Mutex<Progress>>,
-        pack: Option<(PackRun, Arc<Mutex<u64>>)>,
+        pack: Option<(PackRun, Arc<Mutex<Stop>>)>,
     ) -> Result<BatchIterator> {
         let pool = crate::pool::build(settings.workers, "zenith-decode")?;
         let (tx, rx) = bounded(settings.prefetch);
@@ -112,7 +112,7 @@ impl BatchIterator {
             Box::new(move || producer.run(segments)),
         )?];
         let (rx, carry) = match pack {
-            None => (rx, Arc::new(Mutex::new(0))),
+            None => (rx, Arc::new(Mutex::new(Stop::default()))),
             Some((run, carry)) => {
                 let (out_tx, out_rx) = bounded(settings.prefetch);
                 let packing = shared.clone();
@@ -151,8 +151,8 @@ impl BatchIterator {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .consumed(batch.positions);
-                if let Some(skip) = batch.carry {
-                    *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = skip;
+                if let Some(stop) = batch.carry {
+                    *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = stop;
                 }
                 Poll::Ready(Some(Ok(batch)))
             }
@@ -172,7 +172,7 @@ impl BatchIterator {
         self.done = true;
         if completed {
             // A finished epoch carries nothing into the next one.
-            *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+            *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = Stop::default();
             self.progress
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

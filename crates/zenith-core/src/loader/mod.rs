@@ -20,7 +20,7 @@ use arrow_schema::{FieldRef, Schema, SchemaRef};
 use crate::collate::{self, FieldPlan, FieldSource, OutputField};
 use crate::dataset::{Dataset, Projection, UnitRef};
 use crate::error::{Error, Result};
-use crate::plan::{self, PlanInputs};
+use crate::plan::{self, PlanInputs, PlanState, Stop};
 use crate::stage::pack::{PackState, PACK_STAGE};
 use crate::stage::{PackConfig, SampleChain};
 
@@ -87,10 +87,10 @@ pub struct DataLoader {
     reuse: Option<Arc<DecodedUnits>>,
     /// Sequence packing (`None`: batches of rows).
     pack: Option<Arc<PackConfig>>,
-    /// The packer's `skip` after the last packed batch delivered, or from a loaded state.
-    carry: Arc<Mutex<u64>>,
-    /// The packer's `skip` of a loaded state, for the next iteration.
-    resume_skip: Mutex<Option<u64>>,
+    /// Where the packer stood after the last packed batch delivered, or from a loaded state.
+    carry: Arc<Mutex<Stop>>,
+    /// The packer's carry of a loaded state, for the next iteration.
+    resume_skip: Mutex<Option<Stop>>,
 }
 
 fn fields_of(schema: &Schema) -> Vec<OutputField> {
@@ -298,7 +298,7 @@ impl DataLoader {
             stats: Arc::new(LoaderStats::default()),
             reuse,
             pack,
-            carry: Arc::new(Mutex::new(0)),
+            carry: Arc::new(Mutex::new(Stop::default())),
             resume_skip: Mutex::new(None),
         })
     }
@@ -443,14 +443,16 @@ impl DataLoader {
 
     /// The resume state: where this rank is in the current epoch.
     pub fn state(&self) -> LoaderState {
-        let plan = self.lock().state(&self.inputs);
+        let plan = self.lock().state(&self.inputs, self.config.rank);
         let mut stages = BTreeMap::new();
         if let Some(pack) = &self.pack {
-            let skip = *self.carry.lock().unwrap_or_else(|p| p.into_inner());
+            let carry = *self.carry.lock().unwrap_or_else(|p| p.into_inner());
             let section = PackState {
                 mode: pack.mode,
                 seq_len: pack.seq_len,
-                skip,
+                skip: carry.skip,
+                span: carry.span as u64,
+                key: carry.key,
             };
             stages.insert(
                 PACK_STAGE.to_string(),
@@ -462,55 +464,64 @@ impl DataLoader {
 
     /// Restores a state; the next iteration continues right after the rows it had consumed,
     /// also under another world size (the rest of the epoch is re-split) or thread count.
+    /// A packed loader's ranks stop at their own documents: under another world size it
+    /// needs the states of all ranks, merged (see [`DataLoader::load_states`]).
     pub fn load_state(&mut self, state: &LoaderState) -> Result<()> {
         state.check_stages(self.stateful_stages())?;
-        let skip = match &self.pack {
-            None => 0,
-            Some(pack) => {
-                let p = &state.plan;
-                let skip = match state.stages.get(PACK_STAGE) {
-                    Some(section) => PackState::from_section(section, pack)?.skip,
-                    None if p.rows == 0 && p.resumes.is_empty() => 0,
-                    None => {
-                        return Err(Error::invalid(
-                            "state",
-                            "the state has no \"pack\" section: it was saved by a loader without tokens=",
-                        ))
-                    }
-                };
-                let midway = p.rows > 0 || !p.resumes.is_empty() || skip > 0;
-                if midway && p.world_size != self.config.world_size {
-                    return Err(Error::invalid(
-                        "state",
-                        format!(
-                            "a packed loader resumes mid-epoch under the world size it was saved with ({}; this loader has {}): each rank's packer stopped at its own document",
-                            p.world_size, self.config.world_size
-                        ),
-                    ));
+        let p = &state.plan;
+        let own = match &self.pack {
+            None => Stop {
+                rows: p.rows,
+                ..Stop::default()
+            },
+            Some(pack) => match state.stages.get(PACK_STAGE) {
+                Some(section) => PackState::from_section(section, pack)?.stop(p.rows),
+                None if p.rows == 0 && p.resumes.is_empty() && p.ranks.is_empty() => {
+                    Stop::default()
                 }
-                skip
-            }
+                None => return Err(Error::invalid(
+                    "state",
+                    "the state has no \"pack\" section: it was saved by a loader without tokens=",
+                )),
+            },
         };
-        *self.resume_skip.lock().unwrap_or_else(|p| p.into_inner()) = Some(skip);
-        let (progress, inputs) =
-            Progress::restore(&state.plan, &self.inputs, self.config.world_size)?;
+        if self.pack.is_none() && p.ranks.iter().any(|s| s.skip > 0) {
+            return Err(Error::invalid(
+                "state",
+                "the state was saved by a packed loader (tokens=)",
+            ));
+        }
+        let (progress, inputs, stop) = Progress::restore(
+            p,
+            own,
+            &self.inputs,
+            (self.config.rank, self.config.world_size),
+            self.pack.is_none(),
+        )?;
         self.inputs = inputs;
         self.config.seed = inputs.seed;
         *self.lock() = progress;
-        *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = skip;
+        *self.resume_skip.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
+        *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = stop;
         Ok(())
+    }
+
+    /// Restores the states of all ranks of an earlier run (any order), merged by
+    /// [`merge_states`].
+    pub fn load_states(&mut self, states: &[LoaderState]) -> Result<()> {
+        self.load_state(&merge_states(states)?)
     }
 
     /// Starts an iteration of the current epoch (from its start, or from a loaded state).
     pub fn iter(&self) -> Result<BatchIterator> {
         let (spec, skip) = self.lock().begin(&self.inputs, self.config.world_size);
-        let segments = plan::plan_rank(
+        let plan = plan::plan_rank(
             self.dataset().units(),
             &spec,
             self.config.rank,
             self.config.world_size,
         )?;
-        let segments = plan::skip_rows(&segments, skip);
+        let segments = plan::skip_rows(&plan.segments, skip);
         let shared = Arc::new(pipeline::Shared {
             chain: self.chain.clone(),
             on_error: self.config.on_error,
@@ -531,7 +542,7 @@ impl DataLoader {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .unwrap_or(0);
+            .unwrap_or_default();
         let pack = self.pack.as_ref().map(|config| {
             *self.carry.lock().unwrap_or_else(|p| p.into_inner()) = resume_skip;
             let run = packing::PackRun {
@@ -539,7 +550,8 @@ impl DataLoader {
                 batch_size: self.config.batch_size,
                 drop_last: self.config.drop_last,
                 start: skip as u64,
-                skip: resume_skip,
+                skip: resume_skip.skip,
+                heads: plan.heads,
             };
             (run, self.carry.clone())
         });
@@ -574,4 +586,115 @@ impl DataLoader {
     pub fn input_schema(&self) -> SchemaRef {
         self.chain.schema.clone()
     }
+}
+
+/// Merges the states of all ranks of one run (`state_dict()` of each, any order) into one
+/// state that every rank of a new run, of any world size, loads: it holds each rank's stop.
+/// The states must be of one epoch and one configuration, one per rank; a rank that finished
+/// the epoch (its state is at the next one) stopped after all its rows.
+pub fn merge_states(states: &[LoaderState]) -> Result<LoaderState> {
+    let Some(first) = states.first() else {
+        return Err(Error::invalid("state", "an empty list of states"));
+    };
+    let world = first.plan.world_size;
+    if states.len() != world {
+        return Err(Error::invalid(
+            "state",
+            format!(
+                "{} states for a run of world size {world}: pass one state per rank",
+                states.len()
+            ),
+        ));
+    }
+    let epoch = states.iter().map(|s| s.plan.epoch).min().unwrap_or(0);
+    let finished = |p: &PlanState| p.epoch == epoch + 1 && p.rows == 0 && p.resumes.is_empty();
+    let Some(reference) = states.iter().find(|s| !finished(&s.plan)) else {
+        // Every rank finished: the next epoch starts, under any world size.
+        let mut next = first.clone();
+        next.plan.rank = 0;
+        return Ok(next);
+    };
+    let stages = |s: &LoaderState| -> Vec<Option<(String, u64)>> {
+        s.stages
+            .values()
+            .map(|v| Some((v.get("mode")?.to_string(), v.get("seq_len")?.as_u64()?)))
+            .collect()
+    };
+    let mut stops = vec![None; world];
+    for state in states {
+        let p = &state.plan;
+        if !p.ranks.is_empty() {
+            return Err(Error::invalid(
+                "state",
+                "a state in the list is already merged",
+            ));
+        }
+        let r = &reference.plan;
+        let same = if finished(p) {
+            (
+                p.seed,
+                p.shuffle,
+                p.world_size,
+                p.dataset_rows,
+                p.window_rows,
+            ) == (
+                r.seed,
+                r.shuffle,
+                r.world_size,
+                r.dataset_rows,
+                r.window_rows,
+            )
+        } else {
+            PlanState {
+                rank: r.rank,
+                rows: r.rows,
+                ..p.clone()
+            } == *r
+        };
+        if !same || stages(state) != stages(reference) {
+            return Err(Error::invalid(
+                "state",
+                format!(
+                    "the state of rank {} is of another epoch, configuration or resume than rank {}'s",
+                    p.rank, r.rank
+                ),
+            ));
+        }
+        let stop = match state.stages.get(PACK_STAGE) {
+            _ if finished(p) => Stop {
+                rows: usize::MAX,
+                ..Stop::default()
+            },
+            Some(v) => serde_json::from_value::<PackState>(v.clone())
+                .map_err(|e| Error::invalid("state", format!("section \"pack\": {e}")))?
+                .stop(p.rows),
+            None => Stop {
+                rows: p.rows,
+                ..Stop::default()
+            },
+        };
+        match stops.get_mut(p.rank) {
+            Some(slot @ None) => *slot = Some(stop),
+            _ => {
+                return Err(Error::invalid(
+                    "state",
+                    format!(
+                        "rank {} is given twice or is not below the world size {world}",
+                        p.rank
+                    ),
+                ))
+            }
+        }
+    }
+    let mut plan = reference.plan.clone();
+    plan.ranks = stops.into_iter().map(|s| s.unwrap_or_default()).collect();
+    plan.rows = 0;
+    plan.rank = 0;
+    let mut stages = reference.stages.clone();
+    if let Some(section) = stages.get_mut(PACK_STAGE) {
+        for key in ["skip", "span", "key"] {
+            section[key] = 0.into();
+        }
+    }
+    Ok(LoaderState::new(plan, stages))
 }

@@ -12,6 +12,7 @@ use super::iter::Batch;
 use super::pipeline::Shared;
 use super::stats::LoaderStats;
 use crate::error::Result;
+use crate::plan::Head;
 use crate::stage::pack::{docs_of, PackConfig, PackedBatch, Packer};
 
 /// Documents per batch read from the producer.
@@ -27,6 +28,8 @@ pub(crate) struct PackRun {
     /// The plan position the iteration starts at and the state's `skip` there.
     pub(crate) start: u64,
     pub(crate) skip: u64,
+    /// The plan's runs that other ranks had partly delivered.
+    pub(crate) heads: Vec<Head>,
 }
 
 /// The plan position of each row of `batch`, whose first planned position is `base`.
@@ -56,6 +59,7 @@ pub(crate) fn run(
         shared.epoch,
         run.start,
         run.skip,
+        run.heads,
     );
     let mut base = run.start;
     let mut delivered_to = run.start;
@@ -104,7 +108,8 @@ pub(crate) fn run(
         if out.rows == 0 || (out.rows < run.batch_size && run.drop_last) {
             return;
         }
-        let (at, skip) = packer.carry();
+        let carry = packer.carry();
+        let at = carry.rows as u64;
         let stats = &shared.stats;
         stats
             .pack_padding
@@ -119,7 +124,7 @@ pub(crate) fn run(
             positions: (at - delivered_to) as usize,
             source_fields: source_fields.clone(),
             skipped_at: Vec::new(),
-            carry: Some(skip),
+            carry: Some(carry),
         };
         delivered_to = at;
         if tx.send(Ok(batch)).is_err() || shared.cancel.load(Ordering::Relaxed) {

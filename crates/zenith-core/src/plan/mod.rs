@@ -100,8 +100,140 @@ pub struct PlanSpec {
     pub first_window_rows: usize,
     /// World size at the start of the epoch.
     pub world_size: usize,
-    /// Earlier interruptions of this epoch: (world size then, rows each rank had emitted).
-    pub resumes: Vec<(usize, usize)>,
+    /// Earlier interruptions of this epoch, oldest first.
+    pub resumes: Vec<Resume>,
+}
+
+/// Where one rank of an interrupted run stopped: the planned rows it consumed and, when it
+/// stopped inside a run of rows it had partly delivered (a packer's document or buffer), that
+/// run. The planner moves such a run whole to one rank of the next world size; what `skip`
+/// and `key` mean is the packer's business (see [`crate::stage::pack`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stop {
+    /// Planned rows consumed (for a packer: up to the first row not wholly delivered).
+    pub rows: usize,
+    /// How much of the run at `rows` was delivered; 0: none, and there is no run.
+    #[serde(default)]
+    pub skip: u64,
+    /// Rows in the run at `rows` (at least 1 when `skip` is set).
+    #[serde(default)]
+    pub span: usize,
+    /// What the run needs to be laid out again as it was (a packer's buffer seed).
+    #[serde(default)]
+    pub key: u64,
+}
+
+/// One interruption of an epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Resume {
+    /// Every rank of `world_size` had consumed the same rows (batches of rows keep ranks in
+    /// step, so one rank's state says where all are). Written as `[world_size, rows]`.
+    Lockstep(usize, usize),
+    /// Each rank's own stop (a packer's ranks consume documents at their own pace), merged
+    /// from the states of all of them.
+    Ranks {
+        /// World size then.
+        world_size: usize,
+        /// One stop per rank, in rank order.
+        stops: Vec<Stop>,
+    },
+}
+
+impl Resume {
+    /// The world size of the interrupted run.
+    pub fn world_size(&self) -> usize {
+        match self {
+            Resume::Lockstep(w, _) => *w,
+            Resume::Ranks { world_size, .. } => *world_size,
+        }
+    }
+
+    /// Where rank `rank` stopped.
+    fn stop(&self, rank: usize) -> Stop {
+        match self {
+            Resume::Lockstep(_, rows) => Stop {
+                rows: *rows,
+                ..Stop::default()
+            },
+            Resume::Ranks { stops, .. } => stops[rank],
+        }
+    }
+}
+
+/// A run of rows of a rank's plan that an interrupted rank had partly delivered: the rank
+/// that now reads it continues it from `skip` (see [`Stop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its first row, counted in the rank's plan.
+    pub at: usize,
+    /// Rows in it.
+    pub rows: usize,
+    /// How much of it was delivered.
+    pub skip: u64,
+    /// What lays it out again as it was.
+    pub key: u64,
+}
+
+/// What one rank reads in an epoch: its segments and the partly delivered runs among them
+/// (none unless the epoch was resumed from the stops of a packer's ranks).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RankPlan {
+    /// The segments, in emission order.
+    pub segments: Vec<Segment>,
+    /// The partly delivered runs, by position.
+    pub heads: Vec<Head>,
+}
+
+impl RankPlan {
+    /// Rows the plan emits.
+    pub fn rows(&self) -> usize {
+        self.segments.iter().map(Segment::rows).sum()
+    }
+
+    /// What is left after `stop`: the rows from `stop.rows` on, the runs among them, and the
+    /// run `stop` was inside (merged with a run already starting there).
+    fn rest(&self, stop: &Stop) -> Result<RankPlan> {
+        let segments = skip_rows(&self.segments, stop.rows);
+        let left: usize = segments.iter().map(Segment::rows).sum();
+        let mut heads = Vec::new();
+        for h in &self.heads {
+            if h.at + h.rows <= stop.rows {
+                continue;
+            }
+            if h.at < stop.rows {
+                return Err(Error::invalid(
+                    "state",
+                    format!(
+                        "a rank stopped at row {} inside a run of rows {}..{} another rank had begun",
+                        stop.rows,
+                        h.at,
+                        h.at + h.rows
+                    ),
+                ));
+            }
+            heads.push(Head {
+                at: h.at - stop.rows,
+                ..*h
+            });
+        }
+        if stop.skip > 0 && left > 0 {
+            match heads.first_mut() {
+                // The run was begun before: `skip` counts from its start.
+                Some(h) if h.at == 0 => h.skip = h.skip.max(stop.skip),
+                _ => heads.insert(
+                    0,
+                    Head {
+                        at: 0,
+                        rows: stop.span.clamp(1, left),
+                        skip: stop.skip,
+                        key: stop.key,
+                    },
+                ),
+            }
+        }
+        Ok(RankPlan { segments, heads })
+    }
 }
 
 /// Mixes numbers into one well-spread seed (SplitMix64 finaliser).
@@ -239,18 +371,67 @@ fn take_range(segments: &[Segment], lo: usize, hi: usize) -> Vec<Segment> {
     out
 }
 
-/// The segments of `rank` for this epoch, after replaying every earlier resume.
+/// Splits the rows of `rests` (rank 0's, then rank 1's, ...) into `ranks` contiguous, nearly
+/// equal shares (the first `total % ranks` take one more row); a cut never falls inside a
+/// partly delivered run, which goes whole to the share it starts in.
+fn split(rests: Vec<RankPlan>, ranks: usize) -> Vec<RankPlan> {
+    let mut pooled = RankPlan::default();
+    let mut offset = 0;
+    for rest in rests {
+        let rows = rest.rows();
+        pooled.heads.extend(rest.heads.iter().map(|h| Head {
+            at: h.at + offset,
+            ..*h
+        }));
+        pooled.segments.extend(rest.segments);
+        offset += rows;
+    }
+    let total = offset;
+    let (base, extra) = (total / ranks, total % ranks);
+    let mut cuts = vec![0];
+    for r in 1..ranks {
+        let mut cut = (r * base + r.min(extra)).max(cuts[r - 1]);
+        if let Some(h) = pooled
+            .heads
+            .iter()
+            .find(|h| h.at < cut && cut < h.at + h.rows)
+        {
+            cut = h.at + h.rows;
+        }
+        cuts.push(cut);
+    }
+    cuts.push(total);
+    (0..ranks)
+        .map(|r| {
+            let (lo, hi) = (cuts[r], cuts[r + 1]);
+            RankPlan {
+                segments: take_range(&pooled.segments, lo, hi),
+                heads: pooled
+                    .heads
+                    .iter()
+                    .filter(|h| h.at >= lo && h.at < hi)
+                    .map(|h| Head {
+                        at: h.at - lo,
+                        ..*h
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The plan of `rank` for this epoch, after replaying every earlier resume.
 ///
-/// Resume rule: when an epoch was interrupted with world size `w` after each rank had emitted
-/// `k` rows, the rows not yet emitted by any rank (rank 0's rest, then rank 1's, ...) are split
-/// into contiguous, nearly equal shares (the first `rest % new_world` ranks take one more row)
-/// for the new world size. No row is lost or repeated.
+/// Resume rule: when an epoch was interrupted with world size `w`, the rows not yet consumed
+/// by any rank (rank 0's rest, then rank 1's, ...) are split into contiguous, nearly equal
+/// shares for the next world size (see [`split`]). No row is lost or repeated, and a run a
+/// rank had partly delivered is continued by exactly one rank.
 pub fn plan_rank(
     units: &[UnitRef],
     spec: &PlanSpec,
     rank: usize,
     world_size: usize,
-) -> Result<Vec<Segment>> {
+) -> Result<RankPlan> {
     if world_size == 0 || rank >= world_size {
         return Err(Error::invalid(
             "rank",
@@ -264,35 +445,40 @@ pub fn plan_rank(
                 "plan world size differs without a resume",
             ));
         }
-        return Ok(base_plan(units, spec, rank));
+        return Ok(RankPlan {
+            segments: base_plan(units, spec, rank),
+            heads: Vec::new(),
+        });
     }
-    // Ranks of the current generation (start of epoch), as segment lists.
-    let mut generation: Vec<Vec<Segment>> = (0..spec.world_size)
-        .map(|r| base_plan(units, spec, r))
+    // Ranks of the current generation (start of epoch).
+    let mut generation: Vec<RankPlan> = (0..spec.world_size)
+        .map(|r| RankPlan {
+            segments: base_plan(units, spec, r),
+            heads: Vec::new(),
+        })
         .collect();
-    for (i, &(w, emitted)) in spec.resumes.iter().enumerate() {
-        if w != generation.len() {
+    for (i, resume) in spec.resumes.iter().enumerate() {
+        let w = resume.world_size();
+        let stops_fit = match resume {
+            Resume::Lockstep(..) => true,
+            Resume::Ranks { stops, .. } => stops.len() == w,
+        };
+        if w != generation.len() || !stops_fit {
             return Err(Error::invalid(
                 "state",
                 "resume history does not match its world sizes",
             ));
         }
-        let rest: Vec<Segment> = generation
+        let rests = generation
             .iter()
-            .flat_map(|segs| skip_rows(segs, emitted))
-            .collect();
-        let total: usize = rest.iter().map(Segment::rows).sum();
-        let next_world = spec.resumes.get(i + 1).map_or(world_size, |r| r.0);
-        let (base, extra) = (total / next_world, total % next_world);
-        let mut start = 0;
-        generation = (0..next_world)
-            .map(|r| {
-                let len = base + usize::from(r < extra);
-                let part = take_range(&rest, start, start + len);
-                start += len;
-                part
-            })
-            .collect();
+            .enumerate()
+            .map(|(r, plan)| plan.rest(&resume.stop(r)))
+            .collect::<Result<Vec<_>>>()?;
+        let next_world = spec
+            .resumes
+            .get(i + 1)
+            .map_or(world_size, Resume::world_size);
+        generation = split(rests, next_world);
     }
     Ok(generation.swap_remove(rank))
 }
@@ -314,10 +500,10 @@ mod tests {
             .collect()
     }
 
-    /// Global row ids (unit index * 1000 + row) emitted by a segment list.
-    fn emitted(segs: &[Segment]) -> Vec<usize> {
+    /// Global row ids (unit index * 1000 + row) emitted by a plan.
+    fn emitted(plan: &RankPlan) -> Vec<usize> {
         let mut out = Vec::new();
-        for seg in segs {
+        for seg in &plan.segments {
             let mut rows = Vec::new();
             for s in &seg.window.slices {
                 rows.extend((s.start..s.end).map(|r| s.unit.unit * 1000 + r));
@@ -393,17 +579,70 @@ mod tests {
             let k0 = (per0 as f64 * f0) as usize;
             let mut seen: Vec<usize> = (0..w0).flat_map(|r| emitted(&plan_rank(&u, &base, r, w0).unwrap())[..k0].to_vec()).collect();
             let mut s1 = base.clone();
-            s1.resumes = vec![(w0, k0)];
+            s1.resumes = vec![Resume::Lockstep(w0, k0)];
             let gen1: Vec<Vec<usize>> = (0..w1).map(|r| emitted(&plan_rank(&u, &s1, r, w1).unwrap())).collect();
             let k1 = (gen1.iter().map(Vec::len).min().unwrap() as f64 * f1) as usize;
             for g in &gen1 { seen.extend_from_slice(&g[..k1]); }
             let mut s2 = s1.clone();
-            s2.resumes.push((w1, k1));
+            s2.resumes.push(Resume::Lockstep(w1, k1));
             for r in 0..w2 { seen.extend(emitted(&plan_rank(&u, &s2, r, w2).unwrap())); }
             let mut a = uninterrupted.clone();
             a.sort();
             seen.sort();
             prop_assert_eq!(a, seen);
+        }
+
+        #[test]
+        fn ranks_stopped_apart_resume_with_every_row_once_and_each_run_whole(
+            sizes in proptest::collection::vec(0usize..40, 1..12),
+            w0 in 1usize..5, w1 in 1usize..5, w2 in 1usize..5,
+            stops0 in proptest::collection::vec((0.0f64..1.0, 0u64..3, 1usize..4), 4),
+            stops1 in proptest::collection::vec((0.0f64..1.0, 0u64..3, 1usize..4), 4),
+            shuffle: bool,
+        ) {
+            let u = units(&sizes);
+            let base = spec(w0, shuffle);
+            let mut all: Vec<usize> = (0..w0).flat_map(|r| emitted(&plan_rank(&u, &base, r, w0).unwrap())).collect();
+            all.sort();
+            // Each rank stops where it likes, some inside a run of `span` rows begun with `skip`.
+            let stop_of = |plan: &RankPlan, (f, skip, span): (f64, u64, usize), key: u64| {
+                let n = plan.rows();
+                let mut rows = (n as f64 * f) as usize;
+                if let Some(h) = plan.heads.iter().find(|h| h.at < rows && rows < h.at + h.rows) {
+                    rows = h.at; // a packer stops at the start of a run it is inside
+                }
+                let skip = if rows < n { skip } else { 0 };
+                Stop { rows, skip, span: if skip > 0 { span.min(n - rows) } else { 0 }, key }
+            };
+            let gen0: Vec<RankPlan> = (0..w0).map(|r| plan_rank(&u, &base, r, w0).unwrap()).collect();
+            let stops: Vec<Stop> = gen0.iter().enumerate().map(|(r, p)| stop_of(p, stops0[r], r as u64)).collect();
+            let mut seen: Vec<usize> = gen0.iter().zip(&stops).flat_map(|(p, s)| emitted(p)[..s.rows].to_vec()).collect();
+            let mut s1 = base.clone();
+            s1.resumes = vec![Resume::Ranks { world_size: w0, stops: stops.clone() }];
+            let gen1: Vec<RankPlan> = (0..w1).map(|r| plan_rank(&u, &s1, r, w1).unwrap()).collect();
+            // Each run begun in generation 0 is a head of exactly one rank, whole, with its skip.
+            let begun: Vec<(u64, u64, usize)> = stops.iter().filter(|s| s.skip > 0).map(|s| (s.key, s.skip, s.span)).collect();
+            let mut heads: Vec<(u64, u64, usize)> = gen1.iter().flat_map(|p| p.heads.iter().map(|h| (h.key, h.skip, h.rows))).collect();
+            heads.sort();
+            let mut want = begun.clone();
+            want.sort();
+            prop_assert_eq!(heads, want);
+            for p in &gen1 {
+                for h in &p.heads {
+                    prop_assert!(h.at + h.rows <= p.rows());
+                }
+            }
+            let stops: Vec<Stop> = gen1.iter().enumerate().map(|(r, p)| stop_of(p, stops1[r], 10 + r as u64)).collect();
+            for (p, s) in gen1.iter().zip(&stops) {
+                seen.extend_from_slice(&emitted(p)[..s.rows]);
+            }
+            let mut s2 = s1.clone();
+            s2.resumes.push(Resume::Ranks { world_size: w1, stops });
+            for r in 0..w2 {
+                seen.extend(emitted(&plan_rank(&u, &s2, r, w2).unwrap()));
+            }
+            seen.sort();
+            prop_assert_eq!(all, seen);
         }
     }
 }

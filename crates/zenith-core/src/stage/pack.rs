@@ -26,9 +26,16 @@
 //! The packer's carry-over is recomputed, not stored: the plan's position in the state is the
 //! plan position of the first document not wholly delivered (for `best_fit`, the first
 //! document of the buffer being emitted), and the section `"pack"` holds how much of it was
-//! delivered (`skip`: tokens of that document, or sequences of that buffer). Resuming re-reads
-//! from that position and drops what was delivered, so the continued epoch has exactly the
-//! sequences of an uninterrupted one.
+//! delivered (`skip`: tokens of that document, or sequences of that buffer; for a buffer also
+//! `span`, its rows, and `key`, what seeds its order). Resuming re-reads from that position
+//! and drops what was delivered, so the continued epoch has exactly the sequences of an
+//! uninterrupted one.
+//!
+//! Under another world size the states of all ranks are merged: each rank's partly delivered
+//! document or buffer becomes a [`Head`] of the plan, a run of rows that one new rank reads
+//! whole and continues from `skip` (the document cut there; the buffer laid out again from the
+//! same documents and key, its first `skip` sequences dropped). Every token is then delivered
+//! once, in sequences that differ from an uninterrupted run only in how the rests are cut.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::str::FromStr;
@@ -45,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::collate::{BatchColumn, Tensor, TensorData};
 use crate::error::{Error, Result};
+use crate::plan::{Head, Stop};
 
 /// The label of a position that must not be learned from (PyTorch's `ignore_index`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -202,6 +210,12 @@ pub struct PackState {
     /// Delivered tokens of the first document not wholly delivered (`concat`, `pad`), or
     /// delivered sequences of the buffer being emitted (`best_fit`).
     pub skip: u64,
+    /// Rows the partly delivered document or buffer spans (from the plan's position).
+    #[serde(default)]
+    pub span: u64,
+    /// The seed key of the buffer being emitted (`best_fit`).
+    #[serde(default)]
+    pub key: u64,
 }
 
 impl PackState {
@@ -220,6 +234,26 @@ impl PackState {
         }
         Ok(state)
     }
+
+    /// The stop of a rank that consumed `rows` planned rows with this carry.
+    pub fn stop(&self, rows: usize) -> Stop {
+        Stop {
+            rows,
+            skip: self.skip,
+            span: self.span as usize,
+            key: self.key,
+        }
+    }
+}
+
+/// A `best_fit` buffer a resumed rank must lay out as another rank had: its documents are
+/// the rows before `end`, its order is seeded by `key`, and its first `skip` sequences were
+/// delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Group {
+    end: u64,
+    skip: u64,
+    key: u64,
 }
 
 /// One document: its plan position in the epoch and its tokens, a slice of its read batch's
@@ -230,6 +264,11 @@ pub(crate) struct Doc {
     values: ScalarBuffer<i64>,
     bos: Option<i64>,
     eos: Option<i64>,
+    /// Tokens (BOS included) delivered before this epoch's run reached it: the document
+    /// reads from here.
+    start: usize,
+    /// `best_fit`: the first document of a buffer laid out again as another rank had.
+    group: Option<Group>,
 }
 
 impl Doc {
@@ -240,16 +279,29 @@ impl Doc {
             values,
             bos: config.bos_id,
             eos: config.eos_id,
+            start: 0,
+            group: None,
         }
     }
 
-    /// Tokens, BOS and EOS included.
+    /// Tokens left from `start`, BOS and EOS included.
     pub(crate) fn len(&self) -> usize {
-        self.values.len() + usize::from(self.bos.is_some()) + usize::from(self.eos.is_some())
+        let whole =
+            self.values.len() + usize::from(self.bos.is_some()) + usize::from(self.eos.is_some());
+        whole - self.start
     }
 
-    /// Token `i` (BOS and EOS included), if there is one.
+    /// Drops the first `tokens` tokens (counted from the document's start); false when
+    /// nothing is left.
+    fn cut(&mut self, tokens: usize) -> bool {
+        let whole = self.len() + self.start;
+        self.start = tokens.max(self.start).min(whole);
+        self.start < whole
+    }
+
+    /// Token `i` from `start` (BOS and EOS included), if there is one.
     fn get(&self, i: usize) -> Option<i64> {
+        let i = i + self.start;
         let head = usize::from(self.bos.is_some());
         if i < head {
             return self.bos;
@@ -261,11 +313,12 @@ impl Doc {
         }
     }
 
-    /// Appends tokens `from..to` (BOS and EOS included) to `out`.
+    /// Appends tokens `from..to` from `start` (BOS and EOS included) to `out`.
     fn extend(&self, from: usize, to: usize, out: &mut Vec<i64>) {
         if from >= to {
             return;
         }
+        let (from, to) = (from + self.start, to + self.start);
         let head = usize::from(self.bos.is_some());
         let n = self.values.len();
         if from < head {
@@ -551,30 +604,39 @@ pub(crate) struct Packer {
     epoch: u64,
     /// Documents read and not yet wholly delivered (`concat`, `pad`) or not yet buffered.
     pending: VecDeque<Doc>,
-    /// Tokens of `pending[0]` already delivered (`concat`, `pad`).
+    /// Tokens of `pending[0]` already delivered in this run (`concat`, `pad`).
     offset: usize,
     /// Tokens of the pending documents.
     pending_len: usize,
+    /// Pending documents that open a [`Group`].
+    pending_groups: usize,
     /// The plan position after the last document read.
     next_position: u64,
     /// `best_fit`: the buffer being emitted, its sequences and how many were emitted.
     buffer: Vec<Doc>,
     bins: Vec<Vec<Piece>>,
     next_bin: usize,
-    /// Position of the buffer's first document.
+    /// Position of the buffer's first document, one past its last, and its seed key.
     buffer_start: u64,
-    /// From a restored state: what to drop at the resume position.
+    buffer_end: u64,
+    buffer_key: u64,
+    /// From a restored state: the position to continue at and what was delivered there.
     resume: Option<(u64, u64)>,
+    /// Runs other ranks had partly delivered (a resume under another world size), by
+    /// position; the passed ones are dropped.
+    heads: VecDeque<Head>,
 }
 
 impl Packer {
-    /// A packer starting at plan position `start`; `skip` is the state's section there.
+    /// A packer starting at plan position `start`; `skip` is the state's section there and
+    /// `heads` the plan's partly delivered runs.
     pub(crate) fn new(
         config: Arc<PackConfig>,
         seed: u64,
         epoch: u64,
         start: u64,
         skip: u64,
+        heads: Vec<Head>,
     ) -> Packer {
         Packer {
             config,
@@ -583,31 +645,64 @@ impl Packer {
             pending: VecDeque::new(),
             offset: 0,
             pending_len: 0,
+            pending_groups: 0,
             next_position: start,
             buffer: Vec::new(),
             bins: Vec::new(),
             next_bin: 0,
             buffer_start: start,
+            buffer_end: start,
+            buffer_key: start,
             resume: (skip > 0).then_some((start, skip)),
+            heads: heads.into_iter().collect(),
         }
+    }
+
+    /// The run of other ranks that `position` starts in, if any (taken: the first document
+    /// of a run carries it).
+    fn head_at(&mut self, position: u64) -> Option<Head> {
+        while let Some(h) = self.heads.front() {
+            let (at, end) = (h.at as u64, (h.at + h.rows) as u64);
+            if end <= position {
+                self.heads.pop_front();
+            } else if at <= position {
+                return self.heads.pop_front();
+            } else {
+                break;
+            }
+        }
+        None
     }
 
     /// Takes the documents of one read batch; `positions` planned positions were consumed.
     pub(crate) fn push(&mut self, docs: Vec<Doc>, positions: usize) {
         self.next_position += positions as u64;
-        for doc in docs {
+        for mut doc in docs {
             if doc.len() == 0 {
                 continue;
             }
-            if self.config.mode != PackMode::BestFit && self.pending.is_empty() {
-                if let Some((at, skip)) = self.resume.take() {
+            let head = self.head_at(doc.position);
+            if self.config.mode == PackMode::BestFit {
+                if let Some(h) = head {
+                    doc.group = Some(Group {
+                        end: (h.at + h.rows) as u64,
+                        skip: h.skip,
+                        key: h.key,
+                    });
+                    self.pending_groups += 1;
+                }
+            } else {
+                // Tokens delivered before: by another rank (a head), or before the state
+                // this run resumes from; both count from the document's start.
+                let mut delivered = head.map_or(0, |h| h.skip);
+                if let Some((at, skip)) = self.resume {
                     if doc.position == at {
-                        self.offset = (skip as usize).min(doc.len());
-                        if self.offset == doc.len() {
-                            self.offset = 0;
-                            continue;
-                        }
+                        delivered = delivered.max(skip);
+                        self.resume = None;
                     }
+                }
+                if !doc.cut(delivered as usize) {
+                    continue;
                 }
             }
             self.pending_len += doc.len();
@@ -621,19 +716,34 @@ impl Packer {
     }
 
     /// True when [`Packer::sequence`] can lay out a sequence without more documents (or,
-    /// with `last`, once no more come).
-    pub(crate) fn ready(&self, last: bool) -> bool {
+    /// with `last`, once no more come). `best_fit` packs its next buffer here when it can.
+    pub(crate) fn ready(&mut self, last: bool) -> bool {
         match self.config.mode {
             PackMode::Concat => {
                 let t = self.pending_tokens();
                 t >= self.config.seq_len || (last && t > 0)
             }
             PackMode::Pad => !self.pending.is_empty(),
-            PackMode::BestFit => {
-                self.next_bin < self.bins.len()
-                    || self.pending_tokens() >= self.config.seq_len * self.config.buffer
-                    || (last && !self.pending.is_empty())
-            }
+            PackMode::BestFit => loop {
+                if self.next_bin < self.bins.len() {
+                    return true;
+                }
+                let can_fill = match self.pending.front() {
+                    None => false,
+                    // A group is laid out once all of its rows are read.
+                    Some(Doc { group: Some(g), .. }) => last || self.next_position >= g.end,
+                    // A buffer ends where a group starts.
+                    Some(_) => {
+                        last || self.pending_groups > 0
+                            || self.pending_tokens() >= self.config.seq_len * self.config.buffer
+                    }
+                };
+                if !can_fill {
+                    return false;
+                }
+                // (A group of which every sequence was delivered leaves none: go on.)
+                self.fill_buffer();
+            },
         }
     }
 
@@ -671,9 +781,6 @@ impl Packer {
                 out.finish_sequence(pad);
             }
             PackMode::BestFit => {
-                if self.next_bin >= self.bins.len() {
-                    self.fill_buffer();
-                }
                 if let Some(bin) = self.bins.get(self.next_bin) {
                     for &(d, from, to) in bin {
                         out.piece(&self.buffer[d as usize], from as usize, to as usize);
@@ -683,13 +790,17 @@ impl Packer {
                 out.finish_sequence(pad);
                 if self.next_bin >= self.bins.len() {
                     // The buffer is spent: the next state restarts at the next buffer.
-                    self.buffer.clear();
-                    self.bins.clear();
-                    self.next_bin = 0;
-                    self.buffer_start = self.front_position();
+                    self.clear_buffer();
                 }
             }
         }
+    }
+
+    fn clear_buffer(&mut self) {
+        self.buffer.clear();
+        self.bins.clear();
+        self.next_bin = 0;
+        self.buffer_start = self.front_position();
     }
 
     /// The position of the first pending document, or the next to be read.
@@ -699,43 +810,79 @@ impl Packer {
             .map_or(self.next_position, |d| d.position)
     }
 
-    /// `best_fit`: takes about `buffer` sequences of tokens from the pending documents and
-    /// packs them.
+    /// `best_fit`: takes the next buffer from the pending documents and packs it: a group
+    /// as it was, otherwise about `buffer` sequences of tokens, up to the next group.
     fn fill_buffer(&mut self) {
         let target = self.config.seq_len * self.config.buffer;
-        let mut tokens = 0;
         self.buffer.clear();
         self.buffer_start = self.front_position();
-        while tokens < target {
-            let Some(doc) = self.pending.pop_front() else {
-                break;
+        let group = self.pending.front().and_then(|d| d.group);
+        let mut tokens = 0;
+        while let Some(doc) = self.pending.pop_front() {
+            let take = match group {
+                Some(g) => doc.position < g.end && (doc.group.is_none() || tokens == 0),
+                None => tokens < target && doc.group.is_none(),
             };
+            if !take {
+                self.pending.push_front(doc);
+                break;
+            }
             tokens += doc.len();
             self.pending_len -= doc.len();
             self.buffer.push(doc);
         }
+        if group.is_some() {
+            self.pending_groups -= 1;
+        }
+        let last = self.buffer.last().map_or(self.buffer_start, |d| d.position);
+        self.buffer_end = group.map_or(last + 1, |g| g.end);
+        self.buffer_key = group.map_or(self.buffer_start, |g| g.key);
         let mut rng = ChaCha8Rng::seed_from_u64(crate::plan::mix(&[
             self.seed,
             self.epoch,
-            self.buffer_start,
+            self.buffer_key,
             0x7061_636b,
         ]));
         self.bins = best_fit(&self.buffer, self.config.seq_len, &mut rng);
-        self.next_bin = 0;
-        if let Some((at, skip)) = self.resume.take() {
+        // Sequences delivered before: by another rank (a group), or before the state this
+        // run resumes from; both count from the buffer's first sequence.
+        let mut delivered = group.map_or(0, |g| g.skip);
+        if let Some((at, skip)) = self.resume {
             if at == self.buffer_start {
-                self.next_bin = (skip as usize).min(self.bins.len());
+                delivered = delivered.max(skip);
+                self.resume = None;
             }
+        }
+        self.next_bin = (delivered as usize).min(self.bins.len());
+        if self.next_bin >= self.bins.len() {
+            self.clear_buffer();
         }
     }
 
-    /// Where a state taken now restarts: the plan position to re-read from and the section's
-    /// `skip` there.
-    pub(crate) fn carry(&self) -> (u64, u64) {
-        match self.config.mode {
-            PackMode::BestFit if !self.bins.is_empty() => (self.buffer_start, self.next_bin as u64),
-            PackMode::BestFit => (self.front_position(), 0),
-            _ => (self.front_position(), self.offset as u64),
+    /// Where a state taken now restarts: the plan position to re-read from and what was
+    /// delivered there (see [`PackState`]).
+    pub(crate) fn carry(&self) -> Stop {
+        let front = self.pending.front();
+        let (at, skip, span, key) = match self.config.mode {
+            PackMode::BestFit if !self.bins.is_empty() => (
+                self.buffer_start,
+                self.next_bin as u64,
+                self.buffer_end - self.buffer_start,
+                self.buffer_key,
+            ),
+            PackMode::BestFit => (self.front_position(), 0, 0, 0),
+            _ => match front {
+                Some(d) if d.start + self.offset > 0 => {
+                    (d.position, (d.start + self.offset) as u64, 1, 0)
+                }
+                _ => (self.front_position(), 0, 0, 0),
+            },
+        };
+        Stop {
+            rows: at as usize,
+            skip,
+            span: span as usize,
+            key,
         }
     }
 }
@@ -819,7 +966,7 @@ mod tests {
 
     #[test]
     fn concat_cuts_the_stream_and_labels_the_next_token_of_the_same_document() {
-        let mut p = Packer::new(config(PackMode::Concat, 4), 0, 0, 0, 0);
+        let mut p = Packer::new(config(PackMode::Concat, 4), 0, 0, 0, 0, vec![]);
         // Documents [1, 2, 0] and [4, 5, 6, 7, 0].
         p.push(docs(&[3, 5]), 2);
         let batches = pack_all(&mut p, 2, 4);
@@ -836,7 +983,7 @@ mod tests {
 
     #[test]
     fn pad_puts_one_document_per_sequence_and_cuts_long_ones() {
-        let mut p = Packer::new(config(PackMode::Pad, 4), 0, 0, 0, 0);
+        let mut p = Packer::new(config(PackMode::Pad, 4), 0, 0, 0, 0, vec![]);
         p.push(docs(&[2, 6]), 2);
         let batches = pack_all(&mut p, 3, 4);
         let [input, labels, _, documents, mask] = &batches[0][..] else {
@@ -876,19 +1023,20 @@ mod tests {
         let lengths = [9, 3, 14, 2, 7, 1, 5, 11, 4, 6, 3, 8, 2, 13];
         for mode in [PackMode::Concat, PackMode::Pad, PackMode::BestFit] {
             let cfg = config(mode, 6);
-            let mut whole = Packer::new(cfg.clone(), 3, 1, 0, 0);
+            let mut whole = Packer::new(cfg.clone(), 3, 1, 0, 0, vec![]);
             whole.push(docs(&lengths), lengths.len());
             let all = pack_all(&mut whole, 2, 6);
             // Stop after each batch, restart from the carry, and compare the rest.
-            let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0);
+            let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0, vec![]);
             p.push(docs(&lengths), lengths.len());
             for stop in 1..all.len() {
                 let mut b = PackedBatch::new(2, 6, [true; 5]);
                 while b.rows < 2 && p.ready(true) {
                     p.sequence(&mut b);
                 }
-                let (at, skip) = p.carry();
-                let mut q = Packer::new(cfg.clone(), 3, 1, at, skip);
+                let carry = p.carry();
+                let at = carry.rows as u64;
+                let mut q = Packer::new(cfg.clone(), 3, 1, at, carry.skip, vec![]);
                 let rest: Vec<Doc> = docs(&lengths)
                     .into_iter()
                     .filter(|d| d.position >= at)
@@ -896,6 +1044,97 @@ mod tests {
                 let n = rest.len();
                 q.push(rest, n);
                 assert_eq!(pack_all(&mut q, 2, 6), all[stop..], "{mode:?} stop {stop}");
+            }
+        }
+    }
+
+    /// Every (document, token index) a run of batches delivers, from the input ids (the
+    /// test documents number their tokens 1.. across documents, EOS is 0).
+    fn tokens_of(batches: &[Vec<Vec<i64>>]) -> Vec<i64> {
+        let mut t: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b[0].iter().copied())
+            .filter(|&v| v > 0)
+            .collect();
+        t.sort_unstable();
+        t
+    }
+
+    #[test]
+    fn a_run_begun_by_another_rank_is_continued_from_its_skip() {
+        let lengths = [9, 3, 14, 2, 7, 1, 5, 11, 4, 6, 3, 8, 2, 13];
+        let all: Vec<i64> = (1..=lengths.iter().sum::<usize>() as i64)
+            .filter(|v| {
+                // EOS positions hold no token id.
+                let mut end = 0;
+                !lengths.iter().any(|&n| {
+                    end += n as i64;
+                    *v == end
+                })
+            })
+            .collect();
+        for mode in [PackMode::Concat, PackMode::Pad, PackMode::BestFit] {
+            let cfg = config(mode, 6);
+            let mut whole = Packer::new(cfg.clone(), 3, 1, 0, 0, vec![]);
+            whole.push(docs(&lengths), lengths.len());
+            let batches = pack_all(&mut whole, 2, 6);
+            for stop in 1..batches.len() {
+                // One rank delivers `stop` batches; another, reading the rest with the
+                // partly delivered run as a head among other rows, delivers the rest.
+                let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0, vec![]);
+                p.push(docs(&lengths), lengths.len());
+                let mut first = Vec::new();
+                for _ in 0..stop {
+                    let mut b = PackedBatch::new(2, 6, [true; 5]);
+                    while b.rows < 2 && p.ready(true) {
+                        p.sequence(&mut b);
+                    }
+                    first.push(
+                        b.columns()
+                            .into_iter()
+                            .map(|(_, c)| match c {
+                                BatchColumn::Tensor(Tensor {
+                                    data: TensorData::I64(v),
+                                    ..
+                                }) => v,
+                                _ => unreachable!(),
+                            })
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                let c = p.carry();
+                let at = c.rows as u64;
+                let heads = (c.skip > 0).then_some(Head {
+                    at: c.rows,
+                    rows: c.span,
+                    skip: c.skip,
+                    key: c.key,
+                });
+                let mut q = Packer::new(cfg.clone(), 3, 1, 0, 0, heads.into_iter().collect());
+                let rest: Vec<Doc> = docs(&lengths)
+                    .into_iter()
+                    .filter(|d| d.position >= at)
+                    .collect();
+                // Positions before the run hold nothing for this rank.
+                q.push(Vec::new(), at as usize);
+                let n = rest.len();
+                q.push(rest, n);
+                let second = pack_all(&mut q, 2, 6);
+                let mut got = tokens_of(&first);
+                got.extend(tokens_of(&second));
+                got.sort_unstable();
+                assert_eq!(got, all, "{mode:?} stop {stop}");
+                if mode == PackMode::BestFit && c.skip > 0 {
+                    // The buffer is laid out again as it was: its next sequence comes first.
+                    let mut again = Packer::new(cfg.clone(), 3, 1, at, c.skip, vec![]);
+                    let rest: Vec<Doc> = docs(&lengths)
+                        .into_iter()
+                        .filter(|d| d.position >= at)
+                        .collect();
+                    let n = rest.len();
+                    again.push(rest, n);
+                    assert_eq!(pack_all(&mut again, 2, 6)[0][0][..6], second[0][0][..6]);
+                }
             }
         }
     }
