@@ -117,6 +117,20 @@ def test_new_weights_on_resume_take_over_and_no_sample_repeats(roots: dict[str, 
     assert len(set(web)) == len(web)
 
 
+def test_a_mixture_saved_part_way_through_a_batch_is_refused_under_another_world_size(
+    roots: dict[str, Path],
+) -> None:
+    mixed = zenith.mix(loaders(roots), weights={"web": 0.7, "code": 0.3}, batch_size=10)
+    it = iter(mixed)
+    take(it, 3)
+    state = mixed.state_dict()
+    it.close()
+    assert state["sources"]["web"]["taken"] > 0
+    other = zenith.mix(loaders(roots, rank=1, world_size=2), weights={"web": 0.7, "code": 0.3}, batch_size=10)
+    with pytest.raises(ValidationError, match="source 'web' was saved part way through a batch under world_size 1"):
+        other.load_state_dict(state)
+
+
 def test_packed_token_sources_mix_through_torch(tmp_path: Path) -> None:
     for name, base in (("web", 1), ("code", 100_000)):
         docs = [[base + d * 100 + j for j in range(d % 40 + 2)] for d in range(300)]

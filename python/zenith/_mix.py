@@ -24,8 +24,10 @@ sources instead (for sources whose fields differ), the schedule counting batches
 
 ``state_dict()`` holds each source's state as of the batch being drawn from and how many of its
 samples were taken, and the counts of the schedule; ``load_state_dict`` on a mixture of the
-same sources continues with no sample lost or repeated, with any ``num_workers``. Weights may
-differ when resuming: the schedule then starts over with the new weights from that point.
+same sources continues with no sample lost or repeated, with any ``num_workers``, under the
+world size it was saved with (a source part way through a batch cannot be split again; another
+world size is refused). Weights may differ when resuming: the schedule then starts over with the
+new weights from that point.
 """
 
 from __future__ import annotations
@@ -263,6 +265,19 @@ class Mix:
                 f"invalid argument `state`: it is of a mixture of {sorted(state.get('sources', {}))} "
                 f"per {state.get('per')!r}; this one mixes {sorted(self._names)} per {self.per!r}"
             )
+        for name, s in self._sources.items():
+            saved = state["sources"][name]
+            if int(saved["taken"]) > 0:
+                # Part of a source batch was taken: the rest is that batch's, which only the
+                # same rank split reads again.
+                then = saved["state"].get("plan", {}).get("world_size")
+                now = s.loader.state_dict().get("plan", {}).get("world_size")
+                if then != now:
+                    raise ValidationError(
+                        f"invalid argument `state`: source {name!r} was saved part way through "
+                        f"a batch under world_size {then}; this mixture's source has world_size "
+                        f"{now}: a mixture continues under the world size it was saved with"
+                    )
         for name, s in self._sources.items():
             saved = state["sources"][name]
             s.close()
