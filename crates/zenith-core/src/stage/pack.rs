@@ -261,7 +261,7 @@ pub(crate) struct Group {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Doc {
     pub(crate) position: u64,
-    values: ScalarBuffer<i64>,
+    values: Values,
     bos: Option<i64>,
     eos: Option<i64>,
     /// Tokens (BOS included) delivered before this epoch's run reached it: the document
@@ -273,7 +273,7 @@ pub(crate) struct Doc {
 
 impl Doc {
     /// A document of `values` with the configured BOS/EOS.
-    pub(crate) fn new(position: u64, values: ScalarBuffer<i64>, config: &PackConfig) -> Doc {
+    pub(crate) fn new(position: u64, values: Values, config: &PackConfig) -> Doc {
         Doc {
             position,
             values,
@@ -307,7 +307,7 @@ impl Doc {
             return self.bos;
         }
         match self.values.get(i - head) {
-            Some(&v) => Some(v),
+            Some(v) => Some(v),
             None if i - head == self.values.len() => self.eos,
             None => None,
         }
@@ -326,7 +326,7 @@ impl Doc {
         }
         let (a, b) = (from.max(head) - head, (to - head).min(n));
         if a < b {
-            out.extend_from_slice(&self.values[a..b]);
+            self.values.extend(a, b, out);
         }
         if to > head + n {
             out.extend(self.eos);
@@ -334,20 +334,91 @@ impl Doc {
     }
 }
 
-/// The token values of a list column's child as one `i64` buffer (a cast where needed).
-fn values_i64(values: &ArrayRef, config: &PackConfig) -> Result<ScalarBuffer<i64>> {
-    let cast = arrow_cast::cast(values, &DataType::Int64)
-        .map_err(|e| Error::invalid("tokens", format!("column {:?}: {e}", config.column)))?;
-    if cast.null_count() > 0 {
+/// Token ids as the file holds them: the widths token files use are kept (a document is a
+/// slice of its batch's buffer, widened to `i64` as it is copied into a sequence), the others
+/// cast to `i64` once.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Values {
+    I64(ScalarBuffer<i64>),
+    I32(ScalarBuffer<i32>),
+    U32(ScalarBuffer<u32>),
+    U16(ScalarBuffer<u16>),
+}
+
+/// Runs `$body` with `$v` bound to the buffer of any width.
+macro_rules! with_values {
+    ($values:expr, $v:ident => $body:expr) => {
+        match $values {
+            Values::I64($v) => $body,
+            Values::I32($v) => $body,
+            Values::U32($v) => $body,
+            Values::U16($v) => $body,
+        }
+    };
+}
+
+// `i64::from` widens every width but the `i64` one, where it is the identity.
+#[allow(clippy::useless_conversion)]
+impl Values {
+    fn len(&self) -> usize {
+        with_values!(self, v => v.len())
+    }
+
+    fn get(&self, i: usize) -> Option<i64> {
+        with_values!(self, v => v.get(i).map(|&t| i64::from(t)))
+    }
+
+    /// Appends tokens `a..b`, widened.
+    fn extend(&self, a: usize, b: usize, out: &mut Vec<i64>) {
+        with_values!(self, v => out.extend(v[a..b].iter().map(|&t| i64::from(t))))
+    }
+
+    fn slice(&self, offset: usize, len: usize) -> Values {
+        match self {
+            Values::I64(v) => Values::I64(v.slice(offset, len)),
+            Values::I32(v) => Values::I32(v.slice(offset, len)),
+            Values::U32(v) => Values::U32(v.slice(offset, len)),
+            Values::U16(v) => Values::U16(v.slice(offset, len)),
+        }
+    }
+}
+
+impl From<Vec<i64>> for Values {
+    fn from(v: Vec<i64>) -> Values {
+        Values::I64(v.into())
+    }
+}
+
+/// The token values of a list column's child as one buffer.
+fn values_of(values: &ArrayRef, config: &PackConfig) -> Result<Values> {
+    use arrow_array::types::{Int32Type, Int64Type, UInt16Type, UInt32Type};
+    if values.null_count() > 0 {
         return Err(Error::invalid(
             "tokens",
             format!("column {:?} holds a null token id", config.column),
         ));
     }
-    Ok(cast
-        .as_primitive::<arrow_array::types::Int64Type>()
-        .values()
-        .clone())
+    Ok(match values.data_type() {
+        DataType::Int64 => Values::I64(values.as_primitive::<Int64Type>().values().clone()),
+        DataType::Int32 => Values::I32(values.as_primitive::<Int32Type>().values().clone()),
+        DataType::UInt32 => Values::U32(values.as_primitive::<UInt32Type>().values().clone()),
+        DataType::UInt16 => Values::U16(values.as_primitive::<UInt16Type>().values().clone()),
+        _ => {
+            let cast = arrow_cast::cast(values, &DataType::Int64).map_err(|e| {
+                Error::invalid("tokens", format!("column {:?}: {e}", config.column))
+            })?;
+            if cast.null_count() > 0 {
+                return Err(Error::invalid(
+                    "tokens",
+                    format!(
+                        "column {:?} holds a token id out of the int64 range",
+                        config.column
+                    ),
+                ));
+            }
+            Values::I64(cast.as_primitive::<Int64Type>().values().clone())
+        }
+    })
 }
 
 /// Reads the documents of one batch of the token column. Row `i` is at plan position
@@ -366,7 +437,7 @@ pub(crate) fn docs_of(
                 .as_fixed_size_list_opt()
                 .map(|l| l.values().clone())
                 .unwrap_or(values);
-            let values = values_i64(&flat, config)?;
+            let values = values_of(&flat, config)?;
             for i in 0..t.shape[0] {
                 docs.push(Doc::new(
                     positions(i),
@@ -403,7 +474,7 @@ pub(crate) fn docs_of(
             };
             // Only the values the rows use (a sliced list keeps its parent's values).
             let (lo, hi) = (offsets[0], offsets[offsets.len() - 1]);
-            let values = values_i64(&values.slice(lo, hi - lo), config)?;
+            let values = values_of(&values.slice(lo, hi - lo), config)?;
             for i in 0..a.len() {
                 if a.is_null(i) {
                     continue;
