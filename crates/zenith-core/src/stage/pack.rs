@@ -988,26 +988,29 @@ mod tests {
             .collect()
     }
 
+    /// Packs the next batch of up to `batch` sequences; returns its columns.
+    fn pack_one(packer: &mut Packer, batch: usize, seq_len: usize) -> Vec<Vec<i64>> {
+        let mut b = PackedBatch::new(batch, seq_len, [true; 5]);
+        while b.rows < batch && packer.ready(true) {
+            packer.sequence(&mut b);
+        }
+        b.columns()
+            .into_iter()
+            .map(|(_, c)| match c {
+                BatchColumn::Tensor(Tensor {
+                    data: TensorData::I64(v),
+                    ..
+                }) => v,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
     /// Packs every document, `batch` sequences per batch; returns the batches' columns.
     fn pack_all(packer: &mut Packer, batch: usize, seq_len: usize) -> Vec<Vec<Vec<i64>>> {
         let mut out = Vec::new();
         while packer.ready(true) {
-            let mut b = PackedBatch::new(batch, seq_len, [true; 5]);
-            while b.rows < batch && packer.ready(true) {
-                packer.sequence(&mut b);
-            }
-            out.push(
-                b.columns()
-                    .into_iter()
-                    .map(|(_, c)| match c {
-                        BatchColumn::Tensor(Tensor {
-                            data: TensorData::I64(v),
-                            ..
-                        }) => v,
-                        _ => unreachable!(),
-                    })
-                    .collect(),
-            );
+            out.push(pack_one(packer, batch, seq_len));
         }
         out
     }
@@ -1101,10 +1104,7 @@ mod tests {
             let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0, vec![]);
             p.push(docs(&lengths), lengths.len());
             for stop in 1..all.len() {
-                let mut b = PackedBatch::new(2, 6, [true; 5]);
-                while b.rows < 2 && p.ready(true) {
-                    p.sequence(&mut b);
-                }
+                pack_one(&mut p, 2, 6);
                 let carry = p.carry();
                 let at = carry.rows as u64;
                 let mut q = Packer::new(cfg.clone(), 3, 1, at, carry.skip, vec![]);
@@ -1154,25 +1154,7 @@ mod tests {
                 // partly delivered run as a head among other rows, delivers the rest.
                 let mut p = Packer::new(cfg.clone(), 3, 1, 0, 0, vec![]);
                 p.push(docs(&lengths), lengths.len());
-                let mut first = Vec::new();
-                for _ in 0..stop {
-                    let mut b = PackedBatch::new(2, 6, [true; 5]);
-                    while b.rows < 2 && p.ready(true) {
-                        p.sequence(&mut b);
-                    }
-                    first.push(
-                        b.columns()
-                            .into_iter()
-                            .map(|(_, c)| match c {
-                                BatchColumn::Tensor(Tensor {
-                                    data: TensorData::I64(v),
-                                    ..
-                                }) => v,
-                                _ => unreachable!(),
-                            })
-                            .collect::<Vec<_>>(),
-                    );
-                }
+                let first: Vec<_> = (0..stop).map(|_| pack_one(&mut p, 2, 6)).collect();
                 let c = p.carry();
                 let at = c.rows as u64;
                 let heads = (c.skip > 0).then_some(Head {
