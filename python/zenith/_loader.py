@@ -361,7 +361,11 @@ class DataLoader:
 
     def stats(self) -> dict[str, Any]:
         """Rows, batches, bytes, seconds per stage (read, decode, shuffle, collate, wait) and
-        skipped units with their locations, summed over passes."""
+        skipped units with their locations, summed over passes; ``iterate_s`` (wall seconds of
+        the passes) and ``bottleneck``: the stage that held batches back most (``"reading"``,
+        ``"decoding"``, ``"collate"``, ``"packing"``, ``"handover"``, or ``"consumer"`` when
+        batches were ready and the code between them set the pace), with
+        ``bottleneck_hint``, the knob that would move it (``None`` before the first batch)."""
         stats: dict[str, Any] = json.loads(self._inner.stats_json())
         if self._map is not None or self._transform is not None:
             stats |= self._counts.as_stats()

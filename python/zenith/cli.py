@@ -4,8 +4,8 @@ Exit codes (stable, for scripts): 0 success; 1 the operation failed (unknown job
 was cancelled for ``wait``, job already finished for ``cancel``, backend error); 2 bad usage or
 invalid input (the Validator's message names the field and rule).
 
-Each subcommand is one ``add_*`` function registering its parser and handler, so new subcommands
-(``zenith info PATH``) slot in beside the job ones.
+Each subcommand is one ``add_*`` function registering its parser and handler: the job commands,
+``zenith info [PATH]`` and ``zenith bench PATH`` (a loader run naming its bottleneck).
 """
 
 from __future__ import annotations
@@ -285,6 +285,121 @@ def add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_info)
 
 
+#: The stages ``zenith bench`` lists, as (stats key, label).
+_STAGES = [
+    ("read_s", "read"),
+    ("decode_s", "decode"),
+    ("sample_stages_s", "per-sample"),
+    ("shuffle_s", "shuffle"),
+    ("collate_s", "collate"),
+    ("pack_s", "pack"),
+    ("handover_s", "handover"),
+    ("wait_s", "consumer waited"),
+]
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import zenith
+
+    if args.batch_size < 1 or args.epochs < 1 or (args.seconds is not None and args.seconds <= 0):
+        raise ValidationError(
+            "invalid argument: --batch-size and --epochs must be at least 1, --seconds positive"
+        )
+    source = args.path if len(args.path) > 1 else args.path[0]
+    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    start = time.perf_counter()
+    dl = zenith.DataLoader(
+        source,
+        batch_size=args.batch_size,
+        shuffle=not args.no_shuffle,
+        columns=columns,
+        num_workers=args.num_workers,
+        format=args.format,
+    )
+    first: float | None = None
+    epochs = 0
+    deadline = None if args.seconds is None else start + args.seconds
+    stopped = False
+    for _ in range(args.epochs):
+        for _batch in dl:
+            if first is None:
+                first = time.perf_counter() - start
+            if deadline is not None and time.perf_counter() > deadline:
+                stopped = True
+                break
+        if stopped:
+            break
+        epochs += 1
+    elapsed = time.perf_counter() - start
+    stats = dl.stats()
+    report = {
+        "epochs": epochs,
+        "stopped_early": stopped,
+        "seconds": elapsed,
+        "first_batch_s": first,
+        "rows": stats["rows"],
+        "batches": stats["batches"],
+        "bytes": stats["bytes"],
+        "rows_per_s": stats["rows"] / elapsed,
+        "bytes_per_s": stats["bytes"] / elapsed,
+        "threads": stats["threads"],
+        "stages_s": {key: stats[key] for key, _ in _STAGES},
+        "bottleneck": stats["bottleneck"],
+        "bottleneck_hint": stats["bottleneck_hint"],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    what = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (" and part of one" if stopped else "")
+    threads = f"{stats['threads']} decode thread{'s' if stats['threads'] != 1 else ''}"
+    print(f"zenith bench {' '.join(args.path)}: {what}, batch_size {args.batch_size}, {threads}")
+    print(f"  rows         {stats['rows']:,} ({report['rows_per_s']:,.0f} rows/s)")
+    print(f"  bytes        {_size(stats['bytes'])} ({_size(report['bytes_per_s'])}/s)")
+    print(f"  first batch  {first:.3f} s" if first is not None else "  first batch  (none)")
+    print(f"  wall time    {elapsed:.2f} s")
+    stages = ", ".join(f"{label} {stats[key]:.2f}" for key, label in _STAGES)
+    print(f"  seconds per stage (summed over threads): {stages}")
+    if stats["bottleneck"] is not None:
+        print(f"  bottleneck   {stats['bottleneck']}: {stats['bottleneck_hint']}")
+    return EXIT_OK
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    """``zenith bench PATH``: a short loader run with rates, stage times and the bottleneck."""
+    p = sub.add_parser(
+        "bench",
+        help="run the loader over a dataset: rows/s, MB/s, first batch, time per stage, bottleneck",
+        description=(
+            "Runs zenith.DataLoader over PATH for --epochs passes (or until --seconds), without "
+            "a consumer doing work, and prints rows/s, MB/s, the first batch's time, seconds per "
+            "stage from DataLoader.stats() and the stage that held batches back, with the knob "
+            "that would move it."
+        ),
+        epilog="example: zenith bench data/train/ --batch-size 256 --columns x,y --num-workers 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", nargs="+", help="file, directory, glob or URL (several allowed)")
+    p.add_argument("--batch-size", type=int, default=256, help="rows per batch (256)")
+    p.add_argument("--columns", default=None, help="comma-separated columns (default: all)")
+    p.add_argument("--num-workers", type=int, default=None, help="decode threads (default: cores)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--format", default=None, help="format override (default: detect)")
+    p.add_argument("--no-shuffle", action="store_true", help="read in file order")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_bench)
+
+
 # ---------------------------------------------------------------------------------- main
 
 #: Subcommand registrars, in help order.
@@ -296,6 +411,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_logs,
     add_cancel,
     add_info,
+    add_bench,
 ]
 
 

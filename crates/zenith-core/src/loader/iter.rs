@@ -86,6 +86,8 @@ pub struct BatchIterator {
     /// Where the packer stood after the last packed batch delivered (a packed loader's state).
     carry: Arc<Mutex<Stop>>,
     done: bool,
+    /// When the iteration's wall time was last counted (`iterate_s` of the stats).
+    mark: Instant,
 }
 
 impl BatchIterator {
@@ -130,6 +132,7 @@ impl BatchIterator {
             progress,
             carry,
             done: false,
+            mark: Instant::now(),
         })
     }
 
@@ -144,6 +147,8 @@ impl BatchIterator {
         let start = Instant::now();
         let got = rx.recv_timeout(timeout);
         LoaderStats::add(&self.shared.stats.wait_ns, start);
+        LoaderStats::add(&self.shared.stats.iterate_ns, self.mark);
+        self.mark = Instant::now();
         match got {
             Ok(Ok(batch)) => {
                 self.shared.stats.delivered(batch.rows, batch.nbytes());

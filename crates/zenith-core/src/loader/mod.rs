@@ -537,6 +537,9 @@ impl DataLoader {
                 .num_workers
                 .unwrap_or_else(crate::pool::default_loader_workers),
         );
+        self.stats
+            .threads
+            .store(workers as u64, std::sync::atomic::Ordering::Relaxed);
         let resume_skip = self
             .resume_skip
             .lock()

@@ -1,0 +1,86 @@
+"""``stats()["bottleneck"]`` and ``zenith bench``: the verdict names the consumer when batches
+wait for it and the reading stage when the decode threads cannot keep up; the command prints
+the rates, the stage times and the verdict, as text or JSON, with the documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import zenith
+from zenith import cli
+
+LOADER_STAGES = {"reading", "decoding", "collate", "packing", "handover"}
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    n = 10_000
+    table = pa.table({"x": np.arange(n, dtype=np.float32), "y": np.arange(n, dtype=np.int64) % 7})
+    pq.write_table(table, root / "t.parquet", row_group_size=1000)
+    return root / "t.parquet"
+
+
+def test_a_slow_consumer_is_the_bottleneck(table_path: Path) -> None:
+    dl = zenith.DataLoader(str(table_path), batch_size=500, num_workers=1)
+    assert dl.stats()["bottleneck"] is None
+    for _ in dl:
+        time.sleep(0.03)
+    s = dl.stats()
+    assert s["batches"] == 20 and s["iterate_s"] >= 0.6
+    assert s["bottleneck"] == "consumer", s
+    assert s["bottleneck_hint"].startswith("batches were ready")
+
+
+def test_a_loader_that_cannot_keep_up_names_its_reading(tmp_path: Path) -> None:
+    # CSV text of many float columns, parsed on one thread, consumed by a loop that does nothing.
+    rng = np.random.default_rng(0)
+    table = pa.table({f"c{i}": rng.random(60_000) for i in range(16)})
+    pacsv.write_csv(table, tmp_path / "t.csv")
+    dl = zenith.DataLoader(str(tmp_path / "t.csv"), batch_size=256, num_workers=1)
+    for _ in dl:
+        pass
+    s = dl.stats()
+    assert s["threads"] == 1
+    assert s["bottleneck"] == "reading", s
+    assert "raise num_workers" in s["bottleneck_hint"]
+
+
+def test_zenith_bench_prints_rates_stages_and_the_bottleneck(
+    table_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["bench", str(table_path), "--batch-size", "100", "--epochs", "2", "--json"])
+    assert code == cli.EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert (report["epochs"], report["rows"], report["batches"]) == (2, 20_000, 200)
+    assert report["bytes"] == 20_000 * (4 + 8)
+    assert report["first_batch_s"] > 0 and report["rows_per_s"] > 0
+    assert set(report["stages_s"]) >= {"read_s", "collate_s", "wait_s"}
+    assert report["bottleneck"] in LOADER_STAGES | {"consumer"}
+    code = cli.main(["bench", str(table_path), "--batch-size", "100", "--columns", "y", "--no-shuffle"])
+    assert code == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith(f"zenith bench {table_path}: 1 epoch, batch_size 100")
+    assert "  rows         10,000 (" in out
+    assert "  bytes        80.0 KB (" in out
+    assert "seconds per stage (summed over threads): read " in out
+    assert "  bottleneck   " in out
+
+
+def test_zenith_bench_exit_codes(table_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", str(table_path.parent / "missing.parquet")]) == cli.EXIT_FAILED
+    assert "missing.parquet" in capsys.readouterr().err
+    assert cli.main(["bench", str(table_path), "--batch-size", "0"]) == cli.EXIT_USAGE
+    assert "--batch-size" in capsys.readouterr().err
+    assert cli.main(["bench", str(table_path), "--columns", "nope"]) == cli.EXIT_FAILED
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench"])
+    assert exc.value.code == cli.EXIT_USAGE
