@@ -5,7 +5,8 @@ was cancelled for ``wait``, job already finished for ``cancel``, backend error);
 invalid input (the Validator's message names the field and rule).
 
 Each subcommand is one ``add_*`` function registering its parser and handler: the job commands,
-``zenith info [PATH]`` and ``zenith bench PATH`` (a loader run naming its bottleneck).
+``zenith info [PATH]``, ``zenith head PATH`` and ``zenith bench PATH`` (a loader run naming its
+bottleneck).
 """
 
 from __future__ import annotations
@@ -285,6 +286,83 @@ def add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_info)
 
 
+#: Widest cell ``zenith head`` prints, in characters.
+_CELL = 40
+
+
+def _cell(value: object) -> str:
+    """A value shortened for a table cell: long text cut, lists and bytes summarised."""
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (list, tuple)):
+        parts = [_cell(v) for v in value[:3]]
+        more = f", ... ({len(value)} items)" if len(value) > 3 else ""
+        text = "[" + ", ".join(parts) + more + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) + "}"
+    else:
+        text = str(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= _CELL else text[: _CELL - 3] + "..."
+
+
+def _cmd_head(args: argparse.Namespace) -> int:
+    import zenith
+
+    if args.n < 1:
+        raise ValidationError("invalid argument `-n`: rows to show must be at least 1")
+    source = args.path if len(args.path) > 1 else args.path[0]
+    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    # File order, a window of the rows shown and one batch ahead: only the first units are read.
+    dl = zenith.DataLoader(
+        source,
+        batch_size=args.n,
+        shuffle=False,
+        columns=columns,
+        output="arrow",
+        format=args.format,
+        shuffle_window=args.n,
+        prefetch=1,
+        num_workers=1,
+    )
+    it = iter(dl)
+    batch = next(it, None)
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+    if batch is None:
+        print("(no rows)")
+        return EXIT_OK
+    names = list(batch.schema.names)
+    rows = [[_cell(v) for v in row.values()] for row in batch.to_pylist()]
+    print(table(rows, names))
+    return EXIT_OK
+
+
+def add_head(sub: argparse._SubParsersAction) -> None:
+    """``zenith head PATH``: the first rows as an aligned table, reading only the first units."""
+    p = sub.add_parser(
+        "head",
+        help="print the first rows of a dataset as a table (reads only what they need)",
+        description=(
+            "Prints the first -n rows of PATH in file order as an aligned table; long text, "
+            "lists, structs and binary values are shortened. Only the first units (row groups, "
+            "blocks) are read."
+        ),
+        epilog="example: zenith head data/train/ -n 5 --columns id,text",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", nargs="+", help="file, directory, glob or URL (several allowed)")
+    p.add_argument("-n", type=int, default=10, help="rows to show (10)")
+    p.add_argument("--columns", default=None, help="comma-separated columns (default: all)")
+    p.add_argument("--format", default=None, help="format override (default: detect)")
+    p.set_defaults(handler=_cmd_head)
+
+
 #: The stages ``zenith bench`` lists, as (stats key, label).
 _STAGES = [
     ("read_s", "read"),
@@ -411,6 +489,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_logs,
     add_cancel,
     add_info,
+    add_head,
     add_bench,
 ]
 

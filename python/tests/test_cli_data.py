@@ -1,6 +1,8 @@
-"""``stats()["bottleneck"]`` and ``zenith bench``: the verdict names the consumer when batches
-wait for it and the reading stage when the decode threads cannot keep up; the command prints
-the rates, the stage times and the verdict, as text or JSON, with the documented exit codes."""
+"""The data commands of the ``zenith`` command line and the verdict behind ``zenith bench``:
+``stats()["bottleneck"]`` names the consumer when batches wait for it and the reading stage when
+the decode threads cannot keep up; ``zenith bench`` prints the rates, the stage times and the
+verdict, as text or JSON; ``zenith head`` prints the first rows as a table of shortened values;
+both with the documented exit codes."""
 
 from __future__ import annotations
 
@@ -84,3 +86,45 @@ def test_zenith_bench_exit_codes(table_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench"])
     assert exc.value.code == cli.EXIT_USAGE
+
+
+def test_zenith_head_prints_the_first_rows_with_long_values_shortened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = pa.table({
+        "id": [1, 2, 3],
+        "text": ["short", "a much longer piece of text that goes on and on and on", "two\nlines"],
+        "ids": [[1, 2, 3, 4, 5, 6], [], None],
+        "x": [0.5, 1 / 3, None],
+        "blob": [b"abc", b"", b"\x00" * 100],
+        "s": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": "z"}],
+    })
+    pq.write_table(t, tmp_path / "h.parquet")
+    assert cli.main(["head", str(tmp_path / "h.parquet")]) == cli.EXIT_OK
+    assert capsys.readouterr().out.splitlines() == [
+        "id  text                                      ids                       x         blob         s",
+        "1   short                                     [1, 2, 3, ... (6 items)]  0.5       <3 bytes>    {a: 1, b: x}",
+        "2   a much longer piece of text that goes...  []                        0.333333  <0 bytes>    {a: 2, b: y}",
+        "3   two\\nlines                                null                      null      <100 bytes>  {a: 3, b: z}",
+    ]
+    assert cli.main(["head", str(tmp_path / "h.parquet"), "-n", "1", "--columns", "x,id"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.splitlines() == ["x    id", "0.5  1"]
+    assert cli.main(["head", str(tmp_path / "h.parquet"), "-n", "0"]) == cli.EXIT_USAGE
+    assert cli.main(["head", str(tmp_path / "nothing.csv")]) == cli.EXIT_FAILED
+
+
+def test_zenith_head_reads_only_the_first_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A file whose second row group is damaged: the first rows still print.
+    table = pa.table({"v": np.arange(2000, dtype=np.int64)})
+    path = tmp_path / "d.parquet"
+    pq.write_table(table, path, row_group_size=1000, compression="none")
+    meta = pq.ParquetFile(path).metadata
+    second = meta.row_group(1).column(0)
+    start = second.dictionary_page_offset or second.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + 8 : start + second.total_compressed_size] = b"\xff" * (second.total_compressed_size - 8)
+    path.write_bytes(bytes(data))
+    with pytest.raises(zenith.ZenithError):
+        list(zenith.DataLoader(str(path), batch_size=1000, shuffle=False))
+    assert cli.main(["head", str(path), "-n", "3"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.splitlines() == ["v", "0", "1", "2"]
