@@ -128,3 +128,52 @@ def test_zenith_head_reads_only_the_first_units(tmp_path: Path, capsys: pytest.C
         list(zenith.DataLoader(str(path), batch_size=1000, shuffle=False))
     assert cli.main(["head", str(path), "-n", "3"]) == cli.EXIT_OK
     assert capsys.readouterr().out.splitlines() == ["v", "0", "1", "2"]
+
+
+def test_zenith_inspect_reports_codecs_sizes_and_statistics_from_the_footers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = pa.table({"a": np.arange(1000, dtype=np.int64), "s": [f"v{i:03d}" for i in range(1000)]})
+    pq.write_table(t, tmp_path / "g.parquet", compression={"a": "gzip", "s": "none"}, row_group_size=300)
+    pq.write_table(t, tmp_path / "z.parquet", compression="zstd", row_group_size=500)
+    assert cli.main(["inspect", str(tmp_path), "--json"]) == cli.EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert (report["format"], report["rows"], report["files"], report["units"]) == ("parquet", 2000, 2, 6)
+    metas = [pq.ParquetFile(tmp_path / f).metadata for f in ("g.parquet", "z.parquet")]
+
+    def total(column: int, key: str) -> int:
+        return sum(getattr(m.row_group(r).column(column), key) for m in metas for r in range(m.num_row_groups))
+
+    a, s = report["columns"]
+    assert a == {
+        "column": "a", "compression": ["GZIP", "ZSTD"],
+        "compressed_bytes": total(0, "total_compressed_size"),
+        "uncompressed_bytes": total(0, "total_uncompressed_size"),
+        "min": 0, "max": 999, "null_count": 0,
+    }
+    assert (s["compression"], s["min"], s["max"]) == (["UNCOMPRESSED", "ZSTD"], "v000", "v999")
+    assert report["uncompressed_bytes"] == total(0, "total_uncompressed_size") + total(1, "total_uncompressed_size")
+    assert report["schema"] == [
+        {"name": "a", "type": "int64", "nullable": True},
+        {"name": "s", "type": "string", "nullable": True},
+    ]
+    assert [f["rows"] for f in report["file_list"]] == [1000, 1000]
+    assert cli.main(["inspect", str(tmp_path)]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path}: parquet, 2,000 rows in 2 files, 6 row groups"
+    assert out[1].startswith("  on disk ") and "; pages before compression " in out[1]
+    assert out[2:5] == ["schema:", "  a: int64", "  s: string"]
+    assert out[5:7] == ["columns:", "  column  compression         on disk  uncompressed  min   max   nulls"]
+    assert out[7].split()[:3] == ["a", "GZIP,", "ZSTD"] and out[7].split()[-3:] == ["0", "999", "0"]
+    assert out[9:10] == ["files:"]
+
+
+def test_zenith_inspect_of_a_csv_and_of_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t.csv").write_text("x,y\n1,a\n2,b\n")
+    assert cli.main(["inspect", str(tmp_path / "t.csv")]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path / 't.csv'}: csv, 2 rows in 1 file, 1 unit"
+    assert out[1] == "  on disk 12 B"
+    assert "columns:" not in out
+    assert cli.main(["inspect", str(tmp_path / "none.parquet")]) == cli.EXIT_FAILED
+    assert "none.parquet" in capsys.readouterr().err

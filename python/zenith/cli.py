@@ -5,7 +5,7 @@ was cancelled for ``wait``, job already finished for ``cancel``, backend error);
 invalid input (the Validator's message names the field and rule).
 
 Each subcommand is one ``add_*`` function registering its parser and handler: the job commands,
-``zenith info [PATH]``, ``zenith head PATH`` and ``zenith bench PATH`` (a loader run naming its
+``zenith info [PATH]``, ``zenith inspect PATH``, ``zenith head PATH`` and ``zenith bench PATH`` (a loader run naming its
 bottleneck).
 """
 
@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from zenith import _layout
 from zenith._zenith import (
@@ -286,6 +287,101 @@ def add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_info)
 
 
+#: Files ``zenith inspect`` lists before it summarises the rest.
+_FILES_SHOWN = 20
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    import zenith
+
+    source = args.path if len(args.path) > 1 else args.path[0]
+    info = zenith.info(source, format=args.format, verbose=False)
+    stats = info.get("statistics") or {}
+    storage = info.get("storage") or {}
+    columns = []
+    for name in dict.fromkeys([*storage, *stats]):
+        c: dict[str, Any] = {"column": name}
+        c.update(storage.get(name, {}))
+        c.update(stats.get(name, {}))
+        columns.append(c)
+    units = sum(f["units"] for f in info["files"])
+    report = {
+        "path": args.path,
+        "format": info["format"],
+        "rows": info["rows"],
+        "files": len(info["files"]),
+        "units": units,
+        "bytes": info["bytes"],
+        "uncompressed_bytes": (
+            sum(int(c["uncompressed_bytes"]) for c in storage.values()) if storage else None
+        ),
+        "schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in info["schema"]],
+        "columns": columns,
+        "file_list": info["files"],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return EXIT_OK
+    one, unit = {
+        "parquet": ("row group", "row groups"),
+        "arrow": ("record batch", "record batches"),
+        "arrows": ("record batch", "record batches"),
+    }.get(info["format"], ("unit", "units"))
+    print(f"{' '.join(args.path)}: {info['format']}, {info['rows']:,} rows in "
+          f"{len(info['files']):,} file{'s' if len(info['files']) != 1 else ''}, "
+          f"{units:,} {one if units == 1 else unit}")
+    sizes = f"  on disk {_size(info['bytes'])}"
+    if report["uncompressed_bytes"] is not None:
+        sizes += f"; pages before compression {_size(float(report['uncompressed_bytes']))}"
+    print(sizes)
+    print("schema:")
+    for f in info["schema"]:
+        print(f"  {f.name}: {f.type}{'' if f.nullable else ' not null'}")
+    if columns:
+        print("columns:")
+        rows = []
+        for c in columns:
+            rows.append([
+                str(c["column"]),
+                ", ".join(c.get("compression", [])) or "-",
+                _size(float(c["compressed_bytes"])) if "compressed_bytes" in c else "-",
+                _size(float(c["uncompressed_bytes"])) if "uncompressed_bytes" in c else "-",
+                _cell(c.get("min")) if "min" in c else "-",
+                _cell(c.get("max")) if "max" in c else "-",
+                "?" if c.get("null_count") is None else f"{c['null_count']:,}",
+            ])
+        header = ["column", "compression", "on disk", "uncompressed", "min", "max", "nulls"]
+        print("\n".join("  " + line for line in table(rows, header).splitlines()))
+    print("files:")
+    rows = [[f["path"], f"{f['rows']:,}", f"{f['units']:,}", _size(f["bytes"])]
+            for f in info["files"][:_FILES_SHOWN]]
+    print("\n".join("  " + line for line in table(rows, ["path", "rows", unit, "bytes"]).splitlines()))
+    if len(info["files"]) > _FILES_SHOWN:
+        print(f"  ... and {len(info['files']) - _FILES_SHOWN:,} more files")
+    return EXIT_OK
+
+
+def add_inspect(sub: argparse._SubParsersAction) -> None:
+    """``zenith inspect PATH``: format, schema, rows, files, units, sizes, codecs, statistics."""
+    p = sub.add_parser(
+        "inspect",
+        help="describe a dataset: format, schema, rows, files, units, sizes, codecs, statistics",
+        description=(
+            "Reads the footers and headers of PATH (no data pages) and prints its format, schema, "
+            "rows, files and units, the bytes on disk and (Parquet) before compression, each "
+            "column's codecs, min, max and nulls over all row groups; --json for scripts."
+        ),
+        epilog="example: zenith inspect s3://bucket/train/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("path", nargs="+", help="file, directory, glob or URL (several allowed)")
+    p.add_argument("--format", default=None, help="format override (default: detect)")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.set_defaults(handler=_cmd_inspect)
+
+
 #: Widest cell ``zenith head`` prints, in characters.
 _CELL = 40
 
@@ -489,6 +585,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_logs,
     add_cancel,
     add_info,
+    add_inspect,
     add_head,
     add_bench,
 ]

@@ -8,7 +8,7 @@ use arrow_schema::SchemaRef;
 use crate::cache::{self, FileStamp};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-pub use crate::source::statistics::{ColumnStatistics, StatValue};
+pub use crate::source::statistics::{ColumnStatistics, ColumnStorage, StatValue};
 use crate::source::{DecodeOptions, Format};
 
 /// Options of [`read`].
@@ -135,6 +135,30 @@ pub struct DatasetInfo {
     pub files: Vec<FileInfo>,
     /// Per-column statistics over all row groups (Parquet only).
     pub statistics: Option<Vec<ColumnStatistics>>,
+    /// Per-column codecs and bytes over all row groups (Parquet only).
+    pub storage: Option<Vec<ColumnStorage>>,
+}
+
+/// Per-column records of every file merged into the dataset's: `None` unless every file keeps
+/// them, for the same columns.
+fn merge_files<T>(
+    per_file: impl Iterator<Item = Option<Vec<T>>>,
+    merge: impl Fn(&mut T, &T),
+) -> Option<Vec<T>> {
+    let mut all: Option<Vec<T>> = None;
+    for columns in per_file {
+        let columns = columns?;
+        match all.as_mut() {
+            None => all = Some(columns),
+            Some(all) if all.len() == columns.len() => {
+                for (a, b) in all.iter_mut().zip(&columns) {
+                    merge(a, b);
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+    all
 }
 
 /// Summarises a dataset without decoding its data.
@@ -154,26 +178,16 @@ pub fn info(
             bytes: f.file_bytes(),
         })
         .collect();
-    // Every file must keep statistics, for the same columns, for the dataset to have them.
-    let per_file: Option<Vec<Vec<ColumnStatistics>>> = dataset
-        .files()
-        .iter()
-        .map(|f| f.column_statistics())
-        .collect();
-    let statistics = per_file.and_then(|files| {
-        let mut files = files.into_iter();
-        let mut all = files.next()?;
-        for stats in files {
-            if stats.len() != all.len() {
-                return None;
-            }
-            for (a, b) in all.iter_mut().zip(&stats) {
-                a.merge(b);
-            }
-        }
-        Some(all)
-    });
+    let statistics = merge_files(
+        dataset.files().iter().map(|f| f.column_statistics()),
+        ColumnStatistics::merge,
+    );
+    let storage = merge_files(
+        dataset.files().iter().map(|f| f.column_storage()),
+        ColumnStorage::merge,
+    );
     Ok(DatasetInfo {
+        storage,
         format: dataset.format(),
         schema: dataset.schema(),
         rows: files.iter().map(|f| f.rows).sum(),

@@ -200,6 +200,20 @@ fn dataset_info<'py>(
             out.set_item("statistics", stats)?;
         }
     }
+    match &info.storage {
+        None => out.set_item("storage", py.None())?,
+        Some(columns) => {
+            let storage = PyDict::new(py);
+            for c in columns {
+                let d = PyDict::new(py);
+                d.set_item("compression", c.compression.clone())?;
+                d.set_item("compressed_bytes", c.compressed_bytes)?;
+                d.set_item("uncompressed_bytes", c.uncompressed_bytes)?;
+                storage.set_item(&c.column, d)?;
+            }
+            out.set_item("storage", storage)?;
+        }
+    }
     Ok(out)
 }
 

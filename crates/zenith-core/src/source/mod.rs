@@ -28,7 +28,7 @@ use arrow_schema::SchemaRef;
 
 pub use detect::{detect_format, Format};
 pub use location::Location;
-pub use statistics::{ColumnStatistics, StatValue};
+pub use statistics::{ColumnStatistics, ColumnStorage, StatValue};
 
 use crate::error::Result;
 
@@ -63,6 +63,11 @@ pub trait FileReader: Send + Sync {
     /// Per-column statistics of the whole file from its metadata, where the format keeps them
     /// (Parquet).
     fn column_statistics(&self) -> Option<Vec<ColumnStatistics>> {
+        None
+    }
+    /// Per-column codecs and sizes of the whole file from its metadata, where the format keeps
+    /// them (Parquet).
+    fn column_storage(&self) -> Option<Vec<ColumnStorage>> {
         None
     }
 }

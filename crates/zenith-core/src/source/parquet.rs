@@ -33,7 +33,7 @@ use parquet::file::metadata::{
 };
 use parquet::file::reader::{ChunkReader, Length};
 
-use super::statistics::{ColumnStatistics, StatValue};
+use super::statistics::{ColumnStatistics, ColumnStorage, StatValue};
 use super::{parquet_compat, parquet_list, parquet_plain, FileReader, Format, UnitMeta};
 use crate::error::{Error, Result};
 use crate::store::ObjectRef;
@@ -401,6 +401,22 @@ fn has_view_type(data_type: &arrow_schema::DataType) -> bool {
 
 /// The statistics one column chunk records, as plain values where the column's type orders
 /// them plainly (integers, floats, booleans, strings).
+/// A codec as the footer names it (the footer keeps no level: the reader's default level that
+/// arrow-rs shows would mislead).
+fn codec_name(codec: parquet::basic::Compression) -> &'static str {
+    use parquet::basic::Compression as C;
+    match codec {
+        C::UNCOMPRESSED => "UNCOMPRESSED",
+        C::SNAPPY => "SNAPPY",
+        C::GZIP(_) => "GZIP",
+        C::LZO => "LZO",
+        C::BROTLI(_) => "BROTLI",
+        C::LZ4 => "LZ4",
+        C::ZSTD(_) => "ZSTD",
+        C::LZ4_RAW => "LZ4_RAW",
+    }
+}
+
 fn row_group_statistics(chunk: &ColumnChunkMetaData, column: &str) -> ColumnStatistics {
     use parquet::basic::{ConvertedType, LogicalType};
     use parquet::file::statistics::Statistics;
@@ -548,6 +564,30 @@ impl FileReader for ParquetFile {
             for (leaf, chunk) in rg.columns().iter().enumerate() {
                 let stats = row_group_statistics(chunk, &out[leaf].column);
                 out[leaf].merge(&stats);
+            }
+        }
+        Some(out)
+    }
+
+    fn column_storage(&self) -> Option<Vec<ColumnStorage>> {
+        let meta = self.metadata();
+        let descr = meta.file_metadata().schema_descr();
+        let mut out: Vec<ColumnStorage> = (0..descr.num_columns())
+            .map(|leaf| ColumnStorage {
+                column: descr.column(leaf).path().string(),
+                compression: Vec::new(),
+                compressed_bytes: 0,
+                uncompressed_bytes: 0,
+            })
+            .collect();
+        for rg in meta.row_groups() {
+            for (leaf, chunk) in rg.columns().iter().enumerate() {
+                out[leaf].merge(&ColumnStorage {
+                    column: String::new(),
+                    compression: vec![codec_name(chunk.compression()).to_string()],
+                    compressed_bytes: chunk.compressed_size().max(0) as u64,
+                    uncompressed_bytes: chunk.uncompressed_size().max(0) as u64,
+                });
             }
         }
         Some(out)

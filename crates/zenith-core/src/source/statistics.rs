@@ -33,6 +33,32 @@ pub struct ColumnStatistics {
     pub has_values: bool,
 }
 
+/// How one column is stored, from footers: its codecs and its bytes before and after them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ColumnStorage {
+    /// The column's path (`a` or `a.b` for a nested leaf).
+    pub column: String,
+    /// The codecs of its chunks, each once, in first-seen order (`"SNAPPY"`, `"ZSTD(3)"`, ...).
+    pub compression: Vec<String>,
+    /// Bytes of its chunks as stored.
+    pub compressed_bytes: u64,
+    /// Bytes of its chunks' pages before compression (encoded, not yet decoded into arrays).
+    pub uncompressed_bytes: u64,
+}
+
+impl ColumnStorage {
+    /// Adds the chunks of the same column from other row groups or files.
+    pub fn merge(&mut self, other: &ColumnStorage) {
+        for c in &other.compression {
+            if !self.compression.contains(c) {
+                self.compression.push(c.clone());
+            }
+        }
+        self.compressed_bytes += other.compressed_bytes;
+        self.uncompressed_bytes += other.uncompressed_bytes;
+    }
+}
+
 impl ColumnStatistics {
     /// Combines the statistics of the same column from two sets of row groups.
     pub fn merge(&mut self, other: &ColumnStatistics) {
