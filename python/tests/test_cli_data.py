@@ -6,7 +6,9 @@ both with the documented exit codes."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -115,15 +117,7 @@ def test_zenith_head_prints_the_first_rows_with_long_values_shortened(
 
 def test_zenith_head_reads_only_the_first_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A file whose second row group is damaged: the first rows still print.
-    table = pa.table({"v": np.arange(2000, dtype=np.int64)})
-    path = tmp_path / "d.parquet"
-    pq.write_table(table, path, row_group_size=1000, compression="none")
-    meta = pq.ParquetFile(path).metadata
-    second = meta.row_group(1).column(0)
-    start = second.dictionary_page_offset or second.data_page_offset
-    data = bytearray(path.read_bytes())
-    data[start + 8 : start + second.total_compressed_size] = b"\xff" * (second.total_compressed_size - 8)
-    path.write_bytes(bytes(data))
+    path = damaged_second_row_group(tmp_path / "d.parquet")
     with pytest.raises(zenith.ZenithError):
         list(zenith.DataLoader(str(path), batch_size=1000, shuffle=False))
     assert cli.main(["head", str(path), "-n", "3"]) == cli.EXIT_OK
@@ -177,3 +171,90 @@ def test_zenith_inspect_of_a_csv_and_of_nothing(tmp_path: Path, capsys: pytest.C
     assert "columns:" not in out
     assert cli.main(["inspect", str(tmp_path / "none.parquet")]) == cli.EXIT_FAILED
     assert "none.parquet" in capsys.readouterr().err
+
+
+def damaged_second_row_group(path: Path, rows: int = 2000) -> Path:
+    """A file of ``rows`` int64 values in row groups of half of them, the second one garbage."""
+    pq.write_table(pa.table({"v": np.arange(rows, dtype=np.int64)}), path, row_group_size=rows // 2,
+                   compression="none")
+    second = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    start = second.dictionary_page_offset or second.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + 8 : start + second.total_compressed_size] = b"\xff" * (second.total_compressed_size - 8)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("to", ["parquet", "csv", "ipc"])
+def test_zenith_convert_writes_every_row_in_file_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], to: str
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    t = pa.table({"i": np.arange(5000, dtype=np.int64), "s": [f"r{i}" for i in range(5000)],
+                  "f": np.linspace(0, 1, 5000)})
+    pq.write_table(t.slice(0, 3000), src / "a.parquet", row_group_size=700)
+    pq.write_table(t.slice(3000), src / "b.parquet", row_group_size=700)
+    dst = tmp_path / f"out.{to}"
+    extra = ["--compression", "zstd"] if to != "csv" else []
+    code = cli.main(["convert", str(src), str(dst), "--to", to, "--row-group-size", "1000", *extra])
+    assert code == cli.EXIT_OK
+    assert capsys.readouterr().err.startswith(f"zenith: wrote 5,000 rows to {dst} ({to}) in ")
+    if to == "parquet":
+        got = pq.read_table(dst)
+        meta = pq.ParquetFile(dst).metadata
+        assert [meta.row_group(r).num_rows for r in range(meta.num_row_groups)] == [1000] * 5
+        assert meta.row_group(0).column(0).compression == "ZSTD"
+    elif to == "csv":
+        got = pacsv.read_csv(dst)
+    else:
+        got = pa.ipc.open_file(dst).read_all()
+    assert got.equals(t), to
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["src", dst.name])
+
+
+def test_zenith_convert_keeps_what_the_user_had_and_leaves_nothing_half_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = damaged_second_row_group(tmp_path / "d.parquet")
+    dst = tmp_path / "out.parquet"
+    dst.write_text("mine")
+    assert cli.main(["convert", str(src), str(dst), "--to", "parquet"]) == cli.EXIT_USAGE
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert dst.read_text() == "mine"
+    # The damaged row group fails the conversion: the old file stays, no partial file is left.
+    code = cli.main(["convert", str(src), str(dst), "--to", "parquet", "--overwrite",
+                     "--row-group-size", "500"])
+    assert code == cli.EXIT_FAILED
+    assert "d.parquet" in capsys.readouterr().err
+    assert dst.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "out.parquet"]
+    csv_zstd = ["convert", str(src), str(tmp_path / "o.csv"), "--to", "csv", "--compression", "zstd"]
+    assert cli.main(csv_zstd) == cli.EXIT_USAGE
+    assert "'zstd' for csv; CSV is written uncompressed" in capsys.readouterr().err
+    ipc_snappy = ["convert", str(src), str(tmp_path / "o.arrow"), "--to", "ipc", "--compression", "snappy"]
+    assert cli.main(ipc_snappy) == cli.EXIT_USAGE
+    assert "expected one of zstd, lz4" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "out.parquet"]
+
+
+def test_convert_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 0.0)
+    p = cli._Progress(400, "convert to csv")
+    p.update(100)
+    p.close()
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("zenith: convert to csv: 100/400 rows, ") and line.endswith(" s left"), line
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    bar = cli._Progress(400, "convert to csv")
+    bar.update(400)
+    bar.close()
+    assert "convert to csv: 100%" in term.getvalue() and "400/400" in term.getvalue()
