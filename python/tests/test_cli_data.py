@@ -231,10 +231,12 @@ def test_zenith_convert_keeps_what_the_user_had_and_leaves_nothing_half_written(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "out.parquet"]
     csv_zstd = ["convert", str(src), str(tmp_path / "o.csv"), "--to", "csv", "--compression", "zstd"]
     assert cli.main(csv_zstd) == cli.EXIT_USAGE
-    assert "'zstd' for csv; CSV is written uncompressed" in capsys.readouterr().err
+    assert "'zstd' for csv; csv is written uncompressed" in capsys.readouterr().err
     ipc_snappy = ["convert", str(src), str(tmp_path / "o.arrow"), "--to", "ipc", "--compression", "snappy"]
     assert cli.main(ipc_snappy) == cli.EXIT_USAGE
     assert "expected one of zstd, lz4" in capsys.readouterr().err
+    wds = ["convert", str(src), str(tmp_path / "wds"), "--to", "webdataset", "--row-group-size", "500"]
+    assert cli.main(wds) == cli.EXIT_FAILED
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.parquet", "out.parquet"]
 
 
@@ -258,3 +260,27 @@ def test_convert_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(
     bar.update(400)
     bar.close()
     assert "convert to csv: 100%" in term.getvalue() and "400/400" in term.getvalue()
+
+
+def test_zenith_convert_to_webdataset_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tarfile
+
+    t = pa.table({"__key__": [f"s{i:04d}" for i in range(25)], "cls": np.arange(25, dtype=np.int64),
+                  "txt": [f"text {i}" for i in range(25)]})
+    pq.write_table(t, tmp_path / "t.parquet", row_group_size=10)
+    out = tmp_path / "shards"
+    args = ["convert", str(tmp_path / "t.parquet"), str(out), "--to", "webdataset", "--shard-size", "10"]
+    assert cli.main([*args, "--row-group-size", "7"]) == cli.EXIT_OK
+    assert f"wrote 25 rows to 3 shards at {out}/shard-%06d.tar" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards", "t.parquet"]
+    with tarfile.open(out / "shard-000001.tar") as tar:
+        names = tar.getnames()
+        assert names[:2] == ["s0010.cls", "s0010.txt"] and len(names) == 20
+        member = tar.extractfile("s0012.txt")
+        assert member is not None and member.read() == b"text 12"
+    # Read back through the loader, in order.
+    back = next(iter(zenith.DataLoader(str(out), batch_size=25, shuffle=False)))
+    assert list(np.asarray(back["cls"])) == list(range(25))
+    assert cli.main(args) == cli.EXIT_USAGE
+    assert "shard-000000.tar exists; pass --overwrite" in capsys.readouterr().err
