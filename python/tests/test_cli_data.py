@@ -284,3 +284,19 @@ def test_zenith_convert_to_webdataset_shards(tmp_path: Path, capsys: pytest.Capt
     assert list(np.asarray(back["cls"])) == list(range(25))
     assert cli.main(args) == cli.EXIT_USAGE
     assert "shard-000000.tar exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_load_and_write_webdataset_show_progress_when_asked(
+    table_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = zenith.load(str(table_path), progress=True, cache=False)
+    assert table.num_rows == 10_000
+    err = capsys.readouterr().err
+    assert "zenith.load: 100%" in err and "10.0k/10.0k" in err, err
+    assert zenith.load(str(table_path), cache=False).num_rows == 10_000
+    assert capsys.readouterr().err == ""
+    shards = zenith.write_webdataset(table.slice(0, 50).rename_columns(["x", "cls"]),
+                                     str(tmp_path / "s-%03d.tar"), maxcount=20, progress=True)
+    assert len(shards) == 3
+    err = capsys.readouterr().err
+    assert "write_webdataset: 100%" in err and "50.0/50.0" in err, err

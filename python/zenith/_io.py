@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from zenith import _zenith
 from zenith._args import fields_of, image_size_of, paths_of, storage_options_of
 from zenith._core_lib import find_core_lib
+from zenith._progress import rows_bar
 from zenith.exceptions import ValidationError
 
 _ENV_SETTINGS = (
@@ -34,6 +36,7 @@ def load(
     storage_options: dict[str, Any] | None = None,
     image_size: int | tuple[int, int] | None = None,
     fields: list[str] | None = None,
+    progress: bool = False,
 ) -> Any:
     """Reads a dataset into a ``pyarrow.Table``.
 
@@ -58,6 +61,8 @@ def load(
             ``uint8 [H, W, 3]`` of this ``(height, width)`` (or an int for a square),
             center-cropping to the aspect ratio and resizing; raw bytes when ``None``.
         fields: WebDataset: the fields (extensions such as ``"jpg"``, ``"cls"``) to keep.
+        progress: show a progress bar of the rows read (tqdm, on standard error), for the long
+            reads of remote or large data.
 
     A WebDataset shard gives a ``__key__`` column and one column per field: ``cls``-like
     fields as int64, ``txt``/``json`` as strings, ``npy`` as fixed-shape lists, images as
@@ -71,7 +76,37 @@ def load(
         isinstance(columns, str) or not all(isinstance(c, str) for c in columns)
     ):
         raise ValidationError("invalid argument `columns`: expected a list of column names")
-    table = _zenith.load(
+    bar = rows_bar("zenith.load") if progress else None
+
+    def advance(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        table = _load(path, columns, format, schema, delimiter, cache, storage_options,
+                      image_size, fields, advance if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if filter is not None:
+        table = table.filter(filter)
+    return table
+
+
+def _load(
+    path: Any,
+    columns: Any,
+    format: str | None,
+    schema: Any,
+    delimiter: str | None,
+    cache: bool,
+    storage_options: dict[str, Any] | None,
+    image_size: Any,
+    fields: list[str] | None,
+    progress: Callable[[int, int], None] | None,
+) -> Any:
+    return _zenith.load(
         paths_of(path),
         columns=list(columns) if columns is not None else None,
         format=format,
@@ -81,10 +116,8 @@ def load(
         storage_options=storage_options_of(storage_options),
         image_size=image_size_of(image_size),
         fields=fields_of(fields),
+        progress=progress,
     )
-    if filter is not None:
-        table = table.filter(filter)
-    return table
 
 
 def info(

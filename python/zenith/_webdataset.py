@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from zenith._args import check_int
+from zenith._progress import rows_bar
 from zenith.exceptions import ValidationError
 
 KEY = "__key__"
@@ -118,6 +119,7 @@ def write_webdataset(
     pattern: str | os.PathLike[str],
     maxcount: int = 100_000,
     maxsize: int | None = None,
+    progress: bool = False,
 ) -> list[str]:
     """Writes samples as WebDataset tar shards and returns the shard paths.
 
@@ -133,6 +135,7 @@ def write_webdataset(
             or ``"out/shard-{:06d}.tar"``; ``.tar.gz``/``.tgz`` names are gzip-compressed.
         maxcount: samples per shard at most.
         maxsize: member bytes per shard at most (a shard always holds at least one sample).
+        progress: show a progress bar of the samples written (tqdm, on standard error).
 
     Members are written in sample order with fixed metadata (mtime 0, mode 0444), so the
     same data gives byte-identical plain shards.
@@ -144,6 +147,8 @@ def write_webdataset(
     compressed = pattern.endswith((".gz", ".tgz"))
     paths: list[str] = []
     samples = _encoded(data)
+    if progress:
+        samples = _counted(samples, getattr(data, "num_rows", None))
     pending = next(samples, None)
     while pending is not None:
         if paths and single:
@@ -170,6 +175,17 @@ def write_webdataset(
                 size += sample_bytes
                 pending = next(samples, None)
     return paths
+
+
+def _counted(samples: Iterator[Any], total: int | None) -> Iterator[Any]:
+    """``samples``, advancing a progress bar by each."""
+    bar = rows_bar("write_webdataset", total)
+    try:
+        for sample in samples:
+            yield sample
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 def _encoded(data: Any) -> Iterator[tuple[str, list[tuple[str, bytes]], int]]:

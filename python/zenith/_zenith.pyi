@@ -151,6 +151,7 @@ def load(
     storage_options: dict[str, str] | None = None,
     image_size: tuple[int, int] | None = None,
     fields: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Any: ...
 def dataset_info(
     paths: list[str],

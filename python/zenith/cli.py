@@ -395,9 +395,9 @@ class _Progress:
         self.start = self.last = time.perf_counter()
         self.bar: Any = None
         if sys.stderr.isatty():
-            from tqdm import tqdm
+            from zenith._progress import rows_bar
 
-            self.bar = tqdm(total=total, unit=" rows", unit_scale=True, desc=what, file=sys.stderr)
+            self.bar = rows_bar(what, total)
 
     def update(self, rows: int) -> None:
         self.done += rows

@@ -306,6 +306,15 @@ impl Dataset {
     /// group of columns of a unit decoded on its own thread, so one big row group (or a few)
     /// still uses every core.
     pub fn read_all(&self, projection: &Projection) -> Result<Vec<RecordBatch>> {
+        self.read_all_counted(projection, &std::sync::atomic::AtomicU64::new(0))
+    }
+
+    /// [`Dataset::read_all`], adding the rows of each unit to `done` as it is read.
+    pub fn read_all_counted(
+        &self,
+        projection: &Projection,
+        done: &std::sync::atomic::AtomicU64,
+    ) -> Result<Vec<RecordBatch>> {
         let pool = if self.is_remote() {
             let threads = self.decode_threads(crate::pool::default_num_workers());
             Arc::new(crate::pool::build(threads, "zenith-read-io")?)
@@ -316,9 +325,13 @@ impl Dataset {
         pool.install(|| {
             self.units
                 .par_iter()
-                .map(|u| match &groups {
-                    None => self.read_unit(*u, projection),
-                    Some(groups) => self.read_unit_by_columns(*u, projection, groups),
+                .map(|u| {
+                    let batch = match &groups {
+                        None => self.read_unit(*u, projection),
+                        Some(groups) => self.read_unit_by_columns(*u, projection, groups),
+                    };
+                    done.fetch_add(u.rows as u64, std::sync::atomic::Ordering::Relaxed);
+                    batch
                 })
                 .collect()
         })

@@ -35,7 +35,7 @@ pub use loader::{
 pub use plan::{PlanState, Resume, Stop};
 pub use read::{
     info, load_arrow_ipc, load_csv, load_parquet, read, read_many, ColumnStatistics, ColumnStorage,
-    DatasetInfo, FileInfo, ReadOptions, StatValue,
+    DatasetInfo, FileInfo, ReadOptions, ReadProgress, StatValue,
 };
 pub use source::{DecodeOptions, Format};
 pub use stage::{SampleContext, SampleStage};

@@ -1,6 +1,8 @@
 //! Whole-dataset reads (`zenith.load`) and metadata summaries (`zenith.info`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -22,6 +24,17 @@ pub struct ReadOptions {
     pub decode: DecodeOptions,
     /// Skip the small-dataset cache.
     pub no_cache: bool,
+    /// Counts rows as units are read (for progress bars), and the rows to read.
+    pub progress: Option<Arc<ReadProgress>>,
+}
+
+/// Where a read is: rows read so far out of the dataset's rows (0 until it is opened).
+#[derive(Debug, Default)]
+pub struct ReadProgress {
+    /// Rows of the dataset.
+    pub total: AtomicU64,
+    /// Rows of the units read so far.
+    pub done: AtomicU64,
 }
 
 /// Reads a whole dataset (file, directory or glob) into record batches, decoding units in
@@ -43,6 +56,10 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     };
     let dataset = Dataset::open(specs, options.format, &decode)?;
     let projection = dataset.projection(options.columns.as_deref())?;
+    let progress = options.progress.clone().unwrap_or_default();
+    progress
+        .total
+        .store(dataset.num_rows() as u64, Ordering::Relaxed);
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
     // Objects have no cheap local stamp, so a repeated read of a bucket fetches again.
     let cacheable = !options.no_cache
@@ -75,10 +92,13 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     if cacheable {
         if let Some(batches) = cache::get(&key, &stamps) {
             tracing::debug!(key, "served from cache");
+            progress
+                .done
+                .store(dataset.num_rows() as u64, Ordering::Relaxed);
             return Ok((projection.schema, batches));
         }
     }
-    let batches = dataset.read_all(&projection)?;
+    let batches = dataset.read_all_counted(&projection, &progress.done)?;
     if cacheable {
         cache::put(key, stamps, &batches);
     }

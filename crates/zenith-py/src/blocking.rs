@@ -23,6 +23,17 @@ pub(crate) fn run_interruptible<T: Send + 'static>(
     name: &str,
     work: impl FnOnce() -> zenith_core::Result<T> + Send + 'static,
 ) -> BindingResult<T> {
+    run_interruptible_with(py, name, work, |_| Ok(()))
+}
+
+/// [`run_interruptible`], calling `tick` (with the GIL) at every signal check and once when the
+/// work is done: a progress bar's update.
+pub(crate) fn run_interruptible_with<T: Send + 'static>(
+    py: Python<'_>,
+    name: &str,
+    work: impl FnOnce() -> zenith_core::Result<T> + Send + 'static,
+    mut tick: impl FnMut(Python<'_>) -> PyResult<()>,
+) -> BindingResult<T> {
     let (tx, rx) = bounded(1);
     std::thread::Builder::new()
         .name(format!("zenith-{name}"))
@@ -34,13 +45,20 @@ pub(crate) fn run_interruptible<T: Send + 'static>(
         .map_err(|e| Error::resource(format!("a thread for {name}"), e))?;
     loop {
         match py.detach(|| rx.recv_timeout(SIGNAL_CHECK)) {
-            Ok(Ok(result)) => return Ok(result?),
+            Ok(Ok(result)) => {
+                let result = result?;
+                tick(py)?;
+                return Ok(result);
+            }
             Ok(Err(panic)) => {
                 return Err(
                     ZenithError::new_err(format!("internal error in {name}: {panic}")).into(),
                 )
             }
-            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Timeout) => {
+                py.check_signals()?;
+                tick(py)?;
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(ZenithError::new_err(format!(
                     "{name}: its thread ended without a result"

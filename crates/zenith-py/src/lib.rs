@@ -2,6 +2,7 @@
 //! only. Every call that reads data releases the GIL; blocking waits poll for Ctrl-C.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use numpy::ndarray::{ArrayD, IxDyn};
@@ -20,7 +21,7 @@ mod jobs;
 mod text;
 mod vision;
 
-use blocking::run_interruptible;
+use blocking::{run_interruptible, run_interruptible_with};
 use errors::BindingResult;
 pub(crate) use errors::{JobError, ZenithError};
 
@@ -98,7 +99,7 @@ struct TarOptions {
 /// Reads a dataset into a pyarrow.Table (GIL released while reading; buffers handed over
 /// through the Arrow C stream interface without a copy).
 #[pyfunction]
-#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, storage_options=None, image_size=None, fields=None))]
+#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, storage_options=None, image_size=None, fields=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
@@ -111,7 +112,9 @@ fn load<'py>(
     storage_options: Option<HashMap<String, String>>,
     image_size: Option<(u32, u32)>,
     fields: Option<Vec<String>>,
+    progress: Option<Py<PyAny>>,
 ) -> BindingResult<Bound<'py, PyAny>> {
+    let counter = Arc::new(zenith_core::ReadProgress::default());
     let options = ReadOptions {
         columns,
         format: parse_format(format)?,
@@ -122,9 +125,23 @@ fn load<'py>(
             TarOptions { image_size, fields },
         )?,
         no_cache: !cache,
+        progress: Some(counter.clone()),
     };
-    let (schema, batches) =
-        run_interruptible(py, "load", move || zenith_core::read_many(&paths, &options))?;
+    // `progress(rows_done, rows_total)` at every signal check, and once at the end.
+    let tick = |py: Python<'_>| -> PyResult<()> {
+        if let Some(f) = &progress {
+            let load =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            f.call1(py, (load(&counter.done), load(&counter.total)))?;
+        }
+        Ok(())
+    };
+    let (schema, batches) = run_interruptible_with(
+        py,
+        "load",
+        move || zenith_core::read_many(&paths, &options),
+        tick,
+    )?;
     table_to_pyarrow(py, PyTable::try_new(batches, schema)?)
 }
 
