@@ -288,6 +288,32 @@ def add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_info)
 
 
+def _data_command(
+    sub: argparse._SubParsersAction, name: str, summary: str, description: str, example: str,
+    *, columns: bool = True, path: str = "path",
+) -> argparse.ArgumentParser:
+    """A data subcommand's parser: its help with an example, the source paths, ``--format``
+    and (with ``columns``) ``--columns``."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description, epilog=f"example: {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(path, nargs="+", help="file, directory, glob or URL (several allowed)")
+    p.add_argument("--format", default=None, help="format of the source (default: detect)")
+    if columns:
+        p.add_argument("--columns", default=None, help="comma-separated columns (default: all)")
+    return p
+
+
+def _source(paths: list[str]) -> str | list[str]:
+    """One path as it is, several as a list."""
+    return paths if len(paths) > 1 else paths[0]
+
+
+def _columns(args: argparse.Namespace) -> list[str] | None:
+    return [c for c in args.columns.split(",") if c] if args.columns else None
+
+
 #: Files ``zenith inspect`` lists before it summarises the rest.
 _FILES_SHOWN = 20
 
@@ -297,7 +323,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     import zenith
 
-    source = args.path if len(args.path) > 1 else args.path[0]
+    source = _source(args.path)
     info = zenith.info(source, format=args.format, verbose=False)
     stats = info.get("statistics") or {}
     storage = info.get("storage") or {}
@@ -366,19 +392,15 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def add_inspect(sub: argparse._SubParsersAction) -> None:
     """``zenith inspect PATH``: format, schema, rows, files, units, sizes, codecs, statistics."""
-    p = sub.add_parser(
-        "inspect",
-        help="describe a dataset: format, schema, rows, files, units, sizes, codecs, statistics",
-        description=(
-            "Reads the footers and headers of PATH (no data pages) and prints its format, schema, "
-            "rows, files and units, the bytes on disk and (Parquet) before compression, each "
-            "column's codecs, min, max and nulls over all row groups; --json for scripts."
-        ),
-        epilog="example: zenith inspect s3://bucket/train/ --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _data_command(
+        sub, "inspect",
+        "describe a dataset: format, schema, rows, files, units, sizes, codecs, statistics",
+        "Reads the footers and headers of PATH (no data pages) and prints its format, schema, "
+        "rows, files and units, the bytes on disk and (Parquet) before compression, each "
+        "column's codecs, min, max and nulls over all row groups; --json for scripts.",
+        "zenith inspect s3://bucket/train/ --json",
+        columns=False,
     )
-    p.add_argument("path", nargs="+", help="file, directory, glob or URL (several allowed)")
-    p.add_argument("--format", default=None, help="format override (default: detect)")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.set_defaults(handler=_cmd_inspect)
 
@@ -457,8 +479,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         )
     if args.shard_size < 1:
         raise ValidationError("invalid argument `--shard-size`: must be at least 1")
-    source = args.src if len(args.src) > 1 else args.src[0]
-    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    source, columns = _source(args.src), _columns(args)
     total = zenith.info(source, format=args.format, verbose=False)["rows"]
     # File order, one row group per batch, a window of one batch: memory stays a few batches
     # whatever the size of the data.
@@ -546,23 +567,18 @@ def _convert_to_webdataset(dl: Any, total: int, args: argparse.Namespace) -> int
 
 def add_convert(sub: argparse._SubParsersAction) -> None:
     """``zenith convert SRC DST --to FORMAT``: streaming, atomic conversion."""
-    p = sub.add_parser(
-        "convert",
-        help="convert a dataset to Parquet, CSV, Arrow IPC or WebDataset shards, streaming, "
-        "atomically",
-        description=(
-            "Reads SRC (any source zenith reads) in file order, a row group at a time, and writes "
-            "DST as one file (WebDataset: tar shards of --shard-size samples, each column a "
-            "member named by the column, so name columns by extension: jpg, cls, txt). Memory "
-            "stays a few row groups whatever the size; DST appears only when complete (written "
-            "to a hidden temporary file or folder beside it, then renamed), and an existing DST "
-            "is kept unless --overwrite. A progress bar on a terminal, plain lines every 5 s "
-            "otherwise."
-        ),
-        epilog="example: zenith convert data/*.csv train.parquet --to parquet --compression zstd",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _data_command(
+        sub, "convert",
+        "convert a dataset to Parquet, CSV, Arrow IPC or WebDataset shards, streaming, atomically",
+        "Reads SRC (any source zenith reads) in file order, a row group at a time, and writes "
+        "DST as one file (WebDataset: tar shards of --shard-size samples, each column a member "
+        "named by the column, so name columns by extension: jpg, cls, txt). Memory stays a few "
+        "row groups whatever the size; DST appears only when complete (written to a hidden "
+        "temporary file or folder beside it, then renamed), and an existing DST is kept unless "
+        "--overwrite. A progress bar on a terminal, plain lines every 5 s otherwise.",
+        "zenith convert data/*.csv train.parquet --to parquet --compression zstd",
+        path="src",
     )
-    p.add_argument("src", nargs="+", help="file, directory, glob or URL (several allowed)")
     p.add_argument("dst", help="the file to write; for webdataset a shard pattern "
                    "(out/shard-%%06d.tar) or a folder")
     p.add_argument("--to", required=True, choices=["parquet", "csv", "ipc", "webdataset"],
@@ -573,8 +589,6 @@ def add_convert(sub: argparse._SubParsersAction) -> None:
                    help="rows per row group (Parquet) or record batch (IPC) (65,536)")
     p.add_argument("--compression", default=None,
                    help="Parquet: snappy (default), zstd, gzip, lz4, brotli, none; IPC: zstd, lz4")
-    p.add_argument("--columns", default=None, help="comma-separated columns (default: all)")
-    p.add_argument("--format", default=None, help="format of SRC (default: detect)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     p.set_defaults(handler=_cmd_convert)
 
@@ -608,8 +622,7 @@ def _cmd_head(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValidationError("invalid argument `-n`: rows to show must be at least 1")
-    source = args.path if len(args.path) > 1 else args.path[0]
-    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    source, columns = _source(args.path), _columns(args)
     # File order, a window of the rows shown and one batch ahead: only the first units are read.
     dl = zenith.DataLoader(
         source,
@@ -638,21 +651,15 @@ def _cmd_head(args: argparse.Namespace) -> int:
 
 def add_head(sub: argparse._SubParsersAction) -> None:
     """``zenith head PATH``: the first rows as an aligned table, reading only the first units."""
-    p = sub.add_parser(
-        "head",
-        help="print the first rows of a dataset as a table (reads only what they need)",
-        description=(
-            "Prints the first -n rows of PATH in file order as an aligned table; long text, "
-            "lists, structs and binary values are shortened. Only the first units (row groups, "
-            "blocks) are read."
-        ),
-        epilog="example: zenith head data/train/ -n 5 --columns id,text",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _data_command(
+        sub, "head",
+        "print the first rows of a dataset as a table (reads only what they need)",
+        "Prints the first -n rows of PATH in file order as an aligned table; long text, lists, "
+        "structs and binary values are shortened. Only the first units (row groups, blocks) are "
+        "read.",
+        "zenith head data/train/ -n 5 --columns id,text",
     )
-    p.add_argument("path", nargs="+", help="file, directory, glob or URL (several allowed)")
     p.add_argument("-n", type=int, default=10, help="rows to show (10)")
-    p.add_argument("--columns", default=None, help="comma-separated columns (default: all)")
-    p.add_argument("--format", default=None, help="format override (default: detect)")
     p.set_defaults(handler=_cmd_head)
 
 
@@ -686,8 +693,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValidationError(
             "invalid argument: --batch-size and --epochs must be at least 1, --seconds positive"
         )
-    source = args.path if len(args.path) > 1 else args.path[0]
-    columns = [c for c in args.columns.split(",") if c] if args.columns else None
+    source, columns = _source(args.path), _columns(args)
     start = time.perf_counter()
     dl = zenith.DataLoader(
         source,
@@ -747,25 +753,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
     """``zenith bench PATH``: a short loader run with rates, stage times and the bottleneck."""
-    p = sub.add_parser(
-        "bench",
-        help="run the loader over a dataset: rows/s, MB/s, first batch, time per stage, bottleneck",
-        description=(
-            "Runs zenith.DataLoader over PATH for --epochs passes (or until --seconds), without "
-            "a consumer doing work, and prints rows/s, MB/s, the first batch's time, seconds per "
-            "stage from DataLoader.stats() and the stage that held batches back, with the knob "
-            "that would move it."
-        ),
-        epilog="example: zenith bench data/train/ --batch-size 256 --columns x,y --num-workers 4",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _data_command(
+        sub, "bench",
+        "run the loader over a dataset: rows/s, MB/s, first batch, time per stage, bottleneck",
+        "Runs zenith.DataLoader over PATH for --epochs passes (or until --seconds), without a "
+        "consumer doing work, and prints rows/s, MB/s, the first batch's time, seconds per stage "
+        "from DataLoader.stats() and the stage that held batches back, with the knob that would "
+        "move it.",
+        "zenith bench data/train/ --batch-size 256 --columns x,y --num-workers 4",
     )
-    p.add_argument("path", nargs="+", help="file, directory, glob or URL (several allowed)")
     p.add_argument("--batch-size", type=int, default=256, help="rows per batch (256)")
-    p.add_argument("--columns", default=None, help="comma-separated columns (default: all)")
     p.add_argument("--num-workers", type=int, default=None, help="decode threads (default: cores)")
     p.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
-    p.add_argument("--format", default=None, help="format override (default: detect)")
     p.add_argument("--no-shuffle", action="store_true", help="read in file order")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_bench)
