@@ -763,7 +763,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "zenith bench data/train/ --batch-size 256 --columns x,y --num-workers 4",
     )
     p.add_argument("--batch-size", type=int, default=256, help="rows per batch (256)")
-    p.add_argument("--num-workers", type=int, default=None, help="decode threads (default: cores)")
+    p.add_argument("--num-workers", type=int, default=None, help="decode threads (default: cores - 1)")
     p.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--no-shuffle", action="store_true", help="read in file order")

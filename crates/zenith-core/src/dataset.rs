@@ -210,6 +210,23 @@ impl Dataset {
         self.units.iter().map(|u| u.rows).sum()
     }
 
+    /// Bytes per row of top-level `column` as its pages hold it before compression, from the
+    /// footers (Parquet); `None` where the files do not say. A size estimate for columns whose
+    /// values have no fixed width (lists, strings).
+    pub fn column_bytes_per_row(&self, column: &str) -> Option<usize> {
+        let nested = format!("{column}.");
+        let mut bytes = 0u64;
+        for file in &self.files {
+            bytes += file
+                .column_storage()?
+                .iter()
+                .filter(|c| c.column == column || c.column.starts_with(&nested))
+                .map(|c| c.uncompressed_bytes)
+                .sum::<u64>();
+        }
+        usize::try_from(bytes / self.num_rows().max(1) as u64).ok()
+    }
+
     /// Resolves column names against the schema; unknown names are an error naming the file.
     pub fn projection(&self, columns: Option<&[String]>) -> Result<Projection> {
         let Some(columns) = columns else {

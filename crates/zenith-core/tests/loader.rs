@@ -451,3 +451,43 @@ fn a_corrupt_unit_is_skipped_and_counted_or_raised() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shuffle_window_of_list_rows_keeps_to_the_budget_by_their_size_in_the_footers() {
+    use arrow_array::builder::{Int32Builder, ListBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    // 5,000 rows of 100 int32 tokens: about 400 bytes a row before compression.
+    let mut lists = ListBuilder::new(Int32Builder::new());
+    for r in 0..5000 {
+        for t in 0..100 {
+            lists.values().append_value(r * 100 + t);
+        }
+        lists.append(true);
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "ids",
+        DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+        true,
+    )]));
+    let b = RecordBatch::try_new(schema, vec![Arc::new(lists.finish()) as ArrayRef]).unwrap();
+    let path = dir.path().join("lists.parquet");
+    write_parquet(&path, &b, 500);
+    let budget = 1 << 20;
+    let l = loader(
+        &s(&path),
+        LoaderConfig {
+            memory_budget: Some(budget),
+            ..config(true)
+        },
+    );
+    // Half the budget in rows of ~400 bytes (at least 1,024 rows): not the whole dataset, as
+    // a fixed 64-byte guess per list row made it.
+    let window = l.window_rows();
+    assert!((1024..=budget / 2 / 390).contains(&window), "{window}");
+    let rows: usize = l
+        .record_batches()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, 5000);
+}

@@ -240,12 +240,25 @@ impl DataLoader {
             }
         };
         let chain = Arc::new(chain);
+        let source_schema = chain.dataset.schema();
         let row_bytes: usize = chain
             .fields
             .iter()
             .map(|p| match p {
                 FieldPlan::Tensor { dtype, width, .. } => width * dtype.size(),
-                FieldPlan::Arrow { .. } => 64,
+                // Lists and strings: their size in the files' footers where a source column
+                // as it is (not a stage's output) has one, so that the shuffle's window of
+                // long rows keeps to the memory budget and the first batch comes early.
+                FieldPlan::Arrow { column } => {
+                    let field = chain.schema.field(*column);
+                    source_schema
+                        .field_with_name(field.name())
+                        .ok()
+                        .filter(|f| f.data_type() == field.data_type())
+                        .and_then(|_| chain.dataset.column_bytes_per_row(field.name()))
+                        .unwrap_or(0)
+                        .max(64)
+                }
             })
             .sum::<usize>()
             .max(1);
