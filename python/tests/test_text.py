@@ -184,6 +184,22 @@ def test_best_fit_keeps_padding_under_five_percent_on_a_realistic_length_mix(
     assert padding["best_fit"] < 0.05 and padding["pad"] > 0.5, padding
 
 
+def resume_and_stop(dl: zenith.DataLoader, state: Any, stop: int | None) -> tuple[list[dict[str, Any]], Any]:
+    """Loads ``state`` (when given, through JSON) into ``dl``, takes batches until ``stop`` of
+    them (``None``: the epoch's end) and returns them with the state after them."""
+    if state is not None:
+        dl.load_state_dict(json.loads(json.dumps(state)))
+    out: list[dict[str, Any]] = []
+    it = iter(dl)
+    for n, batch in enumerate(it):
+        out.append(batch)
+        if stop is not None and n + 1 == stop:
+            break
+    state = dl.state_dict()
+    it.close()
+    return out, state
+
+
 def run_with_stops(
     root: Path, mode: str, stops: list[int], workers: list[int], **kw: Any
 ) -> list[dict[str, Any]]:
@@ -193,16 +209,8 @@ def run_with_stops(
     state = None
     for i, stop in enumerate([*stops, None]):
         dl = loader(root, mode, num_workers=workers[i % len(workers)], **kw)
-        if state is not None:
-            dl.load_state_dict(json.loads(json.dumps(state)))
-        it = iter(dl)
-        for n, batch in enumerate(it):
-            out.append(batch)
-            if stop is not None and n + 1 == stop:
-                break
-        state = dl.state_dict()
-        if hasattr(it, "close"):
-            it.close()
+        batches, state = resume_and_stop(dl, state, stop)
+        out += batches
     return out
 
 
@@ -247,16 +255,9 @@ def run_generation(
     batches: list[dict[str, Any]] = []
     saved = []
     for rank, stop in enumerate(stops):
-        dl = loader(root, mode, rank=rank, world_size=world, **kw)
-        if states is not None:
-            dl.load_state_dict(json.loads(json.dumps(states)))
-        it = iter(dl)
-        for n, batch in enumerate(it):
-            batches.append(batch)
-            if stop is not None and n + 1 == stop:
-                break
-        saved.append(dl.state_dict())
-        it.close()
+        got, state = resume_and_stop(loader(root, mode, rank=rank, world_size=world, **kw), states, stop)
+        batches += got
+        saved.append(state)
     return batches, saved
 
 

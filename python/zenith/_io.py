@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from zenith import _zenith
@@ -84,40 +83,24 @@ def load(
             bar.update(done - bar.n)
 
     try:
-        table = _load(path, columns, format, schema, delimiter, cache, storage_options,
-                      image_size, fields, advance if bar is not None else None)
+        table = _zenith.load(
+            paths_of(path),
+            columns=list(columns) if columns is not None else None,
+            format=format,
+            schema=schema,
+            delimiter=delimiter,
+            cache=cache,
+            storage_options=storage_options_of(storage_options),
+            image_size=image_size_of(image_size),
+            fields=fields_of(fields),
+            progress=advance if bar is not None else None,
+        )
     finally:
         if bar is not None:
             bar.close()
     if filter is not None:
         table = table.filter(filter)
     return table
-
-
-def _load(
-    path: Any,
-    columns: Any,
-    format: str | None,
-    schema: Any,
-    delimiter: str | None,
-    cache: bool,
-    storage_options: dict[str, Any] | None,
-    image_size: Any,
-    fields: list[str] | None,
-    progress: Callable[[int, int], None] | None,
-) -> Any:
-    return _zenith.load(
-        paths_of(path),
-        columns=list(columns) if columns is not None else None,
-        format=format,
-        schema=schema,
-        delimiter=delimiter,
-        cache=cache,
-        storage_options=storage_options_of(storage_options),
-        image_size=image_size_of(image_size),
-        fields=fields_of(fields),
-        progress=progress,
-    )
 
 
 def info(

@@ -210,21 +210,30 @@ impl Dataset {
         self.units.iter().map(|u| u.rows).sum()
     }
 
-    /// Bytes per row of top-level `column` as its pages hold it before compression, from the
-    /// footers (Parquet); `None` where the files do not say. A size estimate for columns whose
-    /// values have no fixed width (lists, strings).
-    pub fn column_bytes_per_row(&self, column: &str) -> Option<usize> {
-        let nested = format!("{column}.");
-        let mut bytes = 0u64;
+    /// Bytes per row of each top-level column of `columns` as its pages hold it before
+    /// compression, from the footers (Parquet), in one pass over them; `None` where the files
+    /// do not say. A size estimate for columns whose values have no fixed width (lists,
+    /// strings).
+    pub fn column_bytes_per_row(&self, columns: &[&str]) -> Option<Vec<usize>> {
+        let mut bytes = vec![0u64; columns.len()];
         for file in &self.files {
-            bytes += file
-                .column_storage()?
-                .iter()
-                .filter(|c| c.column == column || c.column.starts_with(&nested))
-                .map(|c| c.uncompressed_bytes)
-                .sum::<u64>();
+            for leaf in file.column_storage()? {
+                for (i, c) in columns.iter().enumerate() {
+                    // The column itself, or a leaf nested in it (`ids.list.element`).
+                    let under = leaf.column.strip_prefix(c);
+                    if under.is_some_and(|rest| rest.is_empty() || rest.starts_with('.')) {
+                        bytes[i] += leaf.uncompressed_bytes;
+                    }
+                }
+            }
         }
-        usize::try_from(bytes / self.num_rows().max(1) as u64).ok()
+        let rows = self.num_rows().max(1) as u64;
+        Some(
+            bytes
+                .into_iter()
+                .map(|b| usize::try_from(b / rows).unwrap_or(usize::MAX))
+                .collect(),
+        )
     }
 
     /// Resolves column names against the schema; unknown names are an error naming the file.

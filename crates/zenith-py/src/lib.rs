@@ -203,35 +203,40 @@ fn dataset_info<'py>(
         files.append(d)?;
     }
     out.set_item("files", files)?;
-    match &info.statistics {
-        None => out.set_item("statistics", py.None())?,
-        Some(columns) => {
-            let stats = PyDict::new(py);
-            for c in columns {
-                let d = PyDict::new(py);
-                d.set_item("min", stat_value(py, c.min.as_ref())?)?;
-                d.set_item("max", stat_value(py, c.max.as_ref())?)?;
-                d.set_item("null_count", c.null_count)?;
-                stats.set_item(&c.column, d)?;
-            }
-            out.set_item("statistics", stats)?;
-        }
-    }
-    match &info.storage {
-        None => out.set_item("storage", py.None())?,
-        Some(columns) => {
-            let storage = PyDict::new(py);
-            for c in columns {
-                let d = PyDict::new(py);
-                d.set_item("compression", c.compression.clone())?;
-                d.set_item("compressed_bytes", c.compressed_bytes)?;
-                d.set_item("uncompressed_bytes", c.uncompressed_bytes)?;
-                storage.set_item(&c.column, d)?;
-            }
-            out.set_item("storage", storage)?;
-        }
-    }
+    let statistics = per_column(py, info.statistics.as_deref(), |c, d| {
+        d.set_item("min", stat_value(py, c.min.as_ref())?)?;
+        d.set_item("max", stat_value(py, c.max.as_ref())?)?;
+        d.set_item("null_count", c.null_count)?;
+        Ok(&c.column)
+    })?;
+    out.set_item("statistics", statistics)?;
+    let storage = per_column(py, info.storage.as_deref(), |c, d| {
+        d.set_item("compression", c.compression.clone())?;
+        d.set_item("compressed_bytes", c.compressed_bytes)?;
+        d.set_item("uncompressed_bytes", c.uncompressed_bytes)?;
+        Ok(&c.column)
+    })?;
+    out.set_item("storage", storage)?;
     Ok(out)
+}
+
+/// `{column: {...}}` of per-column records, each dict filled by `fill` (which returns the
+/// column's name); `None` where the files keep no such records.
+fn per_column<'py, T>(
+    py: Python<'py>,
+    columns: Option<&[T]>,
+    fill: impl for<'a> Fn(&'a T, &Bound<'py, PyDict>) -> PyResult<&'a String>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(columns) = columns else {
+        return Ok(None);
+    };
+    let out = PyDict::new(py);
+    for c in columns {
+        let d = PyDict::new(py);
+        let name = fill(c, &d)?;
+        out.set_item(name, d)?;
+    }
+    Ok(Some(out))
 }
 
 /// A footer statistic as a Python scalar (None when unknown).

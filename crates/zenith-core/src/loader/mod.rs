@@ -240,25 +240,45 @@ impl DataLoader {
             }
         };
         let chain = Arc::new(chain);
+        // Lists and strings: their size in the files' footers where a source column as it is
+        // (not a stage's output) has one, so that the shuffle's window of long rows keeps to
+        // the memory budget and the first batch comes early. One pass over the footers for
+        // all of them.
         let source_schema = chain.dataset.schema();
-        let row_bytes: usize = chain
+        let sized: Vec<&str> = chain
             .fields
             .iter()
-            .map(|p| match p {
-                FieldPlan::Tensor { dtype, width, .. } => width * dtype.size(),
-                // Lists and strings: their size in the files' footers where a source column
-                // as it is (not a stage's output) has one, so that the shuffle's window of
-                // long rows keeps to the memory budget and the first batch comes early.
+            .filter_map(|p| match p {
                 FieldPlan::Arrow { column } => {
                     let field = chain.schema.field(*column);
                     source_schema
                         .field_with_name(field.name())
                         .ok()
                         .filter(|f| f.data_type() == field.data_type())
-                        .and_then(|_| chain.dataset.column_bytes_per_row(field.name()))
-                        .unwrap_or(0)
-                        .max(64)
+                        .map(|f| f.name().as_str())
                 }
+                FieldPlan::Tensor { .. } => None,
+            })
+            .collect();
+        let footer_bytes = chain
+            .dataset
+            .column_bytes_per_row(&sized)
+            .unwrap_or_default();
+        let arrow_bytes = |column: &usize| {
+            let name = chain.schema.field(*column).name();
+            sized
+                .iter()
+                .position(|c| c == name)
+                .and_then(|i| footer_bytes.get(i).copied())
+                .unwrap_or(0)
+                .max(64)
+        };
+        let row_bytes: usize = chain
+            .fields
+            .iter()
+            .map(|p| match p {
+                FieldPlan::Tensor { dtype, width, .. } => width * dtype.size(),
+                FieldPlan::Arrow { column } => arrow_bytes(column),
             })
             .sum::<usize>()
             .max(1);
@@ -681,9 +701,7 @@ pub fn merge_states(states: &[LoaderState]) -> Result<LoaderState> {
                 rows: usize::MAX,
                 ..Stop::default()
             },
-            Some(v) => serde_json::from_value::<PackState>(v.clone())
-                .map_err(|e| Error::invalid("state", format!("section \"pack\": {e}")))?
-                .stop(p.rows),
+            Some(v) => PackState::read(v)?.stop(p.rows),
             None => Stop {
                 rows: p.rows,
                 ..Stop::default()

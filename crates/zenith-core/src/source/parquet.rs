@@ -401,6 +401,27 @@ fn has_view_type(data_type: &arrow_schema::DataType) -> bool {
 
 /// The statistics one column chunk records, as plain values where the column's type orders
 /// them plainly (integers, floats, booleans, strings).
+/// One record per leaf column of a file: `empty(path)`, with the record of each row group's
+/// chunk (`chunk(meta, path)`) merged into it.
+fn per_leaf<T>(
+    meta: &ParquetMetaData,
+    empty: impl Fn(String) -> T,
+    chunk: impl Fn(&ColumnChunkMetaData, &str) -> T,
+    merge: impl Fn(&mut T, &T),
+) -> Vec<T> {
+    let descr = meta.file_metadata().schema_descr();
+    let paths: Vec<String> = (0..descr.num_columns())
+        .map(|leaf| descr.column(leaf).path().string())
+        .collect();
+    let mut out: Vec<T> = paths.iter().cloned().map(empty).collect();
+    for rg in meta.row_groups() {
+        for (leaf, c) in rg.columns().iter().enumerate() {
+            merge(&mut out[leaf], &chunk(c, &paths[leaf]));
+        }
+    }
+    out
+}
+
 /// A codec as the footer names it (the footer keeps no level: the reader's default level that
 /// arrow-rs shows would mislead).
 fn codec_name(codec: parquet::basic::Compression) -> &'static str {
@@ -549,48 +570,37 @@ impl FileReader for ParquetFile {
     }
 
     fn column_statistics(&self) -> Option<Vec<ColumnStatistics>> {
-        let meta = self.metadata();
-        let descr = meta.file_metadata().schema_descr();
-        let mut out: Vec<ColumnStatistics> = (0..descr.num_columns())
-            .map(|leaf| ColumnStatistics {
-                column: descr.column(leaf).path().string(),
+        Some(per_leaf(
+            self.metadata(),
+            |column| ColumnStatistics {
+                column,
                 min: None,
                 max: None,
                 null_count: Some(0),
                 has_values: false,
-            })
-            .collect();
-        for rg in meta.row_groups() {
-            for (leaf, chunk) in rg.columns().iter().enumerate() {
-                let stats = row_group_statistics(chunk, &out[leaf].column);
-                out[leaf].merge(&stats);
-            }
-        }
-        Some(out)
+            },
+            row_group_statistics,
+            ColumnStatistics::merge,
+        ))
     }
 
     fn column_storage(&self) -> Option<Vec<ColumnStorage>> {
-        let meta = self.metadata();
-        let descr = meta.file_metadata().schema_descr();
-        let mut out: Vec<ColumnStorage> = (0..descr.num_columns())
-            .map(|leaf| ColumnStorage {
-                column: descr.column(leaf).path().string(),
+        Some(per_leaf(
+            self.metadata(),
+            |column| ColumnStorage {
+                column,
                 compression: Vec::new(),
                 compressed_bytes: 0,
                 uncompressed_bytes: 0,
-            })
-            .collect();
-        for rg in meta.row_groups() {
-            for (leaf, chunk) in rg.columns().iter().enumerate() {
-                out[leaf].merge(&ColumnStorage {
-                    column: String::new(),
-                    compression: vec![codec_name(chunk.compression()).to_string()],
-                    compressed_bytes: chunk.compressed_size().max(0) as u64,
-                    uncompressed_bytes: chunk.uncompressed_size().max(0) as u64,
-                });
-            }
-        }
-        Some(out)
+            },
+            |chunk, _| ColumnStorage {
+                column: String::new(),
+                compression: vec![codec_name(chunk.compression()).to_string()],
+                compressed_bytes: chunk.compressed_size().max(0) as u64,
+                uncompressed_bytes: chunk.uncompressed_size().max(0) as u64,
+            },
+            ColumnStorage::merge,
+        ))
     }
 
     fn read_unit(&self, index: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {

@@ -219,10 +219,15 @@ pub struct PackState {
 }
 
 impl PackState {
+    /// Reads the section.
+    pub fn read(value: &serde_json::Value) -> Result<PackState> {
+        serde_json::from_value(value.clone())
+            .map_err(|e| Error::invalid("state", format!("section \"pack\": {e}")))
+    }
+
     /// Reads the section, refusing one written under another mode or length.
     pub fn from_section(value: &serde_json::Value, config: &PackConfig) -> Result<PackState> {
-        let state: PackState = serde_json::from_value(value.clone())
-            .map_err(|e| Error::invalid("state", format!("section \"pack\": {e}")))?;
+        let state = PackState::read(value)?;
         if state.mode != config.mode || state.seq_len != config.seq_len {
             return Err(Error::invalid(
                 "state",
@@ -246,16 +251,6 @@ impl PackState {
     }
 }
 
-/// A `best_fit` buffer a resumed rank must lay out as another rank had: its documents are
-/// the rows before `end`, its order is seeded by `key`, and its first `skip` sequences were
-/// delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Group {
-    end: u64,
-    skip: u64,
-    key: u64,
-}
-
 /// One document: its plan position in the epoch and its tokens, a slice of its read batch's
 /// (converted) token buffer with BOS/EOS around it, so that reading copies no token.
 #[derive(Debug, Clone, PartialEq)]
@@ -267,8 +262,9 @@ pub(crate) struct Doc {
     /// Tokens (BOS included) delivered before this epoch's run reached it: the document
     /// reads from here.
     start: usize,
-    /// `best_fit`: the first document of a buffer laid out again as another rank had.
-    group: Option<Group>,
+    /// `best_fit`: the first document of a buffer another rank had begun, which is laid out
+    /// again as it was (its rows, its key) and continued after its first `skip` sequences.
+    group: Option<Head>,
 }
 
 impl Doc {
@@ -679,7 +675,7 @@ pub(crate) struct Packer {
     offset: usize,
     /// Tokens of the pending documents.
     pending_len: usize,
-    /// Pending documents that open a [`Group`].
+    /// Pending documents that open a group (see [`Doc`]).
     pending_groups: usize,
     /// The plan position after the last document read.
     next_position: u64,
@@ -754,30 +750,29 @@ impl Packer {
             }
             let head = self.head_at(doc.position);
             if self.config.mode == PackMode::BestFit {
-                if let Some(h) = head {
-                    doc.group = Some(Group {
-                        end: (h.at + h.rows) as u64,
-                        skip: h.skip,
-                        key: h.key,
-                    });
-                    self.pending_groups += 1;
-                }
+                doc.group = head;
+                self.pending_groups += usize::from(head.is_some());
             } else {
-                // Tokens delivered before: by another rank (a head), or before the state
-                // this run resumes from; both count from the document's start.
-                let mut delivered = head.map_or(0, |h| h.skip);
-                if let Some((at, skip)) = self.resume {
-                    if doc.position == at {
-                        delivered = delivered.max(skip);
-                        self.resume = None;
-                    }
-                }
+                let delivered = self.delivered(doc.position, head.map_or(0, |h| h.skip));
                 if !doc.cut(delivered as usize) {
                     continue;
                 }
             }
             self.pending_len += doc.len();
             self.pending.push_back(doc);
+        }
+    }
+
+    /// What was delivered of the document (tokens) or buffer (sequences) at `position`:
+    /// `by_others` by another rank (a head), or what the state this run resumes from says;
+    /// both count from its start.
+    fn delivered(&mut self, position: u64, by_others: u64) -> u64 {
+        match self.resume {
+            Some((at, skip)) if at == position => {
+                self.resume = None;
+                by_others.max(skip)
+            }
+            _ => by_others,
         }
     }
 
@@ -802,7 +797,9 @@ impl Packer {
                 let can_fill = match self.pending.front() {
                     None => false,
                     // A group is laid out once all of its rows are read.
-                    Some(Doc { group: Some(g), .. }) => last || self.next_position >= g.end,
+                    Some(Doc { group: Some(g), .. }) => {
+                        last || self.next_position >= (g.at + g.rows) as u64
+                    }
                     // A buffer ends where a group starts.
                     Some(_) => {
                         last || self.pending_groups > 0
@@ -888,10 +885,11 @@ impl Packer {
         self.buffer.clear();
         self.buffer_start = self.front_position();
         let group = self.pending.front().and_then(|d| d.group);
+        let end = group.map(|g| (g.at + g.rows) as u64);
         let mut tokens = 0;
         while let Some(doc) = self.pending.pop_front() {
-            let take = match group {
-                Some(g) => doc.position < g.end && (doc.group.is_none() || tokens == 0),
+            let take = match end {
+                Some(end) => doc.position < end && (doc.group.is_none() || tokens == 0),
                 None => tokens < target && doc.group.is_none(),
             };
             if !take {
@@ -906,7 +904,7 @@ impl Packer {
             self.pending_groups -= 1;
         }
         let last = self.buffer.last().map_or(self.buffer_start, |d| d.position);
-        self.buffer_end = group.map_or(last + 1, |g| g.end);
+        self.buffer_end = end.unwrap_or(last + 1);
         self.buffer_key = group.map_or(self.buffer_start, |g| g.key);
         let mut rng = ChaCha8Rng::seed_from_u64(crate::plan::mix(&[
             self.seed,
@@ -915,15 +913,7 @@ impl Packer {
             0x7061_636b,
         ]));
         self.bins = best_fit(&self.buffer, self.config.seq_len, &mut rng);
-        // Sequences delivered before: by another rank (a group), or before the state this
-        // run resumes from; both count from the buffer's first sequence.
-        let mut delivered = group.map_or(0, |g| g.skip);
-        if let Some((at, skip)) = self.resume {
-            if at == self.buffer_start {
-                delivered = delivered.max(skip);
-                self.resume = None;
-            }
-        }
+        let delivered = self.delivered(self.buffer_start, group.map_or(0, |g| g.skip));
         self.next_bin = (delivered as usize).min(self.bins.len());
         if self.next_bin >= self.bins.len() {
             self.clear_buffer();
