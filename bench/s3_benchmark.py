@@ -3,6 +3,9 @@ on loopback, read three ways in the same run against the same server:
 
 1. Zenith: ``zenith.DataLoader("s3://bench/parquet", shuffle=True, ...)`` collating the 32
    features into a ``[B, 32]`` float32 tensor and the label into ``[B]``.
+   The same loader with ``cache_dir=`` (the local disk cache): one epoch fills it, the timed
+   epochs are served from it; and the same loader over the same files on local disk. The
+   cached epoch's rate is reported as a share of the local-file rate.
 2. Mosaic Streaming: ``streaming.StreamingDataset`` over the same rows converted to MDS
    (conversion untimed), shards fetched from the same server into a fresh local cache, through
    ``torch.utils.data.DataLoader`` (best of the worker counts tried).
@@ -119,13 +122,15 @@ def to_mds(parquet_dir: Path, out: Path, rows: int) -> None:
     stamp.write_text("")
 
 
-def run_zenith(opts: dict[str, str], batch_size: int, seed: int) -> dict[str, float]:
+def run_zenith(opts: dict[str, str] | None, batch_size: int, seed: int,
+               source: str = f"s3://{BUCKET}/parquet",
+               cache_dir: Path | None = None) -> dict[str, float]:
     # Timed from the constructor (listing, footers) to the last batch, like Mosaic below.
     before = _zenith.storage_stats()
     start = time.perf_counter()
     loader = zenith.DataLoader(
-        f"s3://{BUCKET}/parquet", batch_size=batch_size, shuffle=True, seed=seed,
-        columns={"x": FEATURES, "y": "label"}, storage_options=opts,
+        source, batch_size=batch_size, shuffle=True, seed=seed,
+        columns={"x": FEATURES, "y": "label"}, storage_options=opts, cache_dir=cache_dir,
     )
     rows, first = 0, None
     for batch in loader:
@@ -224,6 +229,14 @@ def main() -> None:
         }
         zen = [run_zenith(opts, args.batch_size, seed) for seed in range(args.runs)]
         assert all(z["rows"] == args.rows for z in zen), zen
+        cache_dir = Path(tempfile.mkdtemp(prefix="zenith-cache-bench-"))
+        run_zenith(opts, args.batch_size, 99, cache_dir=cache_dir)  # fills the cache
+        cached, local = [], []
+        for seed in range(args.runs):  # interleaved, so both see the same machine
+            cached.append(run_zenith(opts, args.batch_size, seed, cache_dir=cache_dir))
+            local.append(run_zenith(None, args.batch_size, seed, source=str(parquet_dir)))
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        assert all(z["rows"] == args.rows and z["requests"] == 0 for z in cached), cached
         mosaic: dict[int, list[dict[str, float]]] = {}
         failures: dict[int, str] = {}
         for w in [int(x) for x in args.mosaic_workers.split(",") if x.strip()]:
@@ -261,6 +274,11 @@ def main() -> None:
                    "all": {w: med(v, "seconds") for w, v in mosaic.items()},
                    "failed": failures},
     })
+    cached_s, local_s = med(cached, "seconds"), med(local, "seconds")
+    results["zenith_cached"] = {"seconds": cached_s, "rows_per_s": args.rows / cached_s,
+                                "requests": med(cached, "requests")}
+    results["zenith_local"] = {"seconds": local_s, "rows_per_s": args.rows / local_s}
+    results["cached_vs_local"] = local_s / cached_s
     results["zenith_vs_mosaic"] = mos_s / zen_s
     results["zenith_vs_raw"] = (fetched / zen_s / 1e6) / raw_mbs
     results["fetched_vs_column_bytes"] = fetched / column_bytes
@@ -273,6 +291,8 @@ def main() -> None:
         + ")\n"
         f"  zenith:  {zen_s:6.2f} s  {args.rows / zen_s:10.0f} rows/s  "
         f"{fetched / zen_s / 1e6:8.1f} MB/s  ({results['zenith_vs_raw']:.0%} of raw)\n"
+        f"  zenith, epoch from cache_dir: {cached_s:6.2f} s  {args.rows / cached_s:10.0f} rows/s"
+        f"  vs local files {local_s:6.2f} s: {results['cached_vs_local']:.0%} of the local rate\n"
         f"  mosaic:  {mos_s:6.2f} s  {args.rows / mos_s:10.0f} rows/s  (workers={best_w})  "
         f"-> zenith {results['zenith_vs_mosaic']:.2f}x\n"
         f"  bytes fetched / column bytes: {results['fetched_vs_column_bytes']:.3f}"

@@ -90,9 +90,24 @@ def _table_of_arrays(columns: Mapping[Any, Any]) -> Any:
     return pa.table(arrays)
 
 
-def storage_options_of(options: Any) -> dict[str, str] | None:
+def storage_options_of(
+    options: Any, cache_dir: Any = None, cache_limit: Any = None
+) -> dict[str, str] | None:
     """Checks ``storage_options`` (a mapping of option name to value) and turns the values into
-    strings the way the client expects them (``True`` -> ``"true"``, ``5`` -> ``"5"``)."""
+    strings the way the client expects them (``True`` -> ``"true"``, ``5`` -> ``"5"``);
+    ``cache_dir`` and ``cache_limit``, when given, become the options of the same names."""
+    if (cache_dir is not None or cache_limit is not None) and (
+        options is None or isinstance(options, Mapping)
+    ):
+        options = dict(options or {})
+        if cache_dir is not None:
+            if not isinstance(cache_dir, (str, os.PathLike)):
+                raise ValidationError(
+                    f"invalid argument `cache_dir`: expected a path, got {type(cache_dir).__name__}"
+                )
+            options["cache_dir"] = os.fspath(cache_dir)
+        if cache_limit is not None:
+            options["cache_limit"] = cache_limit
     if options is None:
         return None
     if not isinstance(options, Mapping):

@@ -15,6 +15,9 @@ _ENV_SETTINGS = (
     "ZENITH_NUM_WORKERS",
     "ZENITH_LOG_LEVEL",
     "ZENITH_CACHE_BYTES",
+    "ZENITH_CACHE_DIR",
+    "ZENITH_CACHE_LIMIT",
+    "ZENITH_LISTING_TTL",
     "ZENITH_CORE_LIB",
     "ZENITH_HOME",
     "AWS_ENDPOINT_URL",
@@ -33,6 +36,8 @@ def load(
     delimiter: str | None = None,
     cache: bool = True,
     storage_options: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    cache_limit: str | int | None = None,
     image_size: int | tuple[int, int] | None = None,
     fields: list[str] | None = None,
     progress: bool = False,
@@ -56,6 +61,12 @@ def load(
             (``aws_access_key_id``, ``aws_secret_access_key``, ``region``, ``endpoint``,
             ``allow_http``, ``timeout``, ``max_retries``, ...); they override the ``AWS_*``
             (``GOOGLE_*``, ``AZURE_*``) environment variables.
+        cache_dir: a folder where fetched objects (their byte ranges) and listings are kept and
+            reused by later reads and by every process on the machine that names it (default
+            ``ZENITH_CACHE_DIR``; none when unset). See the README, "A local cache shared by
+            the machine".
+        cache_limit: the most the cache folder holds, as bytes or a size such as ``"200GB"``
+            (default ``ZENITH_CACHE_LIMIT``, else 100 GB); the least recently used entries go.
         image_size: WebDataset: decode ``jpg``/``jpeg``/``png``/``webp`` fields to RGB
             ``uint8 [H, W, 3]`` of this ``(height, width)`` (or an int for a square),
             center-cropping to the aspect ratio and resizing; raw bytes when ``None``.
@@ -90,7 +101,7 @@ def load(
             schema=schema,
             delimiter=delimiter,
             cache=cache,
-            storage_options=storage_options_of(storage_options),
+            storage_options=storage_options_of(storage_options, cache_dir, cache_limit),
             image_size=image_size_of(image_size),
             fields=fields_of(fields),
             progress=advance if bar is not None else None,
@@ -109,13 +120,15 @@ def info(
     format: str | None = None,
     verbose: bool = True,
     storage_options: dict[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Without a path: version, build profile, threads, formats, cache and environment
     settings. With a path: format, schema, rows, files, units (row groups) and bytes, read
     from footers and headers only, and for Parquet ``statistics``: per column the ``min``,
     ``max`` and ``null_count`` over all row groups (``None`` where a footer does not record
     them, or for types without a plain order such as timestamps and decimals). Prints a summary
-    unless ``verbose=False``; returns a dict.
+    unless ``verbose=False``; returns a dict. ``storage_options`` and ``cache_dir`` are as for
+    ``zenith.load``: with a cache, the listing and footers come from it when present.
     """
     if path is None:
         build = dict(_zenith.build_info())
@@ -137,7 +150,9 @@ def info(
         return build
     summary: dict[str, Any] = dict(
         _zenith.dataset_info(
-            paths_of(path), format=format, storage_options=storage_options_of(storage_options)
+            paths_of(path),
+            format=format,
+            storage_options=storage_options_of(storage_options, cache_dir),
         )
     )
     if verbose:

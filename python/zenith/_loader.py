@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Generator, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -80,6 +81,9 @@ class DataLoader:
             one unit.
         storage_options: object-storage settings for ``s3://``/``gs://``/``az://`` sources
             (see ``zenith.load``); they override the environment.
+        cache_dir: a folder that keeps fetched objects and listings for later epochs and for
+            every process of the machine naming it (see ``zenith.load``).
+        cache_limit: the cache folder's size limit, bytes or ``"200GB"`` (see ``zenith.load``).
         image_size: WebDataset: decode image fields to ``uint8 [B, H, W, 3]`` batches of this
             ``(height, width)`` (center-crop, then resize); raw bytes when ``None``.
         fields: WebDataset: the fields (extensions) to keep, e.g. ``["jpg", "cls"]``.
@@ -139,6 +143,8 @@ class DataLoader:
         reuse_budget: int | None = None,
         format: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_limit: str | int | None = None,
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
         map: Callable[..., Any] | None = None,
@@ -170,6 +176,8 @@ class DataLoader:
                 {
                     "format": format,
                     "storage_options": storage_options,
+                    "cache_dir": cache_dir,
+                    "cache_limit": cache_limit,
                     "image_size": image_size,
                     "fields": fields,
                 },
@@ -214,7 +222,7 @@ class DataLoader:
             memory_budget=memory_budget,
             reuse_budget=reuse_budget,
             format=format,
-            storage_options=storage_options_of(storage_options),
+            storage_options=storage_options_of(storage_options, cache_dir, cache_limit),
             image_size=image_size_of(image_size),
             fields=fields_of(fields),
             table=table,

@@ -7,6 +7,7 @@ process group, so every rank reads its own share and all ranks get the same numb
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -89,7 +90,8 @@ class DataLoader:
     Plus ``seed``, ``columns`` (see ``zenith.DataLoader``), ``device`` (``"cuda"`` moves each
     batch with non-blocking copies from pinned memory; falls back to CPU with a warning when
     CUDA is absent), ``rank``/``world_size`` (default: from ``torch.distributed``), ``on_error``,
-    ``storage_options`` (for ``s3://``/``gs://``/``az://`` sources, see ``zenith.load``),
+    ``storage_options``, ``cache_dir`` and ``cache_limit`` (for ``s3://``/``gs://``/``az://``
+    sources, see ``zenith.load``),
     for WebDataset shards ``image_size`` (images become ``uint8 [B, H, W, 3]`` tensors) and
     ``fields``, and ``image=zenith.vision.train(...)``/``eval(...)``: decode, crop, flip and
     normalize in Rust into one ``float32 [B, 3, H, W]`` tensor per batch (an ImageFolder
@@ -128,6 +130,8 @@ class DataLoader:
         reuse_budget: int | None = None,
         format: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_limit: str | int | None = None,
         image_size: int | tuple[int, int] | None = None,
         fields: list[str] | None = None,
         map: Callable[..., Any] | None = None,
@@ -173,6 +177,8 @@ class DataLoader:
                     "columns": columns,
                     "format": format,
                     "storage_options": storage_options,
+                    "cache_dir": cache_dir,
+                    "cache_limit": cache_limit,
                     "image_size": image_size,
                     "fields": fields,
                     "image": image,
@@ -233,6 +239,8 @@ class DataLoader:
                 reuse_budget=reuse_budget,
                 format=format,
                 storage_options=storage_options,
+                cache_dir=cache_dir,
+                cache_limit=cache_limit,
                 image_size=image_size,
                 fields=fields,
                 map=map,

@@ -286,7 +286,8 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-/// Object-storage traffic of this process: GET requests, payload bytes, list/HEAD requests.
+/// Object-storage traffic of this process: GET requests, payload bytes, list/HEAD requests,
+/// and the reads and listings the disk cache served instead.
 #[pyfunction]
 fn storage_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let s = zenith_core::store::stats();
@@ -294,6 +295,9 @@ fn storage_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("requests", s.requests)?;
     d.set_item("bytes", s.bytes)?;
     d.set_item("metadata_requests", s.metadata_requests)?;
+    d.set_item("cache_hits", s.cache_hits)?;
+    d.set_item("cache_bytes", s.cache_bytes)?;
+    d.set_item("cached_listings", s.cached_listings)?;
     Ok(d)
 }
 

@@ -323,7 +323,7 @@ impl TokenFile {
                 }
                 let size = dtype.size();
                 let data_len = (data_len - header) as usize;
-                if data_len % size != 0 {
+                if !data_len.is_multiple_of(size) {
                     return Err(Error::format(
                         path,
                         format!("byte {}", data_len - data_len % size),

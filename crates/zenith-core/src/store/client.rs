@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use object_store::ObjectStore;
 
+use super::cache::DiskCache;
 use super::options::StorageOptions;
 use super::url::{ObjectUrl, Scheme};
 use crate::error::{Error, Result};
@@ -20,6 +21,8 @@ pub struct Store {
     pub(super) url: ObjectUrl,
     /// Requests in flight per read.
     pub(super) concurrency: usize,
+    /// The local disk cache, when `cache_dir` (or `ZENITH_CACHE_DIR`) names one.
+    pub(super) cache: Option<Arc<DiskCache>>,
 }
 
 impl fmt::Debug for Store {
@@ -61,7 +64,11 @@ pub fn register_memory_bucket(name: &str, store: Arc<dyn ObjectStore>) {
 fn env_fingerprint() -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| {
-            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
+            k.starts_with("AWS_")
+                || k.starts_with("GOOGLE_")
+                || k.starts_with("AZURE_")
+                || k.starts_with("ZENITH_CACHE_")
+                || k == "ZENITH_LISTING_TTL"
         })
         .collect();
     vars.sort();
@@ -141,6 +148,7 @@ pub fn store_for(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<Store>
             ..url.clone()
         },
         concurrency: options.concurrency()?,
+        cache: options.cache_settings()?.map(|s| DiskCache::open(&s)),
     });
     clients.insert(key, store.clone());
     Ok(store)

@@ -2,6 +2,8 @@
 //! objects it names, skipping hidden keys and sorting by key so every reader sees the same
 //! order.
 
+use std::sync::Arc;
+
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
@@ -10,7 +12,7 @@ use super::errors::storage_error;
 use super::object::ObjectRef;
 use super::options::StorageOptions;
 use super::runtime::block_on;
-use super::stats::record_metadata;
+use super::stats::{record_cached_listing, record_metadata};
 use super::url::{object_path, ObjectUrl};
 use crate::error::{Error, Result};
 
@@ -32,9 +34,21 @@ fn sorted_non_empty(mut found: Vec<ObjectRef>, spec: &str) -> Result<Vec<ObjectR
     Ok(found)
 }
 
+/// One listed object as a cached listing records it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listed {
+    key: String,
+    size: u64,
+    etag: Option<String>,
+    version: String,
+}
+
 /// Expands one object URL into the objects it names, sorted by key: a key that exists is
 /// itself; a key ending in `/` (or any other key with objects below it) is every non-hidden
 /// object below it; a key with `*`, `?` or `[` is a glob over the listing of its literal prefix.
+///
+/// With a disk cache, the listing is shared by the processes of the machine: one lists (the
+/// others wait on its lock) and the rest read what it recorded, for `listing_ttl`.
 pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRef>> {
     let url = match ObjectUrl::parse(spec) {
         Some(parsed) => parsed?,
@@ -46,11 +60,64 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
         }
     };
     let store = store_for(&url, options)?;
+    let Some(cache) = store.cache.clone() else {
+        return list_uncached(spec, &url, &store);
+    };
+    // The same URL on another server is another listing.
+    let name = format!("{spec}\n{}", options.get("endpoint").unwrap_or_default());
+    let cached = || -> Option<Vec<ObjectRef>> {
+        let listed: Vec<Listed> = serde_json::from_slice(&cache.listing(&name)?).ok()?;
+        let found = listed
+            .into_iter()
+            .map(|l| {
+                Some(ObjectRef {
+                    store: store.clone(),
+                    url: url.with_key(&l.key),
+                    path: object_path(&url, &l.key).ok()?,
+                    size: l.size,
+                    etag: l.etag,
+                    version: l.version,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        record_cached_listing();
+        Some(found)
+    };
+    if let Some(found) = cached() {
+        return Ok(found);
+    }
+    let _lock = cache.lock_listing(&name);
+    if let Some(found) = cached() {
+        return Ok(found);
+    }
+    let found = list_uncached(spec, &url, &store)?;
+    let listed: Vec<Listed> = found
+        .iter()
+        .map(|o| Listed {
+            key: o.key().to_string(),
+            size: o.size,
+            etag: o.etag.clone(),
+            version: o.version.clone(),
+        })
+        .collect();
+    if let Ok(bytes) = serde_json::to_vec(&listed) {
+        cache.store_listing(&name, &bytes);
+    }
+    Ok(found)
+}
+
+/// [`list_objects`] from the store itself.
+fn list_uncached(spec: &str, url: &ObjectUrl, store: &Arc<Store>) -> Result<Vec<ObjectRef>> {
     let make = |meta: object_store::ObjectMeta| ObjectRef {
         store: store.clone(),
         url: url.with_key(meta.location.as_ref()),
         path: meta.location,
         size: meta.size,
+        version: match &meta.e_tag {
+            Some(etag) => etag.clone(),
+            None => format!("{}@{}", meta.size, meta.last_modified.timestamp_millis()),
+        },
+        etag: meta.e_tag,
     };
     let glob_at = url.key.find(['*', '?', '[']);
     if let Some(at) = glob_at {
@@ -61,7 +128,7 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
             require_literal_separator: true,
             ..Default::default()
         };
-        let found = list_prefix(&store, &url, prefix)?
+        let found = list_prefix(store, url, prefix)?
             .into_iter()
             .filter(|m| pattern.matches_with(m.location.as_ref(), options))
             .filter(|m| !is_hidden_key(m.location.as_ref().get(prefix.len()..).unwrap_or_default()))
@@ -72,7 +139,7 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
     // A prefix with objects below it is a directory; otherwise the key must be an object.
     // Listing first matters: some servers answer a HEAD of a "directory" with a 5xx.
     let key = url.key.trim_end_matches('/');
-    let listed = list_prefix(&store, &url, key)?;
+    let listed = list_prefix(store, url, key)?;
     if !listed.is_empty() {
         let found = listed
             .into_iter()
@@ -86,7 +153,7 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
             path: spec.to_string(),
         });
     }
-    let path = object_path(&url, key)?;
+    let path = object_path(url, key)?;
     record_metadata();
     match block_on(store.inner.head(&path))? {
         Ok(meta) => Ok(vec![make(meta)]),

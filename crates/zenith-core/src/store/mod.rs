@@ -10,9 +10,11 @@
 //! One concern per file: `options` (the `storage_options` map), `url` (object URLs), `client`
 //! (building and caching clients, `memory://` buckets), `object` (reading one object),
 //! `ranges` (which ranges are fetched together), `list` (expanding URLs into objects), `stats`
-//! (traffic counters) and `errors` (client failures as [`Error::Storage`](crate::Error::Storage)
+//! (traffic counters), `cache` (the local disk cache of fetched ranges and listings, shared by
+//! the processes of a machine) and `errors` (client failures as [`Error::Storage`](crate::Error::Storage)
 //! with the client's error as the source).
 
+mod cache;
 mod client;
 mod errors;
 mod list;
@@ -23,10 +25,14 @@ mod runtime;
 mod stats;
 mod url;
 
+pub use cache::DiskCache;
 pub use client::{memory_bucket, register_memory_bucket, store_for, Store};
 pub use list::list_objects;
 pub use object::{ObjectReader, ObjectRef};
-pub use options::{StorageOptions, DEFAULT_CONCURRENCY};
+pub use options::{
+    parse_bytes, CacheSettings, StorageOptions, DEFAULT_CACHE_LIMIT, DEFAULT_CONCURRENCY,
+    DEFAULT_LISTING_TTL,
+};
 pub use ranges::{
     coalesce_ranges, split_at_boundaries, split_range, COALESCE_GAP, MAX_REQUEST_BYTES,
 };

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange};
 
+use super::cache::lock_order;
 use super::client::Store;
 use super::errors::{range_text, storage_error};
 use super::ranges::{
@@ -30,6 +31,12 @@ pub struct ObjectRef {
     pub(super) url: String,
     /// Size in bytes, from the listing.
     pub(super) size: u64,
+    /// The ETag from the listing: GETs send it as `If-Match`, so an object replaced since it
+    /// was listed fails instead of mixing two versions.
+    pub(super) etag: Option<String>,
+    /// What identifies this version of the object in the disk cache: the ETag, or the size
+    /// and modification time when the store gives no ETag.
+    pub(super) version: String,
 }
 
 impl ObjectRef {
@@ -57,6 +64,7 @@ impl ObjectRef {
     async fn fetch_as(&self, request: GetRange, range: Range<u64>) -> Result<Bytes> {
         let options = GetOptions {
             range: Some(request),
+            if_match: self.etag.clone(),
             ..Default::default()
         };
         let result = self
@@ -64,7 +72,18 @@ impl ObjectRef {
             .inner
             .get_opts(&self.path, options)
             .await
-            .map_err(|e| storage_error(&self.url, Some(&range), e))?;
+            .map_err(|e| match e {
+                object_store::Error::Precondition { .. } => Error::Storage {
+                    object: self.url.clone(),
+                    range: range_text(&range),
+                    message: format!(
+                        "the object changed since it was listed (ETag {} no longer matches)",
+                        self.etag.as_deref().unwrap_or_default()
+                    ),
+                    source: Some(Box::new(e)),
+                },
+                e => storage_error(&self.url, Some(&range), e),
+            })?;
         let bytes = result
             .bytes()
             .await
@@ -86,6 +105,10 @@ impl ObjectRef {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
+        if self.store.cache.is_some() {
+            let mut parts = self.read_pieces(vec![range])?;
+            return Ok(parts.pop().map(|(_, b)| b).unwrap_or_default());
+        }
         let this = self.clone();
         on_runtime(async move { this.fetch(range).await })
     }
@@ -96,6 +119,9 @@ impl ObjectRef {
         let n = n.min(self.size);
         if n == 0 {
             return Ok(Bytes::new());
+        }
+        if self.store.cache.is_some() {
+            return self.get_range(self.size - n..self.size);
         }
         let this = self.clone();
         on_runtime(async move {
@@ -113,7 +139,7 @@ impl ObjectRef {
             .iter()
             .flat_map(|r| split_range(r, MAX_REQUEST_BYTES))
             .collect();
-        let mut parts = self.fetch_pieces(pieces)?.into_iter().peekable();
+        let mut parts = self.read_pieces(pieces)?.into_iter().peekable();
         let mut out: Vec<(u64, Bytes)> = Vec::with_capacity(merged.len());
         for r in &merged {
             // Pieces come in order, so those starting before this range's end are its own.
@@ -160,7 +186,57 @@ impl ObjectRef {
             .iter()
             .flat_map(|merged| split_at_boundaries(merged, ranges, MAX_REQUEST_BYTES))
             .collect();
-        self.fetch_pieces(pieces)
+        self.read_pieces(pieces)
+    }
+
+    /// Reads `pieces` (blocking) from the disk cache where it holds them, fetching the rest:
+    /// the missing pieces are locked (in one order for every process), looked up again, and
+    /// those still missing fetched together and cached. Without a cache, fetches them all.
+    fn read_pieces(&self, pieces: Vec<Range<u64>>) -> Result<Vec<(u64, Bytes)>> {
+        let Some(cache) = &self.store.cache else {
+            return self.fetch_pieces(pieces);
+        };
+        let Some(entry) = cache.entry(&self.url, &self.version) else {
+            return self.fetch_pieces(pieces);
+        };
+        let mut found: Vec<Option<Bytes>> = pieces.iter().map(|r| entry.read(r)).collect();
+        let missing: Vec<usize> = (0..pieces.len()).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let order = lock_order(&pieces, &missing);
+            let _locks: Vec<_> = order.iter().map(|&i| entry.lock(&pieces[i])).collect();
+            let mut fetch = Vec::new();
+            for &i in &order {
+                match entry.read(&pieces[i]) {
+                    Some(bytes) => found[i] = Some(bytes),
+                    None => fetch.push(i),
+                }
+            }
+            let fetched = self.fetch_pieces(fetch.iter().map(|&i| pieces[i].clone()).collect())?;
+            for (&i, (_, bytes)) in fetch.iter().zip(fetched) {
+                entry.write(&pieces[i], &bytes);
+                found[i] = Some(bytes);
+            }
+            // A piece asked for twice was looked up once.
+            for &i in &missing {
+                if found[i].is_none() {
+                    found[i] = entry.read(&pieces[i]);
+                }
+            }
+        }
+        pieces
+            .iter()
+            .zip(found)
+            .map(|(r, bytes)| match bytes {
+                Some(b) => Ok((r.start, b)),
+                None => self.get_uncached(r.clone()).map(|b| (r.start, b)),
+            })
+            .collect()
+    }
+
+    /// Fetches one range without the cache (a piece the cache lost meanwhile).
+    fn get_uncached(&self, range: Range<u64>) -> Result<Bytes> {
+        let this = self.clone();
+        on_runtime(async move { this.fetch(range).await })
     }
 
     /// Fetches the whole object with parallel ranged requests.
@@ -256,6 +332,31 @@ mod tests {
         let err = obj.get_range(90..120).unwrap_err().to_string();
         assert!(
             err.contains("memory://store-object-test/e.bin bytes 90-120"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_object_replaced_after_listing_is_an_error() {
+        let bucket = memory_bucket("store-object-etag");
+        let key = ObjectPath::from("v.bin");
+        block_on(bucket.put(&key, vec![1u8; 64].into()))
+            .unwrap()
+            .unwrap();
+        let obj = list_objects(
+            "memory://store-object-etag/v.bin",
+            &StorageOptions::default(),
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(obj.get_range(0..4).unwrap().as_ref(), &[1, 1, 1, 1]);
+        block_on(bucket.put(&key, vec![2u8; 64].into()))
+            .unwrap()
+            .unwrap();
+        let err = obj.get_range(0..4).unwrap_err().to_string();
+        assert!(
+            err.contains("memory://store-object-etag/v.bin bytes 0-4")
+                && err.contains("changed since it was listed"),
             "{err}"
         );
     }

@@ -20,12 +20,34 @@ const ZENITH_KEYS: &[&str] = &[
     "retry_init_backoff",
     "retry_max_backoff",
     "concurrency",
+    "cache_dir",
+    "cache_limit",
+    "listing_ttl",
 ];
+
+/// Bytes the disk cache may hold when neither `cache_limit` nor `ZENITH_CACHE_LIMIT` says.
+pub const DEFAULT_CACHE_LIMIT: u64 = 100_000_000_000;
+
+/// How long a cached listing serves later readers unless `listing_ttl` says otherwise.
+pub const DEFAULT_LISTING_TTL: Duration = Duration::from_secs(60);
+
+/// Where and how much the local disk cache of remote objects keeps; see [`crate::store`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheSettings {
+    /// The cache's folder, shared by every process that names it.
+    pub dir: std::path::PathBuf,
+    /// Bytes of cached data above which the least recently used entries are evicted.
+    pub limit: u64,
+    /// How long a listing written by one process serves the others (zero: never cached).
+    pub listing_ttl: Duration,
+}
 
 /// Settings for object storage, like polars' and delta-rs' `storage_options`: client keys
 /// (`aws_access_key_id`, `endpoint`, `region`, `allow_http`, `timeout`, ...) override the
 /// environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`); `max_retries`, `retry_timeout`,
-/// `retry_init_backoff`, `retry_max_backoff` and `concurrency` tune retries and parallelism.
+/// `retry_init_backoff`, `retry_max_backoff` and `concurrency` tune retries and parallelism;
+/// `cache_dir`, `cache_limit` and `listing_ttl` set up the local disk cache (defaults from
+/// `ZENITH_CACHE_DIR`, `ZENITH_CACHE_LIMIT` and `ZENITH_LISTING_TTL`).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct StorageOptions {
     entries: BTreeMap<String, String>,
@@ -104,6 +126,68 @@ impl StorageOptions {
     }
 }
 
+impl StorageOptions {
+    /// The disk cache's settings: `cache_dir` (or `ZENITH_CACHE_DIR`; an empty value turns
+    /// the cache off), `cache_limit` (or `ZENITH_CACHE_LIMIT`, default 100 GB) and
+    /// `listing_ttl` (or `ZENITH_LISTING_TTL`, default 60 s). `None` when no folder is named.
+    pub fn cache_settings(&self) -> Result<Option<CacheSettings>> {
+        let setting = |key: &str, var: &str| -> Option<String> {
+            self.get(key)
+                .map(str::to_string)
+                .or_else(|| std::env::var(var).ok())
+        };
+        let dir = match setting("cache_dir", "ZENITH_CACHE_DIR") {
+            Some(d) if !d.trim().is_empty() => std::path::PathBuf::from(d.trim()),
+            _ => return Ok(None),
+        };
+        let limit = match setting("cache_limit", "ZENITH_CACHE_LIMIT") {
+            Some(v) => parse_bytes("cache_limit", &v)?,
+            None => DEFAULT_CACHE_LIMIT,
+        };
+        let listing_ttl = match setting("listing_ttl", "ZENITH_LISTING_TTL") {
+            Some(v) => parse_duration("listing_ttl", &v)?,
+            None => DEFAULT_LISTING_TTL,
+        };
+        Ok(Some(CacheSettings {
+            dir,
+            limit,
+            listing_ttl,
+        }))
+    }
+}
+
+/// Parses a size: "200GB", "1.5GiB", "500MB", "64kb" or a plain number of bytes.
+pub fn parse_bytes(name: &str, value: &str) -> Result<u64> {
+    let v = value.trim();
+    let split = v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => f64::NAN,
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|x| x * scale)
+        .filter(|x| x.is_finite() && *x >= 0.0 && *x < 1.8e19)
+        .map(|x| x.round() as u64)
+        .ok_or_else(|| {
+            Error::invalid(
+                "storage_options",
+                format!("{name}: {value:?} is not a size like \"200GB\" or \"512MiB\""),
+            )
+        })
+}
+
 impl fmt::Debug for StorageOptions {
     /// Prints keys only: values may be secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -160,5 +244,23 @@ mod tests {
         assert!(StorageOptions::new([("concurrency", "0")])
             .concurrency()
             .is_err());
+        assert_eq!(parse_bytes("l", "200GB").unwrap(), 200_000_000_000);
+        assert_eq!(parse_bytes("l", "1.5 KiB").unwrap(), 1536);
+        assert_eq!(parse_bytes("l", "4096").unwrap(), 4096);
+        assert!(parse_bytes("l", "lots").is_err() && parse_bytes("l", "5 XB").is_err());
+        let cache = StorageOptions::new([("cache_dir", "/tmp/c"), ("cache_limit", "1MB")])
+            .cache_settings()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (cache.limit, cache.listing_ttl),
+            (1_000_000, DEFAULT_LISTING_TTL)
+        );
+        assert_eq!(
+            StorageOptions::new([("cache_dir", "")])
+                .cache_settings()
+                .unwrap(),
+            None
+        );
     }
 }
