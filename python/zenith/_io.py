@@ -46,7 +46,10 @@ def load(
 
     Args:
         path: a file, directory (recursive, sorted, hidden files ignored), glob, brace pattern
-            (``shards/train-{0000..0127}.tar``), or a list.
+            (``shards/train-{0000..0127}.tar``), or a list; local, or an object-store URL
+            (``s3://``, ``gs://``, ``az://``), a Hugging Face dataset
+            (``hf://datasets/<org>/<name>[@revision]/<path or glob>``) or one web file
+            (``https://``).
         columns: columns to keep, in this order (all when ``None``).
         format: ``parquet``, ``csv``, ``arrow`` (IPC file/Feather), ``arrows`` (IPC stream),
             ``webdataset`` (tar shards, also ``.tar.gz``/``.tgz``), ``json`` (JSON Lines:
@@ -60,7 +63,8 @@ def load(
         storage_options: object-storage settings for ``s3://``, ``gs://`` and ``az://`` paths
             (``aws_access_key_id``, ``aws_secret_access_key``, ``region``, ``endpoint``,
             ``allow_http``, ``timeout``, ``max_retries``, ...); they override the ``AWS_*``
-            (``GOOGLE_*``, ``AZURE_*``) environment variables.
+            (``GOOGLE_*``, ``AZURE_*``) environment variables. For ``hf://``: ``endpoint`` and
+            ``hf_token`` (else ``HF_ENDPOINT`` and ``HF_TOKEN``).
         cache_dir: a folder where fetched objects (their byte ranges) and listings are kept and
             reused by later reads and by every process on the machine that names it (default
             ``ZENITH_CACHE_DIR``; none when unset). See the README, "A local cache shared by

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use object_store::ObjectStore;
+use object_store::{ClientOptions, ObjectStore};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
 use super::cache::DiskCache;
+use super::hub::Hub;
 use super::options::StorageOptions;
 use super::url::{ObjectUrl, Scheme};
 use crate::error::{Error, Result};
@@ -23,6 +25,8 @@ pub struct Store {
     pub(super) concurrency: usize,
     /// The local disk cache, when `cache_dir` (or `ZENITH_CACHE_DIR`) names one.
     pub(super) cache: Option<Arc<DiskCache>>,
+    /// The Hugging Face Hub repository of an `hf://` bucket (its listing API).
+    pub(super) hub: Option<Arc<Hub>>,
 }
 
 impl fmt::Debug for Store {
@@ -67,6 +71,8 @@ fn env_fingerprint() -> Vec<(String, String)> {
             k.starts_with("AWS_")
                 || k.starts_with("GOOGLE_")
                 || k.starts_with("AZURE_")
+                || k.starts_with("HF_")
+                || k == "HUGGING_FACE_HUB_TOKEN"
                 || k.starts_with("ZENITH_CACHE_")
                 || k == "ZENITH_LISTING_TTL"
         })
@@ -80,15 +86,37 @@ fn config_error(url: &ObjectUrl, e: impl fmt::Display) -> Error {
     Error::invalid("storage_options", format!("{}: {e}", url.bucket_url()))
 }
 
+/// A bucket's client, and its hub repository for `hf://`.
+type Client = (Arc<dyn ObjectStore>, Option<Arc<Hub>>);
+
 /// Builds the client for `url`'s bucket: the scheme's builder from the environment, then the
-/// client keys of `options` on top.
-fn build_client(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn ObjectStore>> {
+/// client keys of `options` on top. Web files and hub repositories are read by the HTTP client
+/// (a hub's files under its `resolve` path, with its token).
+fn build_client(url: &ObjectUrl, options: &StorageOptions) -> Result<Client> {
     let retry = options.retry_config()?;
-    let bucket_url = url.bucket_url();
+    let mut bucket_url = url.bucket_url();
+    let hub = match url.scheme {
+        Scheme::HuggingFace => Some(Arc::new(Hub::new(url, options)?)),
+        _ => None,
+    };
+    let mut http_options = ClientOptions::new().with_allow_http(url.scheme == Scheme::Http);
+    if let Some(hub) = &hub {
+        bucket_url = hub.resolve_base();
+        http_options = http_options.with_allow_http(hub.is_plain_http());
+        if let Some(token) = hub.token() {
+            let mut headers = HeaderMap::new();
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| config_error(url, "the token is not a valid header value"))?;
+            headers.insert(AUTHORIZATION, value);
+            http_options = http_options.with_default_headers(headers);
+        }
+    }
+    // The hub's endpoint and token are the hub's settings, not the HTTP client's.
+    let hub_key = |k: &str| hub.is_some() && matches!(k, "endpoint" | "hf_token");
     macro_rules! build {
         ($builder:expr, $key:ty) => {{
             let mut builder = $builder.with_url(bucket_url.clone()).with_retry(retry);
-            for (k, v) in options.client_entries() {
+            for (k, v) in options.client_entries().filter(|(k, _)| !hub_key(k)) {
                 let key: $key = k
                     .parse()
                     .map_err(|_| config_error(url, format!("unknown storage option {k:?}")))?;
@@ -99,21 +127,28 @@ fn build_client(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<dyn Obj
             store
         }};
     }
-    Ok(match url.scheme {
-        Scheme::S3 => build!(
-            object_store::aws::AmazonS3Builder::from_env(),
-            object_store::aws::AmazonS3ConfigKey
-        ),
-        Scheme::Gcs => build!(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env(),
-            object_store::gcp::GoogleConfigKey
-        ),
-        Scheme::Azure => build!(
-            object_store::azure::MicrosoftAzureBuilder::from_env(),
-            object_store::azure::AzureConfigKey
-        ),
-        Scheme::Memory => memory_bucket(&url.bucket),
-    })
+    Ok((
+        match url.scheme {
+            Scheme::S3 => build!(
+                object_store::aws::AmazonS3Builder::from_env(),
+                object_store::aws::AmazonS3ConfigKey
+            ),
+            Scheme::Gcs => build!(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+                object_store::gcp::GoogleConfigKey
+            ),
+            Scheme::Azure => build!(
+                object_store::azure::MicrosoftAzureBuilder::from_env(),
+                object_store::azure::AzureConfigKey
+            ),
+            Scheme::Memory => memory_bucket(&url.bucket),
+            Scheme::HuggingFace | Scheme::Http | Scheme::Https => build!(
+                object_store::http::HttpBuilder::new().with_client_options(http_options),
+                object_store::ClientConfigKey
+            ),
+        },
+        hub,
+    ))
 }
 
 /// A client cache key: the bucket, the options and the environment that built the client.
@@ -141,8 +176,10 @@ pub fn store_for(url: &ObjectUrl, options: &StorageOptions) -> Result<Arc<Store>
     if let Some(store) = clients.get(&key) {
         return Ok(store.clone());
     }
+    let (inner, hub) = build_client(url, options)?;
     let store = Arc::new(Store {
-        inner: build_client(url, options)?,
+        inner,
+        hub,
         url: ObjectUrl {
             key: String::new(),
             ..url.clone()

@@ -11,7 +11,7 @@ use super::client::{store_for, Store};
 use super::errors::storage_error;
 use super::object::ObjectRef;
 use super::options::StorageOptions;
-use super::runtime::block_on;
+use super::runtime::{block_on, on_runtime};
 use super::stats::{record_cached_listing, record_metadata};
 use super::url::{object_path, ObjectUrl};
 use crate::error::{Error, Result};
@@ -108,17 +108,28 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
 
 /// [`list_objects`] from the store itself.
 fn list_uncached(spec: &str, url: &ObjectUrl, store: &Arc<Store>) -> Result<Vec<ObjectRef>> {
+    // A hub's files are versioned by their blob ids; its resolve path's ETags are not sent
+    // back as If-Match (the hub redirects to storage that has its own).
+    let is_hub = store.hub.is_some();
     let make = |meta: object_store::ObjectMeta| ObjectRef {
         store: store.clone(),
         url: url.with_key(meta.location.as_ref()),
         path: meta.location,
         size: meta.size,
-        version: match &meta.e_tag {
-            Some(etag) => etag.clone(),
+        version: match meta.e_tag.as_ref().or(meta.version.as_ref()) {
+            Some(v) => v.clone(),
             None => format!("{}@{}", meta.size, meta.last_modified.timestamp_millis()),
         },
-        etag: meta.e_tag,
+        etag: meta.e_tag.filter(|_| !is_hub),
     };
+    if url.scheme.is_web()
+        && (url.key.is_empty() || url.key.ends_with('/') || url.key.contains(['*', '?', '[']))
+    {
+        return Err(Error::invalid(
+            "path",
+            format!("{spec:?}: a web server cannot be listed; an http(s):// URL names one file (pass a list of URLs, or use hf:// for a Hugging Face dataset)"),
+        ));
+    }
     let glob_at = url.key.find(['*', '?', '[']);
     if let Some(at) = glob_at {
         let pattern = glob::Pattern::new(&url.key)
@@ -153,6 +164,21 @@ fn list_uncached(spec: &str, url: &ObjectUrl, store: &Arc<Store>) -> Result<Vec<
             path: spec.to_string(),
         });
     }
+    if is_hub {
+        // A file: it is in its folder's listing (the hub has no HEAD of its own for paths).
+        let parent = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let found: Vec<ObjectRef> = list_prefix(store, url, parent)?
+            .into_iter()
+            .filter(|m| m.location.as_ref() == key)
+            .map(make)
+            .collect();
+        return match found.is_empty() {
+            true => Err(Error::NotFound {
+                path: spec.to_string(),
+            }),
+            false => Ok(found),
+        };
+    }
     let path = object_path(url, key)?;
     record_metadata();
     match block_on(store.inner.head(&path))? {
@@ -171,6 +197,14 @@ fn list_prefix(
     url: &ObjectUrl,
     prefix: &str,
 ) -> Result<Vec<object_store::ObjectMeta>> {
+    if let Some(hub) = &store.hub {
+        let hub = hub.clone();
+        let (url, dir) = (url.clone(), prefix.to_string());
+        return on_runtime(async move { hub.list(&url, &dir).await });
+    }
+    if url.scheme.is_web() {
+        return Ok(Vec::new());
+    }
     let prefix = match prefix.trim_end_matches('/') {
         "" => None,
         p => Some(object_path(url, p)?),

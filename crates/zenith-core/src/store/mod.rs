@@ -17,6 +17,7 @@
 mod cache;
 mod client;
 mod errors;
+mod hub;
 mod list;
 mod object;
 mod options;

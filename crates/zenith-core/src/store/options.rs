@@ -23,6 +23,7 @@ const ZENITH_KEYS: &[&str] = &[
     "cache_dir",
     "cache_limit",
     "listing_ttl",
+    "hf_token",
 ];
 
 /// Bytes the disk cache may hold when neither `cache_limit` nor `ZENITH_CACHE_LIMIT` says.
