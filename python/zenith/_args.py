@@ -214,3 +214,31 @@ def _dtype_name(dtype: Any) -> str:
         return dtype
     name = getattr(dtype, "name", None) or str(dtype)
     return str(name).replace("torch.", "")
+
+
+def dnf_of(filter: Any) -> list[list[tuple[str, str, Any]]] | None:
+    """The disjunctive normal form of a ``filter=`` given as ``pyarrow.parquet``'s ``filters``
+    (a list of ``(column, op, value)`` tuples, ANDed, or a list of such lists, ORed); ``None``
+    for a ``pyarrow.compute.Expression`` (applied as given, without pruning)."""
+    if filter is None or not isinstance(filter, (list, tuple)):
+        return None
+    if not filter:
+        raise ValidationError("invalid argument `filter`: an empty list")
+
+    def term(t: Any) -> tuple[str, str, Any]:
+        if not isinstance(t, (list, tuple)) or len(t) != 3 or not isinstance(t[0], str):
+            raise ValidationError(
+                f"invalid argument `filter`: {t!r} is not a (column, op, value) tuple"
+            )
+        column, op, value = t
+        if isinstance(value, (list, tuple, set, frozenset)):
+            value = [v.item() if hasattr(v, "item") else v for v in value]
+        elif hasattr(value, "item"):
+            value = value.item()
+        return column, str(op), value
+
+    first = filter[0]
+    groups = [filter] if isinstance(first, tuple) or (
+        isinstance(first, list) and len(first) == 3 and isinstance(first[0], str)
+    ) else filter
+    return [[term(t) for t in group] for group in groups]

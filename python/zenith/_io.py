@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from zenith import _zenith
-from zenith._args import fields_of, image_size_of, paths_of, storage_options_of
+from zenith._args import dnf_of, fields_of, image_size_of, paths_of, storage_options_of
 from zenith._core_lib import find_core_lib
 from zenith._progress import rows_bar
 from zenith.exceptions import ValidationError
@@ -56,7 +57,13 @@ def load(
             ``.jsonl``, ``.ndjson``, ``.json``), ``text`` (``.txt``, a ``text`` row per line) or
             ``tokens`` (``.bin``/``.npy`` token files); detected from magic bytes, then the
             extension, when ``None``.
-        filter: an optional ``pyarrow.compute.Expression`` applied to the loaded table.
+        filter: rows to keep, as ``pyarrow.parquet.read_table``'s ``filters``: a list of
+            ``(column, op, value)`` tuples that must all hold (``op`` one of ``=``, ``==``,
+            ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``in``, ``not in``), or a list of such lists of
+            which one must hold. Parquet row groups whose statistics rule the filter out are not
+            read (nor fetched, from object storage); the rest are filtered exactly. A
+            ``pyarrow.compute.Expression`` is also accepted and applied to the loaded rows
+            (without skipping row groups).
         schema: explicit ``pyarrow.Schema`` for CSV and JSON Lines (overrides inference).
         delimiter: CSV delimiter (default ``,``).
         cache: serve a repeated read of unchanged small files from memory.
@@ -90,6 +97,13 @@ def load(
         isinstance(columns, str) or not all(isinstance(c, str) for c in columns)
     ):
         raise ValidationError("invalid argument `columns`: expected a list of column names")
+    dnf = dnf_of(filter)
+    wanted = list(columns) if columns is not None else None
+    if dnf is not None and wanted is not None:
+        # The exact filter needs its columns; they are dropped again after it.
+        for column in (c for group in dnf for c, _, _ in group):
+            if column not in wanted:
+                wanted.append(column)
     bar = rows_bar("zenith.load") if progress else None
 
     def advance(done: int, total: int) -> None:
@@ -100,7 +114,7 @@ def load(
     try:
         table = _zenith.load(
             paths_of(path),
-            columns=list(columns) if columns is not None else None,
+            columns=wanted,
             format=format,
             schema=schema,
             delimiter=delimiter,
@@ -109,11 +123,18 @@ def load(
             image_size=image_size_of(image_size),
             fields=fields_of(fields),
             progress=advance if bar is not None else None,
+            prune=json.dumps(dnf) if dnf is not None else None,
         )
     finally:
         if bar is not None:
             bar.close()
-    if filter is not None:
+    if dnf is not None:
+        import pyarrow.parquet as pq
+
+        table = table.filter(pq.filters_to_expression(dnf))
+        if columns is not None:
+            table = table.select(list(columns))
+    elif filter is not None:
         table = table.filter(filter)
     return table
 

@@ -152,6 +152,7 @@ def load(
     image_size: tuple[int, int] | None = None,
     fields: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    prune: str | None = None,
 ) -> Any: ...
 def dataset_info(
     paths: list[str],

@@ -327,6 +327,20 @@ impl Dataset {
         }
     }
 
+    /// Drops the units whose statistics prove that no row matches `predicate` (Parquet row
+    /// groups; units without statistics stay) and returns how many were dropped. The rows of
+    /// the units kept still need the exact filter.
+    pub fn prune_units(&mut self, predicate: &crate::source::predicate::Predicate) -> usize {
+        let before = self.units.len();
+        let files = &self.files;
+        self.units.retain(|u| {
+            files[u.file]
+                .unit_statistics(u.unit)
+                .is_none_or(|stats| predicate.may_match(&stats, u.rows))
+        });
+        before - self.units.len()
+    }
+
     /// Decodes every unit in parallel on the global pool (a wider one for objects), in file
     /// order. Parquet files with fewer row groups than threads are also split by columns, each
     /// group of columns of a unit decoded on its own thread, so one big row group (or a few)

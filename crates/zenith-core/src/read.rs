@@ -26,6 +26,9 @@ pub struct ReadOptions {
     pub no_cache: bool,
     /// Counts rows as units are read (for progress bars), and the rows to read.
     pub progress: Option<Arc<ReadProgress>>,
+    /// Units (Parquet row groups) whose statistics rule this filter out are not read; the
+    /// rows of the others are returned unfiltered (the caller applies the exact filter).
+    pub prune: Option<Arc<crate::source::predicate::Predicate>>,
 }
 
 /// Where a read is: rows read so far out of the dataset's rows (0 until it is opened).
@@ -54,7 +57,15 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
         map_local: true,
         ..options.decode.clone()
     };
-    let dataset = Dataset::open(specs, options.format, &decode)?;
+    let mut dataset = Dataset::open(specs, options.format, &decode)?;
+    if let Some(predicate) = &options.prune {
+        let pruned = dataset.prune_units(predicate);
+        tracing::debug!(
+            pruned,
+            kept = dataset.units().len(),
+            "units ruled out by the filter"
+        );
+    }
     let projection = dataset.projection(options.columns.as_deref())?;
     let progress = options.progress.clone().unwrap_or_default();
     progress
@@ -63,6 +74,7 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     // Arrow IPC is already zero-copy over the mapping; caching it would only pin memory.
     // Objects have no cheap local stamp, so a repeated read of a bucket fetches again.
     let cacheable = !options.no_cache
+        && options.prune.is_none()
         && !matches!(dataset.format(), Format::Ipc | Format::IpcStream)
         && !specs.iter().any(|s| crate::store::is_url(s));
     // Decoder settings (CSV delimiter, image size, ...) change the result, so they are part of

@@ -99,7 +99,7 @@ struct TarOptions {
 /// Reads a dataset into a pyarrow.Table (GIL released while reading; buffers handed over
 /// through the Arrow C stream interface without a copy).
 #[pyfunction]
-#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, storage_options=None, image_size=None, fields=None, progress=None))]
+#[pyo3(signature = (paths, columns=None, format=None, schema=None, delimiter=None, cache=true, storage_options=None, image_size=None, fields=None, progress=None, prune=None))]
 #[allow(clippy::too_many_arguments)]
 fn load<'py>(
     py: Python<'py>,
@@ -113,8 +113,13 @@ fn load<'py>(
     image_size: Option<(u32, u32)>,
     fields: Option<Vec<String>>,
     progress: Option<Py<PyAny>>,
+    prune: Option<&str>,
 ) -> BindingResult<Bound<'py, PyAny>> {
     let counter = Arc::new(zenith_core::ReadProgress::default());
+    let prune = prune
+        .map(zenith_core::source::predicate::Predicate::from_json)
+        .transpose()?
+        .map(Arc::new);
     let options = ReadOptions {
         columns,
         format: parse_format(format)?,
@@ -126,6 +131,7 @@ fn load<'py>(
         )?,
         no_cache: !cache,
         progress: Some(counter.clone()),
+        prune,
     };
     // `progress(rows_done, rows_total)` at every signal check, and once at the end.
     let tick = |py: Python<'_>| -> PyResult<()> {

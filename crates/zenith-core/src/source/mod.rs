@@ -16,6 +16,7 @@ pub mod parquet;
 mod parquet_compat;
 mod parquet_list;
 mod parquet_plain;
+pub mod predicate;
 pub mod statistics;
 pub mod tokens;
 pub mod webdataset;
@@ -63,6 +64,11 @@ pub trait FileReader: Send + Sync {
     /// Per-column statistics of the whole file from its metadata, where the format keeps them
     /// (Parquet).
     fn column_statistics(&self) -> Option<Vec<ColumnStatistics>> {
+        None
+    }
+    /// Per-column statistics of unit `index` from the file's metadata, where the format keeps
+    /// them (a Parquet row group).
+    fn unit_statistics(&self, _index: usize) -> Option<Vec<ColumnStatistics>> {
         None
     }
     /// Per-column codecs and sizes of the whole file from its metadata, where the format keeps

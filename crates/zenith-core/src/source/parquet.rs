@@ -569,6 +569,20 @@ impl FileReader for ParquetFile {
         self.file_bytes
     }
 
+    fn unit_statistics(&self, index: usize) -> Option<Vec<ColumnStatistics>> {
+        let meta = self.metadata();
+        let descr = meta.file_metadata().schema_descr();
+        let row_group = meta.row_groups().get(index)?;
+        Some(
+            row_group
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(leaf, c)| row_group_statistics(c, &descr.column(leaf).path().string()))
+                .collect(),
+        )
+    }
+
     fn column_statistics(&self) -> Option<Vec<ColumnStatistics>> {
         Some(per_leaf(
             self.metadata(),
