@@ -77,6 +77,19 @@ def child(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def children_at_once(code: str, argvs: list[list[str]]) -> list[dict]:
+    """Starts ``code`` once per argument list, all at the same time, and returns the JSON each
+    printed last."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for argv in argvs
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    return [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+
+
 def entries(cache: Path) -> list[Path]:
     """The cached ranges (files named ``start-end``) below ``cache``."""
     return [
@@ -187,14 +200,7 @@ def test_ranks_of_a_node_list_and_read_footers_once(tmp_path: Path) -> None:
     try:
         cache = str(tmp_path / "cache")
         opts = json.dumps(server.options())
-        ranks = [
-            subprocess.Popen([sys.executable, "-c", FIRST_BATCH, opts, cache, str(r)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for r in range(2)
-        ]
-        outs = [r.communicate(timeout=300) for r in ranks]
-        assert all(r.returncode == 0 for r in ranks), [e[-2000:] for _, e in outs]
-        stats = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+        stats = children_at_once(FIRST_BATCH, [[opts, cache, str(r)] for r in range(2)])
         assert [s["ids"] for s in stats] == [64, 64]
         # Each object's footer (the whole small object) is fetched by one rank only.
         assert sum(s["requests"] for s in stats) == MANY
@@ -221,14 +227,8 @@ def test_concurrent_readers_fetch_each_range_once(s3: S3Server, tmp_path: Path) 
     try:
         cache = str(tmp_path / "cache")
         opts = json.dumps(s3.options(proxy.endpoint))
-        readers = [
-            subprocess.Popen([sys.executable, "-c", READERS, opts, cache, str(seed)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for seed in range(4)
-        ]
-        outs = [r.communicate(timeout=300) for r in readers]
-        assert all(r.returncode == 0 for r in readers), [e[-2000:] for _, e in outs]
-        assert all(json.loads(o.strip().splitlines()[-1])["ids"] for o, _ in outs)
+        results = children_at_once(READERS, [[opts, cache, str(seed)] for seed in range(4)])
+        assert all(r["ids"] for r in results)
         gets = Counter((r.path, r.range) for r in proxy.requests(lambda r: r.method == "GET"))
         lists = [key for key in gets if "list-type" in key[0] or key[1] is None]
         assert len(lists) == 1 and gets[lists[0]] == 1, gets

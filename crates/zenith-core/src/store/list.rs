@@ -64,7 +64,13 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
         return list_uncached(spec, &url, &store);
     };
     // The same URL on another server is another listing.
-    let name = format!("{spec}\n{}", options.get("endpoint").unwrap_or_default());
+    let endpoint = options
+        .get("endpoint")
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .or_else(|| std::env::var("HF_ENDPOINT").ok())
+        .unwrap_or_default();
+    let name = format!("{spec}\n{endpoint}");
     let cached = || -> Option<Vec<ObjectRef>> {
         let listed: Vec<Listed> = serde_json::from_slice(&cache.listing(&name)?).ok()?;
         let found = listed
