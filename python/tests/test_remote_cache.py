@@ -68,15 +68,6 @@ def traffic(before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in after}
 
 
-def child(code: str, *args: str) -> dict:
-    """Runs ``code`` in a fresh interpreter and returns the JSON it prints last."""
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def children_at_once(code: str, argvs: list[list[str]]) -> list[dict]:
     """Starts ``code`` once per argument list, all at the same time, and returns the JSON each
     printed last."""
@@ -88,6 +79,11 @@ def children_at_once(code: str, argvs: list[list[str]]) -> list[dict]:
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
     return [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+
+
+def child(code: str, *args: str) -> dict:
+    """Runs ``code`` in a fresh interpreter and returns the JSON it prints last."""
+    return children_at_once(code, [list(args)])[0]
 
 
 def entries(cache: Path) -> list[Path]:

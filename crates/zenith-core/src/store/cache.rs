@@ -279,9 +279,7 @@ impl DiskCache {
         }
         let dir = self.settings.dir.join("listings");
         fs::create_dir_all(&dir).ok()?;
-        let lock = File::create(dir.join(format!("{}.lock", hash_hex(name)))).ok()?;
-        lock.lock().ok()?;
-        Some(lock)
+        lock_file(&dir.join(format!("{}.lock", hash_hex(name))))
     }
 
     /// Records listing `name`.
@@ -370,9 +368,7 @@ impl Entry<'_> {
 
     /// Holds the fetch lock of `range` until dropped (`None` when it cannot be taken).
     pub fn lock(&self, range: &Range<u64>) -> Option<File> {
-        let lock = File::create(self.dir.join(format!("{}.lock", range_name(range)))).ok()?;
-        lock.lock().ok()?;
-        Some(lock)
+        lock_file(&self.dir.join(format!("{}.lock", range_name(range))))
     }
 
     /// Caches `bytes` as `range` (not when larger than the whole cache).
@@ -398,6 +394,14 @@ impl Entry<'_> {
             }
         }
     }
+}
+
+/// Holds an exclusive advisory lock on the file `path` (created if missing) until the returned
+/// file is dropped; `None` when it cannot be taken.
+fn lock_file(path: &Path) -> Option<File> {
+    let lock = File::create(path).ok()?;
+    lock.lock().ok()?;
+    Some(lock)
 }
 
 /// Ranges of `pieces` sorted and deduplicated, in the order locks are taken (one order for

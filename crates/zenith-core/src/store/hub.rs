@@ -75,11 +75,9 @@ impl Hub {
     /// and the environment.
     pub fn new(url: &ObjectUrl, options: &StorageOptions) -> Result<Hub> {
         let (repo, revision) = url.bucket.split_once('@').unwrap_or((&url.bucket, "main"));
-        let setting = |key: &str, vars: &[&str]| -> Option<String> {
+        let setting = |key: &str, vars: &[&str]| {
             options
-                .get(key)
-                .map(str::to_string)
-                .or_else(|| vars.iter().find_map(|v| std::env::var(v).ok()))
+                .get_or_env(key, vars)
                 .filter(|v| !v.trim().is_empty())
         };
         let endpoint = setting("endpoint", &["HF_ENDPOINT"])

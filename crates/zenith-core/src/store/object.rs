@@ -109,8 +109,7 @@ impl ObjectRef {
             let mut parts = self.read_pieces(vec![range])?;
             return Ok(parts.pop().map(|(_, b)| b).unwrap_or_default());
         }
-        let this = self.clone();
-        on_runtime(async move { this.fetch(range).await })
+        self.get_uncached(range)
     }
 
     /// Fetches the last `n` bytes (or the whole object when smaller) with one suffix-range
@@ -233,7 +232,8 @@ impl ObjectRef {
             .collect()
     }
 
-    /// Fetches one range without the cache (a piece the cache lost meanwhile).
+    /// Fetches one range without the cache (with no cache, or a piece the cache lost
+    /// meanwhile).
     fn get_uncached(&self, range: Range<u64>) -> Result<Bytes> {
         let this = self.clone();
         on_runtime(async move { this.fetch(range).await })

@@ -75,6 +75,13 @@ impl StorageOptions {
         self.entries.get(key).map(String::as_str)
     }
 
+    /// The value of `key`, else of the first of the environment variables `vars` that is set.
+    pub fn get_or_env(&self, key: &str, vars: &[&str]) -> Option<String> {
+        self.get(key)
+            .map(str::to_string)
+            .or_else(|| vars.iter().find_map(|v| std::env::var(v).ok()))
+    }
+
     /// The entries meant for the object_store client builder.
     pub(super) fn client_entries(&self) -> impl Iterator<Item = (&String, &String)> {
         self.entries
@@ -132,11 +139,7 @@ impl StorageOptions {
     /// the cache off), `cache_limit` (or `ZENITH_CACHE_LIMIT`, default 100 GB) and
     /// `listing_ttl` (or `ZENITH_LISTING_TTL`, default 60 s). `None` when no folder is named.
     pub fn cache_settings(&self) -> Result<Option<CacheSettings>> {
-        let setting = |key: &str, var: &str| -> Option<String> {
-            self.get(key)
-                .map(str::to_string)
-                .or_else(|| std::env::var(var).ok())
-        };
+        let setting = |key: &str, var: &str| self.get_or_env(key, &[var]);
         let dir = match setting("cache_dir", "ZENITH_CACHE_DIR") {
             Some(d) if !d.trim().is_empty() => std::path::PathBuf::from(d.trim()),
             _ => return Ok(None),
