@@ -295,6 +295,12 @@ impl Dataset {
         self.reorder(unit, projection, batch)
     }
 
+    /// Hands back the pages of a mapped file that `unit` was decoded from, once its rows have
+    /// been copied where they are kept (see [`FileReader::release_unit`]).
+    pub fn release_unit(&self, unit: UnitRef) {
+        self.files[unit.file].release_unit(unit.unit);
+    }
+
     /// Decodes file columns `indices` (sorted; `None`: all) of a unit, behind the panic boundary.
     fn decode_columns(&self, unit: UnitRef, indices: Option<&[usize]>) -> Result<RecordBatch> {
         let file = &self.files[unit.file];
@@ -362,6 +368,8 @@ impl Dataset {
             crate::pool::global()?
         };
         let groups = self.column_groups(projection, pool.current_num_threads());
+        // Decoded units own their rows, except IPC's, which are the mapping itself.
+        let release = !matches!(self.format(), Format::Ipc | Format::IpcStream);
         pool.install(|| {
             self.units
                 .par_iter()
@@ -371,6 +379,9 @@ impl Dataset {
                         Some(groups) => self.read_unit_by_columns(*u, projection, groups),
                     };
                     done.fetch_add(u.rows as u64, std::sync::atomic::Ordering::Relaxed);
+                    if release {
+                        self.release_unit(*u);
+                    }
                     batch
                 })
                 .collect()

@@ -91,6 +91,8 @@ pub struct DataLoader {
     carry: Arc<Mutex<Stop>>,
     /// The packer's carry of a loaded state, for the next iteration.
     resume_skip: Mutex<Option<Stop>>,
+    /// Estimated bytes of one output row (or packed sequence), for the sizes in flight.
+    row_bytes: usize,
 }
 
 fn fields_of(schema: &Schema) -> Vec<OutputField> {
@@ -333,6 +335,7 @@ impl DataLoader {
             pack,
             carry: Arc::new(Mutex::new(Stop::default())),
             resume_skip: Mutex::new(None),
+            row_bytes,
         })
     }
 
@@ -601,6 +604,7 @@ impl DataLoader {
             },
             drop_last: self.config.drop_last && pack.is_none(),
             lookahead_rows: self.inputs.window_rows,
+            row_bytes: self.row_bytes,
         };
         iter::BatchIterator::start(shared, settings, segments, self.progress.clone(), pack)
     }

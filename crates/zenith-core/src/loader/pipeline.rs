@@ -56,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) drop_last: bool,
     /// Rows of windows kept decoding ahead of the one being emitted.
     pub(crate) lookahead_rows: usize,
+    /// Estimated bytes of one output row.
+    pub(crate) row_bytes: usize,
 }
 
 /// The blocks a slice's rows are gathered from: per field, and the row of the slice's first
@@ -69,6 +71,20 @@ struct WindowData {
     offsets: Vec<u32>,
     /// (slice, row) in emission order.
     order: Vec<(u32, u32)>,
+    /// The window, and what its units are released through once its batches are gathered.
+    window: Arc<Window>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for WindowData {
+    /// The last batch gathered from the window is built: the pages of mapped files its units
+    /// were decoded from (or that blocks over an IPC mapping still read) are handed back, so
+    /// that an epoch's resident set holds the windows in flight, not the files.
+    fn drop(&mut self) {
+        for slice in &self.window.slices {
+            self.shared.chain.dataset.release_unit(slice.unit);
+        }
+    }
 }
 
 /// A window whose slices are decoding on the pool.
@@ -101,6 +117,11 @@ pub(crate) struct Producer {
 
 /// Rows gathered per group on the pool (see the module doc).
 const GROUP_ROWS: usize = 8192;
+
+/// Bytes of batches a group may gather at once: two groups are in flight (one gathering, one
+/// being sent), and rows of images or long sequences would otherwise make a group of
+/// 2 x threads batches hundreds of megabytes on top of the prefetch queue.
+const GROUP_BYTES: usize = 16 << 20;
 
 /// Stands in for the blocks of a skipped slice (no pick ever names it).
 static EMPTY_BLOCK: Block = Block::Tensor(collate::TensorData::Bool(Vec::new()));
@@ -206,9 +227,14 @@ impl Producer {
             batch_size: settings.batch_size,
             drop_last: settings.drop_last,
             lookahead_rows: settings.lookahead_rows,
-            // Groups of about GROUP_ROWS rows: enough work to pay for waking the pool.
+            // Groups of about GROUP_ROWS rows (enough work to pay for waking the pool), and
+            // of GROUP_BYTES at most.
             group: if settings.workers > 1 {
-                (GROUP_ROWS / settings.batch_size.max(1)).max(settings.workers * 2)
+                let batch_bytes = settings.batch_size.saturating_mul(settings.row_bytes);
+                (GROUP_ROWS / settings.batch_size.max(1))
+                    .max(settings.workers * 2)
+                    .min(GROUP_BYTES / batch_bytes.max(1))
+                    .max(1)
             } else {
                 1
             },
@@ -268,6 +294,8 @@ impl Producer {
             blocks,
             offsets,
             order,
+            window: job.window,
+            shared: self.shared.clone(),
         })
     }
 

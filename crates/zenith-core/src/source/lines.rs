@@ -76,7 +76,7 @@ fn split_lines(data: &[u8], target: usize, format: Format) -> Vec<RecordRange> {
         bounds.push((pos, end));
         pos = end;
     }
-    let counts = super::csv::count_bounds(&bounds, |&(s, e)| count_rows(&data[s..e], format));
+    let counts = super::csv::count_bounds(data, &bounds, |&(s, e)| count_rows(&data[s..e], format));
     super::csv::ranges_of(bounds, counts, 1)
 }
 
@@ -108,6 +108,8 @@ impl LinesFile {
         let target = options.csv_unit_bytes.unwrap_or(DEFAULT_UNIT_BYTES).max(1);
         let ranges = split_lines(&data, target, format);
         let units = super::csv::units_of(&ranges);
+        // The split read the file through; its units fault in what they read.
+        super::release_pages(&data);
         Ok(LinesFile {
             path: path.to_path_buf(),
             format,
@@ -395,6 +397,12 @@ impl FileReader for LinesFile {
                     batch
                 })
             }
+        }
+    }
+
+    fn release_unit(&self, index: usize) {
+        if let Some(r) = self.ranges.get(index) {
+            super::release_pages(&self.data[r.start..r.end]);
         }
     }
 }

@@ -21,8 +21,9 @@ pub mod statistics;
 pub mod tokens;
 pub mod webdataset;
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -76,6 +77,9 @@ pub trait FileReader: Send + Sync {
     fn column_storage(&self) -> Option<Vec<ColumnStorage>> {
         None
     }
+    /// Called once unit `index` has been decoded and its rows copied where they are kept:
+    /// a reader over a mapped file hands the unit's pages back ([`release_pages`]).
+    fn release_unit(&self, _index: usize) {}
 }
 
 /// Reader options that change how files are decoded.
@@ -147,6 +151,86 @@ pub(crate) fn project_schema(
     })
 }
 
+/// Address ranges (start to end) of the live mappings [`map_file`] made, so that
+/// [`release_pages`] only ever advises pages of a file mapping, never memory of the heap (where
+/// `MADV_DONTNEED` would zero it).
+static MAPPINGS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+
+/// A read-only file mapping, registered in [`MAPPINGS`] while it lives.
+struct FileMap(memmap2::Mmap);
+
+impl FileMap {
+    fn new(map: memmap2::Mmap) -> FileMap {
+        let start = map.as_ptr() as usize;
+        lock_mappings().insert(start, start + map.len());
+        FileMap(map)
+    }
+}
+
+impl AsRef<[u8]> for FileMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // Runs before the mapping itself is unmapped.
+        lock_mappings().remove(&(self.0.as_ptr() as usize));
+    }
+}
+
+fn lock_mappings() -> std::sync::MutexGuard<'static, BTreeMap<usize, usize>> {
+    MAPPINGS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hands the whole pages of `part` back to the kernel when `part` lies in a file mapping made
+/// by [`map_file`] (no-op for anything else: fetched objects, tables in memory). The data stays
+/// in the page cache and a later read of it faults the pages in again; until then they no
+/// longer count towards the process's resident set, so an epoch over a mapped CSV, IPC or tar
+/// file does not grow the process by the file's size. Readers call it once a unit's rows have
+/// been decoded or copied out.
+pub(crate) fn release_pages(part: &[u8]) {
+    #[cfg(unix)]
+    {
+        const PAGE: usize = 4096;
+        let start = part.as_ptr() as usize;
+        let end = start + part.len();
+        // Whole pages only (a page shared with a neighbouring unit stays), and at least 64 KiB
+        // of them: smaller releases cost more system calls than the memory is worth.
+        let (lo, hi) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+        if hi < lo + (16 * PAGE) {
+            return;
+        }
+        let inside = lock_mappings()
+            .range(..=start)
+            .next_back()
+            .is_some_and(|(_, &map_end)| end <= map_end);
+        if inside {
+            // SAFETY: [lo, hi) lies in a live read-only file mapping (the caller holds `part`,
+            // which keeps it mapped); MADV_DONTNEED on such pages only drops them from this
+            // process's page tables, and a later access reads the same file bytes again.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
+            }
+        }
+    }
+}
+
+/// [`release_pages`] for every buffer of `batch` (e.g. a record batch decoded in place over a
+/// mapped IPC file), children included.
+pub(crate) fn release_batch_pages(batch: &RecordBatch) {
+    fn walk(data: &arrow_data::ArrayData) {
+        for buffer in data.buffers() {
+            release_pages(buffer.as_slice());
+        }
+        data.child_data().iter().for_each(walk);
+    }
+    for column in batch.columns() {
+        walk(&column.to_data());
+    }
+}
+
 /// Maps a file into memory read-only. Zero-length files map to an empty buffer.
 pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
     let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
@@ -160,7 +244,7 @@ pub(crate) fn map_file(path: &Path) -> Result<bytes::Bytes> {
     // SAFETY: the mapping is read-only; like every mmap-based reader we assume the file is not
     // truncated by another process while it is mapped.
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| crate::Error::io(path, e))?;
-    Ok(bytes::Bytes::from_owner(mmap))
+    Ok(bytes::Bytes::from_owner(FileMap::new(mmap)))
 }
 
 /// Runs one decoding step of `path` (`location` names it, "opening" or "unit 3", and is only

@@ -92,6 +92,8 @@ impl CsvFile {
         let unit_bytes = options.csv_unit_bytes.unwrap_or(DEFAULT_UNIT_BYTES).max(1);
         let ranges = split_records(&data, header_end, unit_bytes);
         let units = units_of(&ranges);
+        // Inference and the split read the file through; its units fault in what they read.
+        super::release_pages(&data);
         Ok(CsvFile {
             path: path.to_path_buf(),
             data,
@@ -150,6 +152,12 @@ impl FileReader for CsvFile {
             return Ok(batch);
         }
         self.read_unit_arrow(range, bytes, projection, out_schema)
+    }
+
+    fn release_unit(&self, index: usize) {
+        if let Some(r) = self.ranges.get(index) {
+            super::release_pages(&self.data[r.start..r.end]);
+        }
     }
 }
 

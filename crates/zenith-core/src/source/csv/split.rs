@@ -61,7 +61,7 @@ pub fn split_records(data: &[u8], start: usize, target: usize) -> Vec<RecordRang
         let unterminated = e == data.len() && data[e - 1] != b'\n';
         Some(memchr::memchr_iter(b'\n', part).count() + usize::from(unterminated))
     };
-    let counts: Option<Vec<usize>> = count_bounds(&bounds, count).into_iter().collect();
+    let counts: Option<Vec<usize>> = count_bounds(data, &bounds, count).into_iter().collect();
     let Some(counts) = counts else {
         return split_quoted(data, start, target);
     };
@@ -69,18 +69,25 @@ pub fn split_records(data: &[u8], start: usize, target: usize) -> Vec<RecordRang
     ranges_of(bounds, counts.into_iter().map(|r| (r, r)).collect(), 2)
 }
 
-/// `count` of every byte range, in parallel on the shared pool when there are several
-/// (serially when no pool can be had: the same answer).
+/// `count` of every byte range of `data`, in parallel on the shared pool when there are
+/// several (serially when no pool can be had: the same answer). Each range's pages are handed
+/// back once counted, so that opening a mapped file does not make it all resident at once.
 pub(crate) fn count_bounds<T: Send>(
+    data: &[u8],
     bounds: &[(usize, usize)],
     count: impl Fn(&(usize, usize)) -> T + Sync + Send,
 ) -> Vec<T> {
+    let count_and_release = |b: &(usize, usize)| {
+        let out = count(b);
+        crate::source::release_pages(&data[b.0..b.1]);
+        out
+    };
     let pool = (bounds.len() > 1)
         .then(crate::pool::global)
         .and_then(Result::ok);
     match pool {
-        Some(pool) => pool.install(|| bounds.par_iter().map(count).collect()),
-        None => bounds.iter().map(count).collect(),
+        Some(pool) => pool.install(|| bounds.par_iter().map(count_and_release).collect()),
+        None => bounds.iter().map(count_and_release).collect(),
     }
 }
 

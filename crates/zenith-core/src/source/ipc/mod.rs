@@ -342,4 +342,10 @@ impl FileReader for MappedBatches {
             None => Ok(batch.clone()),
         }
     }
+
+    fn release_unit(&self, index: usize) {
+        if let Some(batch) = self.batches.get(index) {
+            super::release_batch_pages(batch);
+        }
+    }
 }

@@ -98,6 +98,10 @@ impl TarShard {
         let index = SampleIndex::build(&scan, options.fields.as_deref());
         check_fields(path, &scan, &index, options.fields.as_deref())?;
         let kinds = field_kinds(path, &scan, &index, options.image_size)?;
+        // The scan read every header; units fault in the members they read.
+        if let ShardData::Mapped(bytes) = &data {
+            super::release_pages(bytes);
+        }
         let bounds = if matches!(data, ShardData::Gzip { .. }) {
             // A gzip stream cannot be read from the middle: the shard is one unit.
             index.unit_bounds(usize::MAX, usize::MAX)
@@ -294,7 +298,7 @@ fn scan_shard(path: &Path, bytes: bytes::Bytes) -> Result<(ShardData, Scan)> {
         let decoder = flate2::read::MultiGzDecoder::new(&bytes[..]);
         let mut archive = tar::Archive::new(decoder);
         let entries = archive.entries().map_err(|e| Error::io(path, e))?;
-        let scan = scan_entries(entries, None);
+        let scan = scan_entries(entries, None, &[]);
         let data = ShardData::Gzip {
             compressed: bytes.clone(),
             decompressed_len: scan.end,
@@ -305,7 +309,7 @@ fn scan_shard(path: &Path, bytes: bytes::Bytes) -> Result<(ShardData, Scan)> {
         let entries = archive
             .entries_with_seek()
             .map_err(|e| Error::io(path, e))?;
-        let scan = scan_entries(entries, Some(bytes.len() as u64));
+        let scan = scan_entries(entries, Some(bytes.len() as u64), &bytes);
         Ok((ShardData::Mapped(bytes.clone()), scan))
     }
 }
@@ -424,6 +428,28 @@ impl FileReader for TarShard {
 
     fn file_bytes(&self) -> u64 {
         self.file_bytes
+    }
+
+    fn release_unit(&self, index: usize) {
+        let ShardData::Mapped(bytes) = &self.data else {
+            return;
+        };
+        let (Some(&start), Some(&end)) = (self.bounds.get(index), self.bounds.get(index + 1))
+        else {
+            return;
+        };
+        // From the unit's first header to the next unit's (or the end of the file).
+        let offset = |sample: usize| {
+            self.index
+                .offsets
+                .get(sample)
+                .map_or(bytes.len(), |&o| usize::try_from(o).unwrap_or(bytes.len()))
+                .min(bytes.len())
+        };
+        let (from, to) = (offset(start), offset(end));
+        if from < to {
+            super::release_pages(&bytes[from..to]);
+        }
     }
 }
 

@@ -96,11 +96,25 @@ pub(super) struct Scan {
 }
 
 /// Walks tar entries, recording regular-file members; stops at the first unreadable entry.
-/// `stream_len` is the length of the tar when known (a plain tar), to catch truncated members.
-pub(super) fn scan_entries<R: Read>(entries: tar::Entries<'_, R>, stream_len: Option<u64>) -> Scan {
+/// `stream_len` is the length of the tar when known (a plain tar), to catch truncated members;
+/// `tar` is a plain tar's bytes, whose pages behind the walk are handed back as it goes (empty
+/// for a stream).
+pub(super) fn scan_entries<R: Read>(
+    entries: tar::Entries<'_, R>,
+    stream_len: Option<u64>,
+    tar: &[u8],
+) -> Scan {
+    /// Bytes scanned between two hand-backs of the pages behind the walk.
+    const RELEASE_EVERY: u64 = 8 << 20;
     let mut scan = Scan::default();
     let mut position = 0u64;
+    let mut released = 0u64;
     for entry in entries {
+        if position >= released + RELEASE_EVERY && position <= tar.len() as u64 {
+            // The headers read so far (and the pages around them) of a mapped tar.
+            crate::source::release_pages(&tar[released as usize..position as usize]);
+            released = position;
+        }
         let mut entry = match entry {
             Ok(e) => e,
             Err(e) => {
