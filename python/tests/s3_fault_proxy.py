@@ -9,6 +9,9 @@ for requests matching a rule, misbehaves the way networks and servers do:
 - ``"stall"``: forwards the head and half the body, then sends nothing for ``stall_s``;
 - ``"delay"``: waits ``delay_s`` before forwarding.
 
+A GET with ``If-Match`` whose object has another ETag now is answered ``412 Precondition
+Failed`` as S3 answers it (the server behind ignores the header).
+
 Rules are added from the test's thread (``proxy.fail(...)``) and count their hits, and every
 request is logged (method, path, Range header, status), so tests can check both that a fault
 really happened and what the client asked for. The proxy runs its own event loop in a daemon
@@ -24,6 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 ACTIONS = ("503", "drop", "cut", "stall", "delay")
+
+PRECONDITION_FAILED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>'
+    b"<Message>At least one of the pre-conditions you specified did not hold</Message></Error>"
+)
+PRECONDITION_HEAD = (
+    b"HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\n"
+    + f"Content-Length: {len(PRECONDITION_FAILED)}\r\n\r\n".encode()
+)
 
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -193,7 +205,9 @@ class FaultProxy:
                 response = await _read_response(up_reader, method)
                 if response is None:
                     return
-                status, raw_head, raw_body, keep_alive = response
+                status, response_headers, raw_head, raw_body, keep_alive = response
+                if _precondition_fails(headers, status, response_headers):
+                    status, raw_head, raw_body = 412, PRECONDITION_HEAD, PRECONDITION_FAILED
                 request.status = status
                 if rule is not None and rule.action in ("cut", "stall") and len(raw_body) > 1:
                     writer.write(raw_head + raw_body[: len(raw_body) // 2])
@@ -211,6 +225,20 @@ class FaultProxy:
             writer.close()
             if upstream is not None:
                 upstream[1].close()
+
+
+def _precondition_fails(request: dict[str, str], status: int, response: dict[str, str]) -> bool:
+    """Whether S3 would answer 412 to a GET with ``If-Match`` that the server let through:
+    the object's ETag is another now (the upstream server ignores the header). S3 checks the
+    precondition before the range, so a range past the end of a replaced, shorter object is a
+    412 too."""
+    wanted = request.get("if-match")
+    if wanted is None or wanted.strip() == "*":
+        return False
+    if status == 416:
+        return True
+    etag = response.get("etag")
+    return 200 <= status < 300 and etag is not None and etag.strip('"') != wanted.strip('"')
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]] | None:
@@ -234,7 +262,7 @@ def _raw_head(first_line: str, headers: dict[str, str]) -> bytes:
 
 async def _read_response(
     reader: asyncio.StreamReader, method: str
-) -> tuple[int, bytes, bytes, bool] | None:
+) -> tuple[int, dict[str, str], bytes, bytes, bool] | None:
     head = await _read_head(reader)
     if head is None:
         return None
@@ -253,7 +281,7 @@ async def _read_response(
         body = await reader.read()
         keep_alive = False
         headers["content-length"] = str(len(body))
-    return status, _raw_head(status_line, headers), body, keep_alive
+    return status, headers, _raw_head(status_line, headers), body, keep_alive
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

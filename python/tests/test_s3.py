@@ -192,6 +192,35 @@ def test_permanently_failing_object_raises_storage_error(s3: S3Server, faults: F
     assert "503" in message or "Slow" in message, message
 
 
+def test_object_replaced_during_an_epoch_raises_instead_of_mixing_versions(
+    s3: S3Server, faults: FaultProxy, table: pa.Table
+) -> None:
+    """Every read of an object carries the ETag it was listed with: a file rewritten while the
+    epoch runs fails the read that reaches it, naming it, rather than mixing two versions."""
+    prefix = s3.root / BUCKET / "changing"
+    write_dir = lambda t: [pq.write_table(t.slice(i * 1000, 1000), prefix / f"part-{i}.parquet",  # noqa: E731
+                                          row_group_size=250) for i in range(3)]
+    prefix.mkdir()
+    try:
+        write_dir(table.slice(0, 3000))
+        loader = zenith.DataLoader(url("changing"), batch_size=250, shuffle=False, columns=["id"],
+                                   num_workers=1, prefetch=1, shuffle_window=250,
+                                   storage_options=via_proxy(s3, faults))
+        it = iter(loader)
+        assert next(it)["id"].tolist() == list(range(250))
+        # The last file, not read yet, is rewritten (longer, with other values).
+        pq.write_table(table.slice(2000, 1500), prefix / "part-2.parquet", row_group_size=250)
+        with pytest.raises(zenith.StorageError) as info:
+            for _ in it:
+                pass
+        message = str(info.value)
+        assert "s3://data/changing/part-2.parquet" in message, message
+        assert "changed since it was listed" in message, message
+        assert any(r.status == 412 for r in faults.requests(lambda r: "part-2" in r.path))
+    finally:
+        shutil.rmtree(prefix)
+
+
 def test_failing_unit_is_skipped_and_counted(
     s3: S3Server, faults: FaultProxy, table: pa.Table
 ) -> None:

@@ -2,7 +2,7 @@
 //! objects it names, skipping hidden keys and sorting by key so every reader sees the same
 //! order.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -81,7 +81,7 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
                     url: url.with_key(&l.key),
                     path: object_path(&url, &l.key).ok()?,
                     size: l.size,
-                    etag: l.etag,
+                    etag: Arc::new(l.etag.map(OnceLock::from).unwrap_or_default()),
                     version: l.version,
                 })
             })
@@ -102,7 +102,7 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
         .map(|o| Listed {
             key: o.key().to_string(),
             size: o.size,
-            etag: o.etag.clone(),
+            etag: o.etag.get().cloned(),
             version: o.version.clone(),
         })
         .collect();
@@ -126,7 +126,12 @@ fn list_uncached(spec: &str, url: &ObjectUrl, store: &Arc<Store>) -> Result<Vec<
             Some(v) => v.clone(),
             None => format!("{}@{}", meta.size, meta.last_modified.timestamp_millis()),
         },
-        etag: meta.e_tag.filter(|_| !is_hub),
+        etag: Arc::new(
+            meta.e_tag
+                .filter(|_| !is_hub)
+                .map(OnceLock::from)
+                .unwrap_or_default(),
+        ),
     };
     if url.scheme.is_web()
         && (url.key.is_empty() || url.key.ends_with('/') || url.key.contains(['*', '?', '[']))

@@ -3,7 +3,7 @@
 //! bounded-memory sequential reader for streaming formats.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
@@ -31,9 +31,13 @@ pub struct ObjectRef {
     pub(super) url: String,
     /// Size in bytes, from the listing.
     pub(super) size: u64,
-    /// The ETag from the listing: GETs send it as `If-Match`, so an object replaced since it
-    /// was listed fails instead of mixing two versions.
-    pub(super) etag: Option<String>,
+    /// The ETag from the listing or, where the listing gives none (some S3-compatible servers,
+    /// web files), the one the first GET answered with; shared by the clones of this object.
+    /// Later GETs send it as `If-Match` and check the ETag they are answered with, so an object
+    /// replaced since fails instead of mixing two versions (a server that ignores `If-Match`
+    /// included). A hub's files are never pinned: their resolve path redirects to storage with
+    /// ETags of its own.
+    pub(super) etag: Arc<OnceLock<String>>,
     /// What identifies this version of the object in the disk cache: the ETag, or the size
     /// and modification time when the store gives no ETag.
     pub(super) version: String,
@@ -62,9 +66,19 @@ impl ObjectRef {
 
     /// Sends `request` for the bytes `range` (the same range, or a suffix that resolves to it).
     async fn fetch_as(&self, request: GetRange, range: Range<u64>) -> Result<Bytes> {
+        let pinned = self.etag.get().cloned();
+        let changed =
+            |etag: &str, source: Option<Box<dyn std::error::Error + Send + Sync>>| Error::Storage {
+                object: self.url.clone(),
+                range: range_text(&range),
+                message: format!(
+                    "the object changed since it was listed (ETag {etag} no longer matches)"
+                ),
+                source,
+            };
         let options = GetOptions {
             range: Some(request),
-            if_match: self.etag.clone(),
+            if_match: pinned.clone(),
             ..Default::default()
         };
         let result = self
@@ -73,17 +87,22 @@ impl ObjectRef {
             .get_opts(&self.path, options)
             .await
             .map_err(|e| match e {
-                object_store::Error::Precondition { .. } => Error::Storage {
-                    object: self.url.clone(),
-                    range: range_text(&range),
-                    message: format!(
-                        "the object changed since it was listed (ETag {} no longer matches)",
-                        self.etag.as_deref().unwrap_or_default()
-                    ),
-                    source: Some(Box::new(e)),
-                },
+                object_store::Error::Precondition { .. } => {
+                    changed(pinned.as_deref().unwrap_or_default(), Some(Box::new(e)))
+                }
                 e => storage_error(&self.url, Some(&range), e),
             })?;
+        if let Some(tag) = result
+            .meta
+            .e_tag
+            .as_ref()
+            .filter(|_| self.store.hub.is_none())
+        {
+            let pinned = self.etag.get_or_init(|| tag.clone());
+            if pinned != tag {
+                return Err(changed(pinned, None));
+            }
+        }
         let bytes = result
             .bytes()
             .await
