@@ -88,6 +88,8 @@ pub struct BatchIterator {
     done: bool,
     /// When the iteration's wall time was last counted (`iterate_s` of the stats).
     mark: Instant,
+    /// The process that started the pass: in a child forked since, its threads do not exist.
+    pid: u32,
 }
 
 impl BatchIterator {
@@ -133,6 +135,7 @@ impl BatchIterator {
             carry,
             done: false,
             mark: Instant::now(),
+            pid: std::process::id(),
         })
     }
 
@@ -140,6 +143,20 @@ impl BatchIterator {
     pub fn poll_next(&mut self, timeout: Duration) -> Poll {
         if self.done {
             return Poll::Ready(None);
+        }
+        if self.forked() {
+            // The batches queued before the fork are there, but no thread will send the rest:
+            // an error now rather than a partial epoch and then a wait forever.
+            self.stop();
+            self.done = true;
+            return Poll::Ready(Some(Err(Error::invalid(
+                "iterator",
+                format!(
+                    "this pass was started in process {} and this process ({}) was forked from                      it since; its threads do not exist here. Start a new pass in this process                      with iter(loader)",
+                    self.pid,
+                    std::process::id()
+                ),
+            ))));
         }
         let Some(rx) = self.rx.as_ref() else {
             return Poll::Ready(None);
@@ -195,8 +212,20 @@ impl BatchIterator {
             .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Stops the pipeline and joins its threads (idempotent).
+    /// Whether this process is a child forked after the pass started.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
+    /// Stops the pipeline and joins its threads (idempotent). In a forked child the threads
+    /// are the parent's: they are not joined (that would wait forever), and the queue they
+    /// sent into is left as it is (a lock in it may have been held by one of them at the fork).
     pub fn stop(&mut self) {
+        if self.forked() {
+            std::mem::forget(self.rx.take());
+            std::mem::forget(std::mem::take(&mut self.handles));
+            return;
+        }
         self.shared.cancel.store(true, Ordering::SeqCst);
         self.rx.take();
         for h in self.handles.drain(..) {
