@@ -81,6 +81,12 @@ def error_path(jobdir: Path) -> Path:
     return jobdir / "error.txt"
 
 
+def started_path(jobdir: Path) -> Path:
+    """Created by a job's process just before it runs the job's command: a job whose process
+    is gone without it never ran (the runner died before letting it start)."""
+    return jobdir / "started"
+
+
 def status_path(jobdir: Path) -> Path:
     """The job's exit code as the worker recorded it."""
     return jobdir / "status.json"

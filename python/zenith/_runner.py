@@ -6,9 +6,14 @@ costs one store transaction and one ``fork/exec``. Which jobs start, and on whic
 by the Rust scheduler inside the store's transaction (``JobStore.claim_startable``); this process only
 spawns, reaps and kills.
 
-Crash safety: every state lives in SQLite. When a runner starts it inspects the jobs still marked
-RUNNING: claims that never spawned go back to the queue; live processes are adopted and watched; dead
-ones are marked from the ``status.json`` their worker wrote, or as FAILED with "exit status unknown".
+Crash safety: every state lives in SQLite, and a job's command runs at most once. The runner starts
+the job's process as a shell waiting at a start gate (a line on its standard input), records its
+pid, and only then opens the gate; the shell creates ``started`` in the job directory and ``exec``s
+the command. A runner killed before recording the pid or opening the gate leaves a process that
+exits without running anything (the gate reads end of input). When a runner starts it inspects the
+jobs still marked RUNNING: claims whose command never started go back to the queue; live processes
+are adopted and watched; dead ones are marked from the ``status.json`` their worker wrote, or as
+FAILED with "exit status unknown".
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import errno
 import fcntl
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -102,7 +108,8 @@ def is_job_process(info: JobInfo) -> bool:
 
 def find_job_process(jobdir: Path) -> int | None:
     """Pid of the live process group leader started for the job in ``jobdir``, found by the
-    ``ZENITH_JOB_DIR`` its runner put in its environment; for claims whose pid was never recorded."""
+    ``ZENITH_JOB_DIR`` its runner put in its environment; for claims whose pid was never recorded
+    by a runner of an earlier version (one without the start gate)."""
     marker = f"ZENITH_JOB_DIR={jobdir}".encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -121,10 +128,36 @@ def find_job_process(jobdir: Path) -> int | None:
     return None
 
 
+def command_started(jobdir: Path) -> bool:
+    """Whether the job's process got through the start gate (see the module doc)."""
+    return _layout.started_path(jobdir).exists()
+
+
 def killpg(pid: int, sig: int) -> None:
     """Signals the job's process group, ignoring one that is already gone."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
+
+
+# The start gate: the job's process is this shell until the runner has recorded its pid and
+# writes a line to its standard input; at end of input (the runner died first) it exits without
+# running anything. Then it creates ``started`` ($0) and becomes the command (exec).
+GATE = 'read -r go || exit 0; exec </dev/null; : >"$0"; exec "$@"'
+
+
+def _check_runnable(argv0: str, env: dict[str, str], cwd: str) -> None:
+    """Raises the error the command's ``exec`` would meet (missing program or directory), so
+    that it is reported as a start failure rather than as the gate's exit code 127."""
+    if not os.path.isdir(cwd):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+    if os.sep in argv0:
+        path = argv0 if os.path.isabs(argv0) else os.path.join(cwd, argv0)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv0)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), argv0)
+    elif shutil.which(argv0, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv0)
 
 
 @dataclass
@@ -135,6 +168,22 @@ class Running:
     proc: subprocess.Popen | None
     kill_sent_at: float | None = None
     cancelled: bool = False
+
+
+def _full_filesystem(jobdir: Path) -> str:
+    """Why a failed job's logs may be cut short: the filesystem of its directory is full (the
+    job's writes to them failed with "No space left on device"); empty when it is not."""
+    try:
+        fs = os.statvfs(jobdir)
+    except OSError:
+        return ""
+    # Some filesystems keep no inode count (f_files 0): only blocks tell there.
+    if fs.f_bavail > 0 and (fs.f_files == 0 or fs.f_favail > 0):
+        return ""
+    return (
+        f"the filesystem holding its logs ({jobdir}) is full (No space left on device); "
+        "its output was cut where the disk filled"
+    )
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -183,6 +232,9 @@ class Runner:
             if not detail:
                 detail = _tail(_layout.log_path(jobdir, "stderr"), STDERR_TAIL_LINES)
             error = f"{what}\n{detail}".rstrip()
+            full = _full_filesystem(jobdir)
+            if full:
+                error = f"{what}: {full}\n{detail}".rstrip()
             self.store.transition(info.id, "FAILED", exit_code, error)
         if info.kind == "function" and len(info.argv) == 2:
             Path(info.argv[1]).unlink(missing_ok=True)  # the payload is not needed any more
@@ -195,19 +247,30 @@ class Runner:
         for info in self.store.list("RUNNING", "local"):
             jobdir = _layout.job_dir(self.root, info.id)
             if info.pid is None:
-                # Claimed, but the runner died around the spawn: find the process if it exists.
+                # Claimed, but the runner died before recording a pid: with the start gate the
+                # command never ran. A process started by an older runner is found by its
+                # environment and adopted.
                 pid = find_job_process(jobdir)
                 if pid is not None:
+                    _layout.started_path(jobdir).touch()  # it runs the command
                     self.store.mark_started(info.id, pid)
                     self.running[info.id] = Running(info=self.store.get(info.id), proc=None)
-                elif info.kind == "function" and _layout.status_path(jobdir).exists():
+                elif command_started(jobdir):
                     self._finish(Running(info=info, proc=None), None)
                 else:
                     self.store.requeue(info.id)
             elif is_job_process(info):
                 self.running[info.id] = Running(info=info, proc=None)
             else:
-                self._finish(Running(info=info, proc=None), None)
+                self._gone(Running(info=info, proc=None))
+
+    def _gone(self, run: Running) -> None:
+        """An adopted job's process is gone: finished, or (no ``started``) stopped at the gate."""
+        if command_started(_layout.job_dir(self.root, run.info.id)) or run.cancelled:
+            self._finish(run, None)
+        else:
+            self.store.requeue(run.info.id)
+            self.running.pop(run.info.id, None)
 
     # -------------------------------------------------------------- one pass
 
@@ -223,25 +286,44 @@ class Runner:
             argv = list(info.argv)
         try:
             jobdir.mkdir(parents=True, exist_ok=True)
-            # The child gets its own copies of the log descriptors; ours close right after the spawn.
-            with (
-                open(_layout.log_path(jobdir, "stdout"), "wb") as out,
-                open(_layout.log_path(jobdir, "stderr"), "wb") as err,
-            ):
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=info.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,  # its own process group: cancel kills the whole tree
-                    close_fds=True,
-                )
+            _layout.started_path(jobdir).unlink(missing_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            logs = (
+                os.open(_layout.log_path(jobdir, "stdout"), flags, 0o600),
+                os.open(_layout.log_path(jobdir, "stderr"), flags, 0o600),
+            )
         except OSError as exc:
+            self.store.transition(
+                info.id, "FAILED", None, f"cannot create the job's logs in {jobdir}: {exc}"
+            )
+            return
+        gate_r, gate_w = os.pipe()
+        try:
+            _check_runnable(argv[0], env, info.cwd)
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", GATE, str(_layout.started_path(jobdir)), *argv],
+                cwd=info.cwd,
+                env=env,
+                stdin=gate_r,
+                stdout=logs[0],
+                stderr=logs[1],
+                start_new_session=True,  # its own process group: cancel kills the whole tree
+                close_fds=True,
+            )
+        except OSError as exc:
+            os.close(gate_w)
             self.store.transition(info.id, "FAILED", None, f"cannot start {argv[0]!r}: {exc}")
             return
-        self.store.mark_started(info.id, proc.pid)
+        finally:
+            for fd in (*logs, gate_r):
+                os.close(fd)
+        try:
+            # Recorded before the gate opens: a runner killed from here on leaves a pid to find,
+            # and one killed before, a process that exits without running the command.
+            self.store.mark_started(info.id, proc.pid)
+            os.write(gate_w, b"go\n")
+        finally:
+            os.close(gate_w)
         self.running[info.id] = Running(info=info, proc=proc)
 
     def _handle_cancels(self) -> None:
@@ -269,7 +351,7 @@ class Runner:
                 killpg(run.proc.pid, signal.SIGKILL)  # leftovers of the job's process group
                 self._finish(run, code)
             elif not is_job_process(run.info):
-                self._finish(run, None)
+                self._gone(run)
 
     def _start_ready(self) -> None:
         m = self.machine

@@ -429,14 +429,22 @@ impl JobStore {
         Ok(())
     }
 
-    /// Moves a claimed job whose process was never spawned back to `QUEUED` (after a runner crash).
+    /// After a runner crash, moves a claimed job whose command never started (no process was
+    /// spawned, or it stopped at the runner's start gate) back to `QUEUED`, clearing its pid and
+    /// start time; one whose cancellation was requested meanwhile is `CANCELLED` instead, so a
+    /// cancel is never lost. Returns false when the job was not `RUNNING`.
     pub fn requeue(&self, id: i64) -> Result<bool, JobsError> {
         let n = self
             .conn
             .execute(
-                "UPDATE jobs SET state = 'QUEUED', gpu_ids = '[]', cancel_requested = 0 \
-                 WHERE id = ?1 AND state = 'RUNNING' AND pid IS NULL",
-                [id],
+                "UPDATE jobs SET \
+                   state = CASE WHEN cancel_requested THEN 'CANCELLED' ELSE 'QUEUED' END, \
+                   finished_at = CASE WHEN cancel_requested THEN ?2 ELSE NULL END, \
+                   error = CASE WHEN cancel_requested THEN 'cancelled before it started' \
+                           ELSE error END, \
+                   gpu_ids = '[]', pid = NULL, started_at = NULL, cancel_requested = 0 \
+                 WHERE id = ?1 AND state = 'RUNNING'",
+                params![id, now()],
             )
             .map_err(|e| self.sql(e))?;
         Ok(n == 1)
@@ -765,16 +773,30 @@ mod tests {
     }
 
     #[test]
-    fn requeue_only_unspawned_claims() {
+    fn requeue_returns_claims_to_the_queue_and_keeps_cancels() {
         let (_d, mut s) = store();
         let a = s.submit(&spec("a", 1, 0)).unwrap();
         let b = s.submit(&spec("b", 1, 0)).unwrap();
+        let c = s.submit(&spec("c", 1, 0)).unwrap();
+        let queued = s.submit(&spec("q", 9, 0)).unwrap();
         s.claim_startable(&CAP).unwrap();
         s.mark_started(a, 99).unwrap();
-        assert!(!s.requeue(a).unwrap());
-        assert!(s.requeue(b).unwrap());
-        let jb = s.get(b).unwrap();
-        assert_eq!((jb.state, jb.gpu_ids.len()), (JobState::Queued, 0));
+        assert!(!s.requeue(queued).unwrap());
+        assert!(s.requeue(a).unwrap() && s.requeue(b).unwrap());
+        for id in [a, b] {
+            let j = s.get(id).unwrap();
+            assert_eq!(
+                (j.state, j.gpu_ids.len(), j.pid),
+                (JobState::Queued, 0, None)
+            );
+            assert_eq!(j.started_at, None);
+        }
+        s.cancel(c).unwrap();
+        assert!(s.requeue(c).unwrap());
+        let jc = s.get(c).unwrap();
+        assert_eq!(jc.state, JobState::Cancelled);
+        assert_eq!(jc.error.as_deref(), Some("cancelled before it started"));
+        assert!(jc.finished_at.is_some());
     }
 
     #[test]
