@@ -6,6 +6,7 @@ threads and descriptors from /proc)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,8 @@ import pytest
 # RSS may move by allocator bookkeeping and the interpreter's own caches; a leak of one batch
 # per epoch (32 KB here) over 180 epochs would exceed this.
 RSS_BOUND_MB = 8
+# Epochs of the long run: 200, more under `make soak`.
+EPOCHS = int(os.environ.get("ZENITH_SOAK_EPOCHS", "200"))
 
 CHILD = textwrap.dedent(
     """
@@ -31,12 +34,12 @@ CHILD = textwrap.dedent(
                        for t in os.listdir("/proc/self/task"))
         return {"rss_mb": rss / 2**20, "threads": names, "fds": len(os.listdir("/proc/self/fd"))}
 
-    path, mode = sys.argv[1], sys.argv[2]
+    path, mode, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     out = {}
     if mode == "epochs":
         dl = zenith.DataLoader(path, batch_size=256, num_workers=2, seed=1)
         rows = 0
-        for epoch in range(200):
+        for epoch in range(epochs):
             for batch in dl:
                 rows += len(batch["x"])
             if epoch == 19:
@@ -80,14 +83,14 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_child(path: Path, mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), mode], check=True,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(EPOCHS)], check=True,
+                         capture_output=True, text=True, timeout=300 + EPOCHS)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_two_hundred_epochs_keep_threads_files_and_memory_flat(small: Path) -> None:
     got = run_child(small, "epochs")
-    assert (got["rows"], got["epoch"]) == (200 * 8192, 200)
+    assert (got["rows"], got["epoch"]) == (EPOCHS * 8192, EPOCHS)
     settled, end = got["settled"], got["end"]
     assert end["threads"] == settled["threads"], got
     assert end["fds"] == settled["fds"], got

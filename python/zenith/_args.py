@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -242,3 +243,17 @@ def dnf_of(filter: Any) -> list[list[tuple[str, str, Any]]] | None:
         isinstance(first, list) and len(first) == 3 and isinstance(first[0], str)
     ) else filter
     return [[term(t) for t in group] for group in groups]
+
+
+def filter_json(filter: Any) -> str | None:
+    """The engine's form of a loader's ``filter=``: the JSON of :func:`dnf_of`. A
+    ``pyarrow.compute.Expression`` cannot run in the engine's decode threads."""
+    if filter is None:
+        return None
+    dnf = dnf_of(filter)
+    if dnf is None:
+        raise ValidationError(
+            "invalid argument `filter`: a DataLoader takes pyarrow.parquet's filters form, "
+            f"[(column, op, value), ...], not {type(filter).__name__}"
+        )
+    return json.dumps(dnf)

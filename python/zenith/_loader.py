@@ -13,6 +13,7 @@ from zenith._args import (
     check_int,
     columns_spec,
     fields_of,
+    filter_json,
     image_size_of,
     paths_of,
     refuse_given,
@@ -101,6 +102,15 @@ class DataLoader:
             ``seq_len`` tokens (``input_ids``, ``labels``, ``position_ids``, ``document_ids``,
             ``attention_mask``, all ``int64 [B, seq_len]``; see ``zenith.text``). ``columns``
             and ``map`` do not apply; ``len()`` raises ``TypeError``.
+        filter: rows to keep, as ``pyarrow.parquet.read_table``'s ``filters`` (a list of
+            ``(column, op, value)`` tuples that must all hold, ``op`` one of ``=``, ``==``,
+            ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``in``, ``not in``; or a list of such lists of
+            which one must hold; nulls match only ``not in``). Parquet row groups whose
+            statistics rule it out are never read (nor fetched from object storage); the rows
+            of the others are filtered in the engine as they are decoded. The epoch's order,
+            rank split and ``state_dict`` count the rows read before the filter, so resuming is
+            exact; ``len()`` is then an upper bound, and ranks may get different numbers of
+            batches.
 
     ``map`` and ``transform`` run on a pool of Python threads (``num_workers`` of them, the
     decode default when not given), a bounded number of batches ahead (``prefetch``), and the
@@ -151,6 +161,7 @@ class DataLoader:
         transform: Callable[..., Any] | None = None,
         image: ImageTransform | None = None,
         tokens: Pack | None = None,
+        filter: Any = None,
     ) -> None:
         self._map, self._transform = user_fns(map, transform)
         if self._map is not None and tokens is not None:
@@ -228,6 +239,7 @@ class DataLoader:
             table=table,
             image=image_spec(image),
             tokens=pack_spec(tokens),
+            filter=filter_json(filter),
         )
 
     def __iter__(self) -> _zenith.LoaderIter | Generator[Any, None, None]:

@@ -214,6 +214,7 @@ class Loader:
         table: Any | None = None,
         image: Any | None = None,
         tokens: Any | None = None,
+        filter: str | None = None,
     ) -> Loader: ...
     def __len__(self) -> int: ...
     def iter(

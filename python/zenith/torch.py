@@ -138,6 +138,7 @@ class DataLoader:
         transform: Callable[..., Any] | None = None,
         image: ImageTransform | None = None,
         tokens: Pack | None = None,
+        filter: Any = None,
     ) -> None:
         if sampler is not None or batch_sampler is not None:
             raise ValidationError(
@@ -247,6 +248,7 @@ class DataLoader:
                 transform=transform,
                 image=image,
                 tokens=tokens,
+                filter=filter,
             )
         self.batch_size = batch_size
         self.collate_fn = collate_fn

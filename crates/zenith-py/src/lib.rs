@@ -393,7 +393,7 @@ fn parse_fields(columns: Vec<FieldSpec>) -> BindingResult<Vec<OutputField>> {
 impl Loader {
     /// Opens the dataset and plans the loader (see `zenith.DataLoader`).
     #[new]
-    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None, image=None, tokens=None))]
+    #[pyo3(signature = (paths, batch_size, shuffle, seed, columns, num_workers, drop_last, prefetch, rank, world_size, on_error, output, shuffle_window=None, memory_budget=None, reuse_budget=None, format=None, storage_options=None, image_size=None, fields=None, table=None, image=None, tokens=None, filter=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -419,8 +419,13 @@ impl Loader {
         table: Option<PyTable>,
         image: Option<vision::ImageSpec>,
         tokens: Option<text::PackSpec>,
+        filter: Option<&str>,
     ) -> BindingResult<Self> {
         let on_error = on_error.parse()?;
+        let filter = filter
+            .map(zenith_core::source::predicate::Predicate::from_json)
+            .transpose()?
+            .map(std::sync::Arc::new);
         let mut sample_stages: Vec<std::sync::Arc<dyn zenith_core::SampleStage>> = Vec::new();
         if let Some(spec) = &image {
             sample_stages.push(std::sync::Arc::new(spec.stage()?));
@@ -458,6 +463,7 @@ impl Loader {
             sample_stages,
             reuse_budget,
             pack: tokens.map(|t| t.config()).transpose()?,
+            filter,
         };
         let mut config = config;
         config.decode.token_dtype = token_dtype;

@@ -120,6 +120,12 @@ pub struct LoaderConfig {
     /// Sequence packing of a token column (see [`crate::stage::pack`]): batches become
     /// `batch_size` sequences of `seq_len` tokens.
     pub pack: Option<PackConfig>,
+    /// Rows to keep: units whose statistics rule the filter out are never read, and the rows
+    /// of the others are filtered exactly as they are decoded. The plan (shuffle, rank split,
+    /// resume positions) counts the rows of the units read, before the filter, so an epoch's
+    /// order and its resume are exact; batches are filled from the rows kept, and `len()` is
+    /// an upper bound.
+    pub filter: Option<Arc<crate::source::predicate::Predicate>>,
 }
 
 impl std::fmt::Debug for LoaderConfig {
@@ -144,6 +150,7 @@ impl std::fmt::Debug for LoaderConfig {
             .field("sample_stages", &stages)
             .field("reuse_budget", &self.reuse_budget)
             .field("pack", &self.pack)
+            .field("filter", &self.filter)
             .finish()
     }
 }
@@ -169,6 +176,7 @@ impl Default for LoaderConfig {
             sample_stages: Vec::new(),
             reuse_budget: None,
             pack: None,
+            filter: None,
         }
     }
 }

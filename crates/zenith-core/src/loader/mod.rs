@@ -61,6 +61,8 @@ pub(crate) struct Chain {
     pub(crate) source_fields: Arc<Vec<Option<FieldRef>>>,
     /// The schema collation reads (after the per-sample stages).
     pub(crate) schema: SchemaRef,
+    /// Rows kept of each decoded unit (see [`LoaderConfig::filter`]).
+    pub(crate) filter: Option<Arc<crate::source::predicate::Predicate>>,
 }
 
 impl Chain {
@@ -202,8 +204,16 @@ impl DataLoader {
 
     /// A loader over a dataset already opened (e.g. [`Dataset::from_reader`] of an in-memory
     /// table); the same plan, shuffle, split and resume as over files.
-    pub fn from_dataset(dataset: Dataset, config: LoaderConfig) -> Result<DataLoader> {
+    pub fn from_dataset(mut dataset: Dataset, config: LoaderConfig) -> Result<DataLoader> {
         config.validate()?;
+        if let Some(filter) = &config.filter {
+            let pruned = dataset.prune_units(filter);
+            tracing::debug!(
+                pruned,
+                kept = dataset.units().len(),
+                "units ruled out by the filter"
+            );
+        }
         let dataset = Arc::new(dataset);
         let pack = config.pack.clone().map(Arc::new);
         let chain = match &pack {
@@ -296,7 +306,8 @@ impl DataLoader {
             None => reuse::default_reuse_budget_for(config.world_size),
         });
         let fits = row_bytes.saturating_mul(total) <= budget;
-        let reuse = (chain.samples.is_empty() && budget > 0 && fits)
+        // A filter keeps a different number of rows per unit: decoded units are not kept.
+        let reuse = (config.filter.is_none() && chain.samples.is_empty() && budget > 0 && fits)
             .then(|| Arc::new(DecodedUnits::new(budget)));
         let (mut window_rows, first_window_rows) = window_sizes(&config, total, row_bytes);
         let exact_size = chain
@@ -342,6 +353,20 @@ impl DataLoader {
     /// Resolves the columns through the per-sample stages and plans the collation.
     fn wire(dataset: Arc<Dataset>, config: &LoaderConfig) -> Result<Chain> {
         let stages = config.sample_stages.clone();
+        // The filter's columns are read too (and left out of the output unless asked for).
+        let filter_columns: Vec<String> = match &config.filter {
+            None => Vec::new(),
+            Some(filter) => {
+                let mut names: Vec<String> = Vec::new();
+                for c in filter.columns() {
+                    dataset.projection(Some(&[c.to_string()]))?;
+                    if !names.iter().any(|n| n == c) {
+                        names.push(c.to_string());
+                    }
+                }
+                names
+            }
+        };
         let (projection, fields) = match &config.columns {
             None => {
                 let projection = dataset.projection(None)?;
@@ -356,11 +381,13 @@ impl DataLoader {
                     .filter(|c| stages.is_empty() || source_schema.index_of(c).is_ok())
                     .cloned()
                     .collect();
-                for stage in &stages {
-                    for c in stage.required_columns() {
-                        if !read.contains(&c) {
-                            read.push(c);
-                        }
+                let needed = stages
+                    .iter()
+                    .flat_map(|s| s.required_columns())
+                    .chain(filter_columns.iter().cloned());
+                for c in needed.collect::<Vec<_>>() {
+                    if !read.contains(&c) {
+                        read.push(c);
                     }
                 }
                 (dataset.projection(Some(&read))?, Some(fields.clone()))
@@ -404,6 +431,7 @@ impl DataLoader {
             names: fields.into_iter().map(|f| f.name).collect(),
             source_fields: Arc::new(source_fields),
             schema,
+            filter: config.filter.clone(),
         })
     }
 

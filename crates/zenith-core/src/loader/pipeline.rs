@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow_array::{BooleanArray, RecordBatch};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use rayon::prelude::*;
 
@@ -60,15 +61,25 @@ pub(crate) struct Settings {
     pub(crate) row_bytes: usize,
 }
 
-/// The blocks a slice's rows are gathered from: per field, and the row of the slice's first
-/// row in them (0 for a decoded slice, the slice's start for a kept whole unit).
-type SliceBlocks = (Arc<Vec<Block>>, u32);
+/// A slice's blocks, the row of the slice's first row in them (0 for a decoded slice, the
+/// slice's start for a kept whole unit), and, under a filter that dropped some of its rows,
+/// the block row of each of the slice's rows ([`DROPPED`] for a row filtered out).
+struct SliceBlocks {
+    blocks: Arc<Vec<Block>>,
+    offset: u32,
+    kept: Option<Vec<u32>>,
+}
+
+/// A row the filter dropped, in [`SliceBlocks::kept`].
+const DROPPED: u32 = u32::MAX;
 
 /// Decoded blocks of one window: per slice (None when skipped), per field.
 struct WindowData {
     blocks: Vec<Option<Arc<Vec<Block>>>>,
     /// Per slice, the row of its first row in its blocks.
     offsets: Vec<u32>,
+    /// Per slice, the block row of each row where a filter dropped some (see [`SliceBlocks`]).
+    kept: Vec<Option<Vec<u32>>>,
     /// (slice, row) in emission order.
     order: Vec<(u32, u32)>,
     /// The window, and what its units are released through once its batches are gathered.
@@ -130,22 +141,67 @@ static EMPTY_BLOCK: Block = Block::Tensor(collate::TensorData::Bool(Vec::new()))
 /// for later epochs, when the loader reuses decoded data).
 fn slice_blocks(shared: &Shared, slice: UnitSlice) -> Result<SliceBlocks> {
     let Some(reuse) = shared.reuse.as_ref().filter(|r| r.active()) else {
-        return Ok((Arc::new(decode_slice(shared, slice, true)?), 0));
+        let (blocks, kept) = decode_slice(shared, slice, true)?;
+        return Ok(SliceBlocks {
+            blocks: Arc::new(blocks),
+            offset: 0,
+            kept,
+        });
     };
     let start = u32::try_from(slice.start)
         .map_err(|_| Error::invalid("unit", "a unit of more than 2^32 rows"))?;
     if let Some(kept) = reuse.get(slice.unit) {
         shared.stats.reused.fetch_add(1, Ordering::Relaxed);
-        return Ok((kept, start));
+        return Ok(SliceBlocks {
+            blocks: kept,
+            offset: start,
+            kept: None,
+        });
     }
-    let blocks = Arc::new(decode_slice(shared, slice, false)?);
+    // Loaders with a filter never keep units: every row of the whole unit is here.
+    let blocks = Arc::new(decode_slice(shared, slice, false)?.0);
     reuse.insert(slice.unit, &blocks);
-    Ok((blocks, start))
+    Ok(SliceBlocks {
+        blocks,
+        offset: start,
+        kept: None,
+    })
+}
+
+/// The rows of `batch` that `filter` keeps, and the position among them of each row
+/// (`DROPPED` for the others); no map when every row is kept.
+fn apply_filter(
+    filter: &crate::source::predicate::Predicate,
+    batch: RecordBatch,
+) -> Result<(RecordBatch, Option<Vec<u32>>)> {
+    let keep = filter.evaluate(&batch)?;
+    if keep.count_set_bits() == batch.num_rows() {
+        return Ok((batch, None));
+    }
+    let mut next = 0u32;
+    let map = keep
+        .iter()
+        .map(|k| {
+            if k {
+                next += 1;
+                next - 1
+            } else {
+                DROPPED
+            }
+        })
+        .collect();
+    let kept = arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep))
+        .map_err(|e| Error::invalid("filter", e.to_string()))?;
+    Ok((kept, Some(map)))
 }
 
 /// Decodes one slice of a unit (or, unless `only_slice`, the whole unit) and brings it through
 /// the per-sample stages into blocks.
-fn decode_slice(shared: &Shared, slice: UnitSlice, only_slice: bool) -> Result<Vec<Block>> {
+fn decode_slice(
+    shared: &Shared,
+    slice: UnitSlice,
+    only_slice: bool,
+) -> Result<(Vec<Block>, Option<Vec<u32>>)> {
     let chain = &shared.chain;
     let stats = &shared.stats;
     let location = || chain.location(slice.unit);
@@ -162,6 +218,15 @@ fn decode_slice(shared: &Shared, slice: UnitSlice, only_slice: bool) -> Result<V
         });
     LoaderStats::add(&stats.read_ns, start);
     let batch = batch?;
+    let (batch, kept) = match &chain.filter {
+        Some(filter) => apply_filter(filter, batch).map_err(|e| match e {
+            Error::InvalidArgument { name, message } => {
+                Error::invalid(name, format!("{}: {message}", chain.location(slice.unit)))
+            }
+            e => e,
+        })?,
+        None => (batch, None),
+    };
     let batch = if chain.samples.is_empty() {
         batch
     } else {
@@ -179,7 +244,7 @@ fn decode_slice(shared: &Shared, slice: UnitSlice, only_slice: bool) -> Result<V
     let start = Instant::now();
     let blocks = collate::to_blocks(&batch, &chain.fields, &location);
     LoaderStats::add(&stats.collate_unit_ns, start);
-    blocks
+    Ok((blocks?, kept))
 }
 
 /// Gathers one batch's columns from the blocks its picks name.
@@ -269,12 +334,14 @@ impl Producer {
         let n = job.window.slices.len();
         let mut blocks: Vec<Option<Arc<Vec<Block>>>> = (0..n).map(|_| None).collect();
         let mut offsets = vec![0u32; n];
+        let mut kept: Vec<Option<Vec<u32>>> = (0..n).map(|_| None).collect();
         for _ in 0..n {
             let (i, result) = job.rx.recv().map_err(|_| Error::Interrupted)?;
             match result {
-                Ok((b, offset)) => {
-                    blocks[i] = Some(b);
-                    offsets[i] = offset;
+                Ok(slice) => {
+                    blocks[i] = Some(slice.blocks);
+                    offsets[i] = slice.offset;
+                    kept[i] = slice.kept;
                 }
                 Err(Error::Interrupted) => return Err(Error::Interrupted),
                 Err(e) if self.shared.on_error == OnError::Skip => {
@@ -293,6 +360,7 @@ impl Producer {
         Ok(WindowData {
             blocks,
             offsets,
+            kept,
             order,
             window: job.window,
             shared: self.shared.clone(),
@@ -373,11 +441,23 @@ impl Producer {
             let mut picks: Vec<(u32, u32)> = Vec::with_capacity(self.batch_size);
             for &pick in &wd.order[seg.from..seg.to.min(wd.order.len())] {
                 pending.positions += 1;
-                if wd.blocks[pick.0 as usize].is_none() {
+                let slice = pick.0 as usize;
+                if wd.blocks[slice].is_none() {
                     pending.skipped_at.push(pending.rows as u32);
                     continue;
                 }
-                picks.push((pick.0, pick.1 + wd.offsets[pick.0 as usize]));
+                // A row the filter dropped counts as a consumed position, like a skipped one.
+                let row = match &wd.kept[slice] {
+                    Some(map) => match map[pick.1 as usize] {
+                        DROPPED => {
+                            pending.skipped_at.push(pending.rows as u32);
+                            continue;
+                        }
+                        row => row,
+                    },
+                    None => pick.1 + wd.offsets[slice],
+                };
+                picks.push((pick.0, row));
                 pending.rows += 1;
                 if pending.rows == self.batch_size {
                     pending

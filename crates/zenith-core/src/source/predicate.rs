@@ -5,6 +5,13 @@
 //! to the rows read.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, Scalar, StringArray,
+};
+use arrow_buffer::BooleanBuffer;
+use arrow_ord::cmp;
 
 use super::statistics::{ColumnStatistics, StatValue};
 use crate::error::{Error, Result};
@@ -172,6 +179,96 @@ impl Predicate {
     }
 }
 
+/// The rows of `column` that satisfy `term`, as pyarrow's filter expressions keep them: a null
+/// satisfies no comparison and no `in`, and does satisfy `not in` (`~isin`).
+fn term_mask(column: &ArrayRef, term: &Term) -> Result<BooleanBuffer> {
+    use arrow_schema::DataType as D;
+    let bad = |why: String| Error::invalid("filter", format!("{:?}: {why}", term.column));
+    let numeric = column.data_type().is_numeric();
+    let any_float = term.values.iter().any(|v| matches!(v, StatValue::Float(_)));
+    // Integers compared with integers as int64, numbers with a float among them as float64;
+    // anything else compares in the column's own type (a date column with "2024-01-31").
+    let target = match column.data_type() {
+        t if t.is_integer() && !any_float => D::Int64,
+        _ if numeric => D::Float64,
+        t => t.clone(),
+    };
+    let column = arrow_cast::cast(column, &target).map_err(|e| bad(e.to_string()))?;
+    let scalar = |v: &StatValue| -> Result<ArrayRef> {
+        let one: ArrayRef = match v {
+            StatValue::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
+            StatValue::Int(i) => Arc::new(Int64Array::from(vec![*i])),
+            StatValue::Float(f) => Arc::new(Float64Array::from(vec![*f])),
+            StatValue::Text(t) => Arc::new(StringArray::from(vec![t.as_str()])),
+        };
+        let cast = arrow_cast::cast_with_options(
+            &one,
+            &target,
+            &arrow_cast::CastOptions {
+                safe: false,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| bad(format!("cannot compare a {target} column with {v:?}: {e}")))?;
+        Ok(cast)
+    };
+    let compare = |v: &StatValue, op: Op| -> Result<BooleanBuffer> {
+        let right = scalar(v)?;
+        let right = Scalar::new(&right);
+        let out = match op {
+            Op::Eq | Op::In | Op::NotIn => cmp::eq(&column, &right),
+            Op::Ne => cmp::neq(&column, &right),
+            Op::Lt => cmp::lt(&column, &right),
+            Op::Le => cmp::lt_eq(&column, &right),
+            Op::Gt => cmp::gt(&column, &right),
+            Op::Ge => cmp::gt_eq(&column, &right),
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        // A null result (a null row) keeps nothing.
+        Ok(match out.nulls() {
+            Some(valid) => out.values() & valid.inner(),
+            None => out.values().clone(),
+        })
+    };
+    let rows = column.len();
+    match term.op {
+        Op::In | Op::NotIn => {
+            let mut any = BooleanBuffer::new_unset(rows);
+            for v in &term.values {
+                any = &any | &compare(v, Op::In)?;
+            }
+            Ok(if term.op == Op::In { any } else { !&any })
+        }
+        op => match term.values.first() {
+            Some(v) => compare(v, op),
+            None => Ok(BooleanBuffer::new_unset(rows)),
+        },
+    }
+}
+
+impl Predicate {
+    /// The rows of `batch` the filter keeps. Every column the predicate names must be a
+    /// top-level column of the batch.
+    pub fn evaluate(&self, batch: &RecordBatch) -> Result<BooleanBuffer> {
+        let rows = batch.num_rows();
+        let mut keep = BooleanBuffer::new_unset(rows);
+        for all in &self.any_of {
+            let mut conj = BooleanBuffer::new_set(rows);
+            for term in all {
+                let column = batch.column_by_name(&term.column).ok_or_else(|| {
+                    Error::invalid(
+                        "filter",
+                        format!("{:?} is not a column of the rows read", term.column),
+                    )
+                })?;
+                conj = &conj & &term_mask(column, term)?;
+            }
+            keep = &keep | &conj;
+        }
+        Ok(keep)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +281,62 @@ mod tests {
             null_count: Some(nulls),
             has_values: true,
         }
+    }
+
+    #[test]
+    fn rows_are_kept_as_pyarrow_keeps_them() {
+        use arrow_array::Float32Array;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "x",
+                Arc::new(Int64Array::from(vec![Some(1), Some(5), None, Some(9)])) as ArrayRef,
+            ),
+            (
+                "f",
+                Arc::new(Float32Array::from(vec![0.5, 1.5, 2.5, 3.5])) as ArrayRef,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let keep = |json: &str| -> Vec<bool> {
+            Predicate::from_json(json)
+                .unwrap()
+                .evaluate(&batch)
+                .unwrap()
+                .iter()
+                .collect()
+        };
+        assert_eq!(keep(r#"[[["x", ">=", 5]]]"#), [false, true, false, true]);
+        assert_eq!(
+            keep(r#"[[["x", "==", 5.5]]]"#),
+            [false, false, false, false]
+        );
+        assert_eq!(keep(r#"[[["x", "!=", 5]]]"#), [true, false, false, true]);
+        assert_eq!(
+            keep(r#"[[["x", "in", [1, 9]]]]"#),
+            [true, false, false, true]
+        );
+        assert_eq!(
+            keep(r#"[[["x", "not in", [1, 9]]]]"#),
+            [false, true, true, false]
+        );
+        assert_eq!(
+            keep(r#"[[["f", "<", 2]], [["s", "==", "d"]]]"#),
+            [true, true, false, true]
+        );
+        assert_eq!(
+            keep(r#"[[["f", ">", 1], ["s", "in", ["b", "c"]]]]"#),
+            [false, true, true, false]
+        );
+        let err = Predicate::from_json(r#"[[["s", ">", 3]], [["y", "==", 1]]]"#)
+            .unwrap()
+            .evaluate(&batch)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"y\" is not a column"), "{err}");
     }
 
     #[test]
