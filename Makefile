@@ -40,6 +40,13 @@ s3-server: $(S3S_FS) ## Install the S3-compatible test server (s3s-fs) into targ
 pytest: $(STAMP) $(S3S_FS) ## Run the Python test suite against the built extension
 	$(PY) -m pytest -q python/tests
 
+SOAK_TESTS := test_kill_resume.py test_jobs_reliability.py test_long_runs.py test_memory_bound.py \
+	test_concurrency.py
+
+soak: build $(S3S_FS) ## Longer kill, fault and leak runs than `test`: 10 kill seeds, 2,000 jobs, 1,000 epochs
+	ZENITH_SOAK_SEEDS=10 ZENITH_SOAK_JOBS=500 ZENITH_SOAK_EPOCHS=1000 \
+		$(PY) -m pytest -q --durations=0 $(addprefix python/tests/,$(SOAK_TESTS))
+
 stubtest: $(STAMP) ## Check the type stubs against the compiled module
 	$(PY) -m mypy.stubtest zenith._zenith --allowlist python/stubtest-allowlist.txt
 
@@ -78,4 +85,4 @@ fuzz: ## Fuzz each format reader and the job Validator for FUZZ_SECONDS (30) s e
 clean: ## Remove build outputs (keeps .venv)
 	cargo clean
 
-.PHONY: help venv nasm build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server fuzz
+.PHONY: help venv nasm build cargo-test pytest stubtest lint test run bench bench-jobs clean s3-server fuzz soak
