@@ -17,6 +17,10 @@ Reported: rows/s and MB/s of each, Zenith's bytes fetched per epoch against the 
 columns read, and the ratios. The data is seeded; the server is s3s-fs (``make s3-server``).
 
     python bench/s3_benchmark.py --rows 1000000 [--batch-size 64] [--runs 3] [--mosaic-runs 1]
+
+With ``--pin`` only the one-core-each comparison runs: the server pinned to CPU 1, the loader
+(one decode thread) and curl to CPU 0; a shuffled epoch from S3 against the same loader over
+the same files on local disk, and CPU-seconds per GB of Zenith, curl and the server.
 """
 
 from __future__ import annotations
@@ -198,6 +202,70 @@ def run_raw(endpoint: str, ranges: list[tuple[str, int, int]], parallel: int) ->
     return {"bytes": sum(e - s for _, s, e in ranges), "seconds": seconds}
 
 
+def pin_threads(pid: int, cpu: int) -> None:
+    """Pins every thread of process ``pid`` (``sched_setaffinity`` sets one thread) to ``cpu``;
+    threads started later inherit it."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), {cpu})
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_pinned(server: S3Server, opts: dict[str, str], parquet_dir: Path,
+               ranges: list[tuple[str, int, int]], batch_size: int, runs: int) -> dict:
+    """The server on CPU 1, this process (Zenith, one decode thread) and curl on CPU 0: a
+    shuffled epoch from S3 against the same loader's epoch over the same files on local disk,
+    and CPU-seconds per GB fetched of Zenith, of curl's raw ranged GETs of the same bytes, and
+    of the server serving each."""
+    pin_threads(server.process.pid, 1)
+    pin_threads(os.getpid(), 0)
+    gb = sum(e - s for _, s, e in ranges) / 1e9
+
+    def timed(fn: object, *a: object, **k: object) -> tuple[dict, float, float, float]:
+        server_cpu, me, kids = cpu_seconds(server.process.pid), os.times(), os.times()
+        out = fn(*a, **k)  # type: ignore[operator]
+        after = os.times()
+        return (out, after.user + after.system - me.user - me.system,
+                after.children_user + after.children_system - kids.children_user
+                - kids.children_system, cpu_seconds(server.process.pid) - server_cpu)
+
+    raw = [timed(run_raw, server.endpoint, ranges, 8) for _ in range(runs)]
+    remote, local = [], []
+    for seed in range(runs):  # interleaved, so both see the same machine
+        remote.append(timed(run_zenith_one_thread, opts, batch_size, seed))
+        local.append(timed(run_zenith_one_thread, None, batch_size, seed, str(parquet_dir)))
+    med = statistics.median
+    s3_s, local_s = med(r[0]["seconds"] for r in remote), med(r[0]["seconds"] for r in local)
+    fetched_gb = med(r[0]["fetched_bytes"] for r in remote) / 1e9
+    return {
+        "zenith_s3_s": s3_s, "zenith_local_s": local_s, "s3_vs_local": local_s / s3_s,
+        "zenith_first_batch_s": med(r[0]["first_batch_s"] for r in remote),
+        "raw_s": med(r[0]["seconds"] for r in raw),
+        "cpu_s_per_gb": {
+            "zenith_s3_epoch": med(r[1] for r in remote) / fetched_gb,
+            "zenith_local_epoch": med(r[1] for r in local) / fetched_gb,
+            "server_for_zenith": med(r[3] for r in remote) / fetched_gb,
+            "curl_raw_gets": med(r[2] for r in raw) / gb,
+            "server_for_raw_gets": med(r[3] for r in raw) / gb,
+        },
+        "fetched_gb": fetched_gb,
+    }
+
+
+def run_zenith_one_thread(opts: dict[str, str] | None, batch_size: int, seed: int,
+                          source: str = f"s3://{BUCKET}/parquet") -> dict[str, float]:
+    """:func:`run_zenith` with one decode thread (the loader's share of one core)."""
+    os.environ["ZENITH_NUM_WORKERS"] = "1"
+    try:
+        return run_zenith(opts, batch_size, seed, source=source)
+    finally:
+        del os.environ["ZENITH_NUM_WORKERS"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -209,6 +277,8 @@ def main() -> None:
                     help="raw GETs in flight, comma-separated; the fastest counts")
     ap.add_argument("--data", type=Path, default=REPO / "bench" / "data" / "s3root")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--pin", action="store_true",
+                    help="only the one-core-each run: the server on CPU 1, the loader on CPU 0")
     args = ap.parse_args()
 
     parquet_dir = generate(args.data, args.rows)
@@ -223,6 +293,13 @@ def main() -> None:
                            "AWS_REGION": REGION, "S3_ENDPOINT_URL": server.endpoint})
         results: dict[str, object] = {"rows": args.rows, "batch_size": args.batch_size,
                                       "column_bytes": column_bytes, "cpus": os.cpu_count()}
+        if args.pin:
+            results["pinned"] = run_pinned(server, opts, parquet_dir, ranges, args.batch_size,
+                                           args.runs)
+            print(json.dumps(results, indent=2))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2))
+            return
         raw_by: dict[int, list[dict[str, float]]] = {
             p: [run_raw(server.endpoint, ranges, p) for _ in range(args.runs)]
             for p in [int(x) for x in args.parallel.split(",")]
