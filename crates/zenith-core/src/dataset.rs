@@ -344,7 +344,13 @@ impl Dataset {
                 .unit_statistics(u.unit)
                 .is_none_or(|stats| predicate.may_match(&stats, u.rows))
         });
-        before - self.units.len()
+        let pruned = before - self.units.len();
+        tracing::debug!(
+            pruned,
+            kept = self.units.len(),
+            "units ruled out by the filter"
+        );
+        pruned
     }
 
     /// Decodes every unit in parallel on the global pool (a wider one for objects), in file

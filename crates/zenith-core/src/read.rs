@@ -59,12 +59,7 @@ pub fn read_many(specs: &[String], options: &ReadOptions) -> Result<(SchemaRef, 
     };
     let mut dataset = Dataset::open(specs, options.format, &decode)?;
     if let Some(predicate) = &options.prune {
-        let pruned = dataset.prune_units(predicate);
-        tracing::debug!(
-            pruned,
-            kept = dataset.units().len(),
-            "units ruled out by the filter"
-        );
+        dataset.prune_units(predicate);
     }
     let projection = dataset.projection(options.columns.as_deref())?;
     let progress = options.progress.clone().unwrap_or_default();

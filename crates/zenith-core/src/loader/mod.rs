@@ -207,12 +207,7 @@ impl DataLoader {
     pub fn from_dataset(mut dataset: Dataset, config: LoaderConfig) -> Result<DataLoader> {
         config.validate()?;
         if let Some(filter) = &config.filter {
-            let pruned = dataset.prune_units(filter);
-            tracing::debug!(
-                pruned,
-                kept = dataset.units().len(),
-                "units ruled out by the filter"
-            );
+            dataset.prune_units(filter);
         }
         let dataset = Arc::new(dataset);
         let pack = config.pack.clone().map(Arc::new);
