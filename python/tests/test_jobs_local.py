@@ -14,6 +14,7 @@ import pytest
 import zenith
 from conftest import interrupt_python
 from jobs_support import process_alive, python_argv, wait_until, zhome  # noqa: F401
+from zenith import _runner
 from zenith.jobs import ensure_runner, get, runner_pid
 
 # ------------------------------------------------------------------ job bodies (run in workers)
@@ -194,15 +195,17 @@ def test_runner_killed_and_restarted_mid_job(zhome: Path, tmp_path: Path, monkey
     monkeypatch.setenv("ZENITH_GPUS", "1")
     release = tmp_path / "release"
     func = zenith.submit(zenith.job(gpus=1)(wait_for_file), str(release), 42)
-    cmd = zenith.submit(python_argv(f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.02)"))
+    waiter = f"import os, sys, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.02)\nsys.exit(3)"
+    cmd = zenith.submit(python_argv(waiter))
+    killed = zenith.submit(python_argv(waiter))
     queued = zenith.submit(zenith.job(gpus=1)(add), 20, 22)
-    wait_until(lambda: zenith.status(func) == "RUNNING" and zenith.status(cmd) == "RUNNING", "two jobs to run")
+    wait_until(lambda: [zenith.status(i) for i in (func, cmd, killed)] == ["RUNNING"] * 3, "three jobs to run")
     first = runner_pid(zhome)
     assert first is not None
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: not process_alive(first), "the runner to die")
     # Jobs outlive their runner; the queued one waits.
-    assert [zenith.status(i) for i in (func, cmd, queued)] == ["RUNNING", "RUNNING", "QUEUED"]
+    assert [zenith.status(i) for i in (func, cmd, killed, queued)] == ["RUNNING"] * 3 + ["QUEUED"]
     assert process_alive(get(func).pid or -1)
 
     # A new runner adopts the function job while it still runs ...
@@ -211,17 +214,21 @@ def test_runner_killed_and_restarted_mid_job(zhome: Path, tmp_path: Path, monkey
     wait_until(lambda: ensure_runner(zhome) or runner_pid(zhome) not in (None, first), "a second runner")
     second = runner_pid(zhome)
     assert second is not None
-    # ... and loses the command job's exit status when that runner also dies before it ends.
+    # ... and that runner dies too before they end: the command job's process records its exit
+    # status itself; a job whose whole process group is killed meanwhile records none.
     os.kill(second, signal.SIGKILL)
     wait_until(lambda: not process_alive(second), "the second runner to die")
+    _runner.killpg(get(killed).pid or -1, signal.SIGKILL)
     release.touch()
-    wait_until(lambda: not process_alive(get(func).pid or -1), "the function job to end")
-    wait_until(lambda: not process_alive(get(cmd).pid or -1), "the command job to end")
+    for job in (func, cmd, killed):
+        wait_until(lambda: not process_alive(get(job).pid or -1), f"job {job} to end")  # noqa: B023
 
-    # wait() restarts the runner; it marks both orphans and runs the queued job.
+    # wait() restarts the runner; it marks the orphans from what they left and runs the queued job.
     assert zenith.result(func, timeout=60) == 42
     assert zenith.wait(cmd, timeout=60) == "FAILED"
-    info = get(cmd)
+    assert (get(cmd).exit_code, get(cmd).error) == (3, "exited with code 3")
+    assert zenith.wait(killed, timeout=60) == "FAILED"
+    info = get(killed)
     assert info.exit_code is None
     assert info.error == (
         f"the runner stopped while this job ran (pid {info.pid}); its exit status is unknown"

@@ -59,13 +59,10 @@ def test_runner_killed_during_a_burst_loses_no_job_and_runs_none_twice(
     assert set(listed) == set(ids)  # every accepted job is in the store, and nothing else
     ran = collections.Counter(int(f.name.split(".")[0]) for f in runs.iterdir())
     assert ran == collections.Counter(ids)  # each ran exactly once
-    # A job whose runner died while it ran, and that ended before the next runner adopted it,
-    # ran, but its exit status is lost: it fails saying so. Every other one succeeded.
-    for i, state in states.items():
-        if state != "SUCCEEDED":
-            assert state == "FAILED", (i, state)
-            assert "its exit status is unknown" in (listed[i].error or ""), listed[i].error
-    assert collections.Counter(states.values())["SUCCEEDED"] > len(ids) // 2
+    # Jobs whose runner died while they ran were adopted, or, ended before the next runner
+    # looked, marked from the exit status their process recorded: every one succeeded.
+    assert collections.Counter(states.values()) == {"SUCCEEDED": len(ids)}, [
+        (i, listed[i].error) for i, st in states.items() if st != "SUCCEEDED"][:5]
 
 
 def test_full_disk_under_the_logs_fails_the_job_not_the_runner(zhome: Path) -> None:  # noqa: F811

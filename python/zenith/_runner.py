@@ -8,12 +8,13 @@ spawns, reaps and kills.
 
 Crash safety: every state lives in SQLite, and a job's command runs at most once. The runner starts
 the job's process as a shell waiting at a start gate (a line on its standard input), records its
-pid, and only then opens the gate; the shell creates ``started`` in the job directory and ``exec``s
-the command. A runner killed before recording the pid or opening the gate leaves a process that
-exits without running anything (the gate reads end of input). When a runner starts it inspects the
-jobs still marked RUNNING: claims whose command never started go back to the queue; live processes
-are adopted and watched; dead ones are marked from the ``status.json`` their worker wrote, or as
-FAILED with "exit status unknown".
+pid, and only then opens the gate; the shell creates ``started`` in the job directory, runs the
+command and records its exit code in ``status.json``. A runner killed before recording the pid or
+opening the gate leaves a process that exits without running anything (the gate reads end of
+input). When a runner starts it inspects the jobs still marked RUNNING: claims whose command never
+started go back to the queue; live processes are adopted and watched; dead ones are marked from
+their ``status.json``, or as FAILED with "exit status unknown" when the job's process was killed
+before writing it.
 """
 
 from __future__ import annotations
@@ -139,10 +140,25 @@ def killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-# The start gate: the job's process is this shell until the runner has recorded its pid and
-# writes a line to its standard input; at end of input (the runner died first) it exits without
-# running anything. Then it creates ``started`` ($0) and becomes the command (exec).
-GATE = 'read -r go || exit 0; exec </dev/null; : >"$0"; exec "$@"'
+# The job's process is this shell ($0 is the job directory). At the start gate it waits until
+# the runner has recorded its pid and writes a line to its standard input; at end of input (the
+# runner died first) it exits without running anything. Then it creates ``started``, runs the
+# command, and records its exit code in ``status.json`` (negative for a signal, as the shell
+# reports one; unless a function's worker did) before exiting the same way, so that a runner
+# that died meanwhile leaves the outcome behind.
+GATE = """read -r go || exit 0
+exec </dev/null
+: >"$0/started"
+"$@"
+code=$?
+status=$code
+if [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then status=$((128 - code)); fi
+if [ ! -e "$0/status.json" ]; then
+  printf '{"exit_code": %d}\\n' "$status" >"$0/status.tmp" && mv -f "$0/status.tmp" "$0/status.json"
+fi
+if [ "$status" -lt 0 ]; then kill -"$((code - 128))" "$$"; fi
+exit "$code"
+"""
 
 
 def _check_runnable(argv0: str, env: dict[str, str], cwd: str) -> None:
@@ -210,7 +226,7 @@ class Runner:
     def _finish(self, run: Running, exit_code: int | None) -> None:
         info = run.info
         jobdir = _layout.job_dir(self.root, info.id)
-        if info.kind == "function" and exit_code is None:
+        if exit_code is None:
             exit_code = _layout.read_status(jobdir)
         if run.cancelled:
             self.store.transition(info.id, "CANCELLED", exit_code, "cancelled while running")
@@ -287,6 +303,7 @@ class Runner:
         try:
             jobdir.mkdir(parents=True, exist_ok=True)
             _layout.started_path(jobdir).unlink(missing_ok=True)
+            _layout.status_path(jobdir).unlink(missing_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
             logs = (
                 os.open(_layout.log_path(jobdir, "stdout"), flags, 0o600),
@@ -301,7 +318,7 @@ class Runner:
         try:
             _check_runnable(argv[0], env, info.cwd)
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", GATE, str(_layout.started_path(jobdir)), *argv],
+                ["/bin/sh", "-c", GATE, str(jobdir), *argv],
                 cwd=info.cwd,
                 env=env,
                 stdin=gate_r,
