@@ -128,13 +128,14 @@ def to_mds(parquet_dir: Path, out: Path, rows: int) -> None:
 
 def run_zenith(opts: dict[str, str] | None, batch_size: int, seed: int,
                source: str = f"s3://{BUCKET}/parquet",
-               cache_dir: Path | None = None) -> dict[str, float]:
+               cache_dir: Path | None = None, memory_budget: int | None = None) -> dict[str, float]:
     # Timed from the constructor (listing, footers) to the last batch, like Mosaic below.
     before = _zenith.storage_stats()
     start = time.perf_counter()
     loader = zenith.DataLoader(
         source, batch_size=batch_size, shuffle=True, seed=seed,
         columns={"x": FEATURES, "y": "label"}, storage_options=opts, cache_dir=cache_dir,
+        memory_budget=memory_budget,
     )
     rows, first = 0, None
     for batch in loader:
@@ -216,7 +217,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_pinned(server: S3Server, opts: dict[str, str], parquet_dir: Path,
-               ranges: list[tuple[str, int, int]], batch_size: int, runs: int) -> dict:
+               ranges: list[tuple[str, int, int]], batch_size: int, runs: int,
+               memory_budget: int | None = None) -> dict:
     """The server on CPU 1, this process (Zenith, one decode thread) and curl on CPU 0: a
     shuffled epoch from S3 against the same loader's epoch over the same files on local disk,
     and CPU-seconds per GB fetched of Zenith, of curl's raw ranged GETs of the same bytes, and
@@ -236,8 +238,10 @@ def run_pinned(server: S3Server, opts: dict[str, str], parquet_dir: Path,
     raw = [timed(run_raw, server.endpoint, ranges, 8) for _ in range(runs)]
     remote, local = [], []
     for seed in range(runs):  # interleaved, so both see the same machine
-        remote.append(timed(run_zenith_one_thread, opts, batch_size, seed))
-        local.append(timed(run_zenith_one_thread, None, batch_size, seed, str(parquet_dir)))
+        remote.append(timed(run_zenith_one_thread, opts, batch_size, seed,
+                            memory_budget=memory_budget))
+        local.append(timed(run_zenith_one_thread, None, batch_size, seed, str(parquet_dir),
+                           memory_budget=memory_budget))
     med = statistics.median
     s3_s, local_s = med(r[0]["seconds"] for r in remote), med(r[0]["seconds"] for r in local)
     fetched_gb = med(r[0]["fetched_bytes"] for r in remote) / 1e9
@@ -253,15 +257,17 @@ def run_pinned(server: S3Server, opts: dict[str, str], parquet_dir: Path,
             "server_for_raw_gets": med(r[3] for r in raw) / gb,
         },
         "fetched_gb": fetched_gb,
+        "memory_budget": memory_budget,
     }
 
 
 def run_zenith_one_thread(opts: dict[str, str] | None, batch_size: int, seed: int,
-                          source: str = f"s3://{BUCKET}/parquet") -> dict[str, float]:
+                          source: str = f"s3://{BUCKET}/parquet",
+                          memory_budget: int | None = None) -> dict[str, float]:
     """:func:`run_zenith` with one decode thread (the loader's share of one core)."""
     os.environ["ZENITH_NUM_WORKERS"] = "1"
     try:
-        return run_zenith(opts, batch_size, seed, source=source)
+        return run_zenith(opts, batch_size, seed, source=source, memory_budget=memory_budget)
     finally:
         del os.environ["ZENITH_NUM_WORKERS"]
 
@@ -279,6 +285,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--pin", action="store_true",
                     help="only the one-core-each run: the server on CPU 1, the loader on CPU 0")
+    ap.add_argument("--memory-budget", type=int,
+                    help="the loaders' memory_budget in the --pin run (default: the loader's)")
     args = ap.parse_args()
 
     parquet_dir = generate(args.data, args.rows)
@@ -295,7 +303,7 @@ def main() -> None:
                                       "column_bytes": column_bytes, "cpus": os.cpu_count()}
         if args.pin:
             results["pinned"] = run_pinned(server, opts, parquet_dir, ranges, args.batch_size,
-                                           args.runs)
+                                           args.runs, args.memory_budget)
             print(json.dumps(results, indent=2))
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2))
