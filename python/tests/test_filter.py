@@ -188,3 +188,7 @@ def test_dataloader_nulls_are_kept_as_pyarrow_keeps_them(tmp_path: Path) -> None
         dl = zenith.DataLoader(tmp_path / "n.parquet", batch_size=10, shuffle=False,
                                columns=["x"], filter=f, output="arrow")
         assert [v for b in dl for v in b["x"].to_pylist()] == want, f
+    dl = zenith.DataLoader(tmp_path / "n.parquet", batch_size=10, columns=["x"],
+                           filter=[("x", "!=", 5)])
+    assert sum(len(b["x"]) for b in dl) == 2
+    assert dl.stats()["filtered_rows"] == 3  # the null and the 5 (none pruned: one row group)

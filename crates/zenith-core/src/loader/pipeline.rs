@@ -8,7 +8,7 @@
 //! gathered a group at a time on the pool and sent in order.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -173,11 +173,14 @@ fn slice_blocks(shared: &Shared, slice: UnitSlice) -> Result<SliceBlocks> {
 fn apply_filter(
     filter: &crate::source::predicate::Predicate,
     batch: RecordBatch,
+    dropped: &AtomicU64,
 ) -> Result<(RecordBatch, Option<Vec<u32>>)> {
     let keep = filter.evaluate(&batch)?;
-    if keep.count_set_bits() == batch.num_rows() {
+    let kept = keep.count_set_bits();
+    if kept == batch.num_rows() {
         return Ok((batch, None));
     }
+    dropped.fetch_add((batch.num_rows() - kept) as u64, Ordering::Relaxed);
     let mut next = 0u32;
     let map = keep
         .iter()
@@ -219,7 +222,7 @@ fn decode_slice(
     LoaderStats::add(&stats.read_ns, start);
     let batch = batch?;
     let (batch, kept) = match &chain.filter {
-        Some(filter) => apply_filter(filter, batch).map_err(|e| match e {
+        Some(filter) => apply_filter(filter, batch, &stats.filtered_rows).map_err(|e| match e {
             Error::InvalidArgument { name, message } => {
                 Error::invalid(name, format!("{}: {message}", chain.location(slice.unit)))
             }

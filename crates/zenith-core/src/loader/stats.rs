@@ -32,6 +32,7 @@ pub struct LoaderStats {
     skipped_units: AtomicU64,
     skipped_rows: AtomicU64,
     skipped: Mutex<Vec<String>>,
+    pub(crate) filtered_rows: AtomicU64,
 }
 
 /// A snapshot of [`LoaderStats`].
@@ -74,6 +75,9 @@ pub struct StatsSnapshot {
     pub skipped_rows: u64,
     /// Where the skipped units were (first 100).
     pub skipped: Vec<String>,
+    /// Rows read and dropped by the loader's `filter` (the rows of row groups its statistics
+    /// ruled out are never read, and not counted here).
+    pub filtered_rows: u64,
     /// Wall seconds of iterations, from their start to the last batch handed over.
     pub iterate_s: f64,
     /// Decode threads of the last iteration.
@@ -133,6 +137,7 @@ impl LoaderStats {
             skipped_units: self.skipped_units.load(Ordering::Relaxed),
             skipped_rows: self.skipped_rows.load(Ordering::Relaxed),
             skipped: self.skipped.lock().map(|v| v.clone()).unwrap_or_default(),
+            filtered_rows: self.filtered_rows.load(Ordering::Relaxed),
             iterate_s: s(&self.iterate_ns),
             threads: self.threads.load(Ordering::Relaxed),
             bottleneck: None,
