@@ -128,6 +128,14 @@ def parse_runs(log: Path) -> list[tuple[int, list[list[int]], bool]]:
     return runs
 
 
+def log_lines(log: Path, kind: str) -> int:
+    """Lines of ``kind`` in the log so far."""
+    try:
+        return sum(1 for line in log.read_text().splitlines() if line.startswith(kind + " "))
+    except FileNotFoundError:
+        return 0
+
+
 def kill_until_done(source: str, options: dict, tmp: Path, seed: int) -> tuple[list[list[int]], int]:
     """Runs the loop, killing it at random points, until a run finishes; returns the batches
     as the runs delivered them up to each resume point, and the number of kills."""
@@ -140,8 +148,14 @@ def kill_until_done(source: str, options: dict, tmp: Path, seed: int) -> tuple[l
              str(EPOCHS), str(EVERY)],
             stderr=subprocess.PIPE, text=True,
         )
+        # The kill comes at a random point after the loop started (its "resume" line), so a
+        # slow interpreter start on a loaded machine does not eat every run.
+        deadline = time.monotonic() + 120
+        while (child.poll() is None and log_lines(log, "resume") <= kills
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
         try:
-            child.wait(timeout=rng.uniform(0.5, 1.5))
+            child.wait(timeout=rng.uniform(0.05, 1.0))
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGKILL)
             child.wait()
