@@ -380,8 +380,9 @@ class DataLoader:
         self._delivered = None
 
     def stats(self) -> dict[str, Any]:
-        """Rows, batches, bytes, seconds per stage (read, decode, shuffle, collate, wait) and
-        skipped units with their locations, summed over passes; ``iterate_s`` (wall seconds of
+        """Rows, batches, bytes, seconds per stage (read, decode, shuffle, collate, wait),
+        skipped units with their locations and the rows ``filter`` dropped
+        (``filtered_rows``), summed over passes; ``iterate_s`` (wall seconds of
         the passes) and ``bottleneck``: the stage that held batches back most (``"reading"``,
         ``"decoding"``, ``"collate"``, ``"packing"``, ``"handover"``, or ``"consumer"`` when
         batches were ready and the code between them set the pace), with
