@@ -84,6 +84,7 @@ CHILD = textwrap.dedent(
         total += int(ids.sum())
         biggest = max(biggest, sum(v.nbytes for v in b.values() if hasattr(v, "nbytes")))
     print(json.dumps({"rows": rows, "sum": total, "growth_mb": peak_mb() - base,
+                      "decode_threads": dl.stats()["threads"],
                       "file_growth_mb": file_mb() - base_file, "batch_bytes": biggest}))
     """
 )
@@ -168,7 +169,7 @@ def test_an_epoch_several_times_the_budget_stays_under_the_bound(
         epoch_mb, unit_bytes = n * row_bytes / 2**20, unit_rows * row_bytes
         prefetch = 2 * threads  # the loader's default
         window_rows = BUDGET // 2 / row_bytes
-        decoding = min(threads * (8 if name == "s3" else 1), -(-3 * window_rows // unit_rows) + 3)
+        decoding = min(r["decode_threads"], -(-3 * window_rows // unit_rows) + 3)
         bound_mb = (prefetch * r["batch_bytes"] + 3 * BUDGET // 2
                     + decoding * 2 * unit_bytes) / 2**20 + MARGIN_MB
         # The proof is only worth something when the epoch would not fit under the bound.

@@ -244,13 +244,13 @@ class Runner:
                 what = f"killed by signal {signal.Signals(-exit_code).name}"
             else:
                 what = f"exited with code {exit_code}"
+            full = _full_filesystem(jobdir)
+            if full:
+                what = f"{what}: {full}"
             detail = _layout.read_error(jobdir) if info.kind == "function" else ""
             if not detail:
                 detail = _tail(_layout.log_path(jobdir, "stderr"), STDERR_TAIL_LINES)
             error = f"{what}\n{detail}".rstrip()
-            full = _full_filesystem(jobdir)
-            if full:
-                error = f"{what}: {full}\n{detail}".rstrip()
             self.store.transition(info.id, "FAILED", exit_code, error)
         if info.kind == "function" and len(info.argv) == 2:
             Path(info.argv[1]).unlink(missing_ok=True)  # the payload is not needed any more

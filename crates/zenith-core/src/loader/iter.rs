@@ -152,7 +152,9 @@ impl BatchIterator {
             return Poll::Ready(Some(Err(Error::invalid(
                 "iterator",
                 format!(
-                    "this pass was started in process {} and this process ({}) was forked from                      it since; its threads do not exist here. Start a new pass in this process                      with iter(loader)",
+                    "this pass was started in process {} and this process ({}) was forked from \
+                     it since; its threads do not exist here. Start a new pass in this process \
+                     with iter(loader)",
                     self.pid,
                     std::process::id()
                 ),

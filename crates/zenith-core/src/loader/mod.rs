@@ -348,20 +348,17 @@ impl DataLoader {
     /// Resolves the columns through the per-sample stages and plans the collation.
     fn wire(dataset: Arc<Dataset>, config: &LoaderConfig) -> Result<Chain> {
         let stages = config.sample_stages.clone();
-        // The filter's columns are read too (and left out of the output unless asked for).
-        let filter_columns: Vec<String> = match &config.filter {
-            None => Vec::new(),
-            Some(filter) => {
-                let mut names: Vec<String> = Vec::new();
-                for c in filter.columns() {
-                    dataset.projection(Some(&[c.to_string()]))?;
-                    if !names.iter().any(|n| n == c) {
-                        names.push(c.to_string());
-                    }
-                }
-                names
-            }
-        };
+        // The filter's columns are read too (and left out of the output unless asked for);
+        // one the source lacks is an error naming it, whatever `columns` says.
+        let filter_columns: Vec<String> = config
+            .filter
+            .iter()
+            .flat_map(|f| f.columns())
+            .map(str::to_string)
+            .collect();
+        for c in &filter_columns {
+            dataset.projection(Some(std::slice::from_ref(c)))?;
+        }
         let (projection, fields) = match &config.columns {
             None => {
                 let projection = dataset.projection(None)?;
@@ -379,8 +376,8 @@ impl DataLoader {
                 let needed = stages
                     .iter()
                     .flat_map(|s| s.required_columns())
-                    .chain(filter_columns.iter().cloned());
-                for c in needed.collect::<Vec<_>>() {
+                    .chain(filter_columns);
+                for c in needed {
                     if !read.contains(&c) {
                         read.push(c);
                     }
