@@ -29,6 +29,15 @@ pub struct Store {
     pub(super) hub: Option<Arc<Hub>>,
 }
 
+impl Store {
+    /// Whether reads pin an object's ETag (sent as `If-Match`, checked on every answer). A
+    /// hub's files are not pinned: they are versioned by their blob ids, and their resolve path
+    /// redirects to storage with ETags of its own.
+    pub(super) fn pins_etags(&self) -> bool {
+        self.hub.is_none()
+    }
+}
+
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Store({})", self.url.bucket_url())

@@ -114,9 +114,8 @@ pub fn list_objects(spec: &str, options: &StorageOptions) -> Result<Vec<ObjectRe
 
 /// [`list_objects`] from the store itself.
 fn list_uncached(spec: &str, url: &ObjectUrl, store: &Arc<Store>) -> Result<Vec<ObjectRef>> {
-    // A hub's files are versioned by their blob ids; its resolve path's ETags are not sent
-    // back as If-Match (the hub redirects to storage that has its own).
     let is_hub = store.hub.is_some();
+    let pins = store.pins_etags();
     let make = |meta: object_store::ObjectMeta| ObjectRef {
         store: store.clone(),
         url: url.with_key(meta.location.as_ref()),
@@ -128,7 +127,7 @@ fn list_uncached(spec: &str, url: &ObjectUrl, store: &Arc<Store>) -> Result<Vec<
         },
         etag: Arc::new(
             meta.e_tag
-                .filter(|_| !is_hub)
+                .filter(|_| pins)
                 .map(OnceLock::from)
                 .unwrap_or_default(),
         ),

@@ -35,8 +35,7 @@ pub struct ObjectRef {
     /// web files), the one the first GET answered with; shared by the clones of this object.
     /// Later GETs send it as `If-Match` and check the ETag they are answered with, so an object
     /// replaced since fails instead of mixing two versions (a server that ignores `If-Match`
-    /// included). A hub's files are never pinned: their resolve path redirects to storage with
-    /// ETags of its own.
+    /// included); not for stores that do not pin ([`Store::pins_etags`]).
     pub(super) etag: Arc<OnceLock<String>>,
     /// What identifies this version of the object in the disk cache: the ETag, or the size
     /// and modification time when the store gives no ETag.
@@ -96,7 +95,7 @@ impl ObjectRef {
             .meta
             .e_tag
             .as_ref()
-            .filter(|_| self.store.hub.is_none())
+            .filter(|_| self.store.pins_etags())
         {
             let pinned = self.etag.get_or_init(|| tag.clone());
             if pinned != tag {
